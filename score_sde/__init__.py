@@ -1,0 +1,1 @@
+"""Score-based generative modeling through stochastic differential equations, in JAX."""

@@ -1,0 +1,45 @@
+"""Noise-level embeddings shared by the networks.
+
+positional: DDPM's sinusoidal embedding of the label (Vaswani et al. / Ho et al.);
+fourier: random Fourier features of log(label) (Tancik et al.; NCSN++ for continuous VE).
+"""
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def timestep_embedding(labels: jax.Array, dim: int, max_positions: int = 10000) -> jax.Array:
+  """[B] -> [B, dim]: concat(sin(l w_k), cos(l w_k)), w_k = max_positions^(-k / (dim/2 - 1))."""
+  assert labels.ndim == 1, labels.shape
+  half = dim // 2
+  freqs = jnp.exp(-math.log(max_positions) / (half - 1) * jnp.arange(half, dtype=jnp.float32))
+  args = labels.astype(jnp.float32)[:, None] * freqs[None, :]
+  emb = jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=1)
+  if dim % 2 == 1:
+    emb = jnp.pad(emb, [[0, 0], [0, 1]])
+  return emb
+
+
+class GaussianFourierProjection(nn.Module):
+  """[B] -> [B, 2 embedding_size]: concat(sin(2 pi x W), cos(2 pi x W)), W ~ N(0, scale^2) fixed."""
+  embedding_size: int = 256
+  scale: float = 1.0
+
+  @nn.compact
+  def __call__(self, x):
+    # W is stored as a parameter (for checkpoint compatibility) but never trained.
+    W = self.param("W", jax.nn.initializers.normal(stddev=self.scale), (self.embedding_size,))
+    W = jax.lax.stop_gradient(W)
+    proj = x[:, None] * W[None, :] * 2 * jnp.pi
+    return jnp.concatenate([jnp.sin(proj), jnp.cos(proj)], axis=-1)
+
+
+def embed_noise_label(labels: jax.Array, kind: str, dim: int, fourier_scale: float = 16.0):
+  """Embeds the noise label; 'fourier' embeds log(label) (label = sigma), 'positional' the label."""
+  if kind == "fourier":
+    return GaussianFourierProjection(embedding_size=dim // 2, scale=fourier_scale)(jnp.log(labels))
+  if kind == "positional":
+    return timestep_embedding(labels, dim)
+  raise ValueError(f"unknown embedding_type {kind!r}; choose from ['fourier', 'positional']")

@@ -1,0 +1,38 @@
+"""A time-conditioned MLP for low-dimensional (toy) data."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from score_sde.models.embeddings import embed_noise_label
+from score_sde.models.registry import register_model
+from score_sde.sde import bcast
+
+
+@register_model("mlp")
+class ScoreMLP(nn.Module):
+  """x: [B, D], noise_label: [B] -> [B, D].
+
+  h = Dense(x) + Dense(emb(label)), then `num_layers` residual blocks h += Dense(swish(Dense(h)))
+  each re-injecting the embedding; linear read-out. With scale_by_sigma the output is divided by
+  the label (VE: label = sigma), as NCSN++ does.
+  """
+  hidden: int = 256
+  num_layers: int = 3
+  embedding_type: str = "positional"
+  embedding_dim: int = 128
+  fourier_scale: float = 16.0
+  scale_by_sigma: bool = False
+
+  @nn.compact
+  def __call__(self, x, noise_label, train: bool = False):
+    emb = embed_noise_label(noise_label, self.embedding_type, self.embedding_dim, self.fourier_scale)
+    emb = nn.Dense(self.hidden)(nn.swish(nn.Dense(self.hidden)(emb)))
+    h = nn.Dense(self.hidden)(x) + emb
+    for _ in range(self.num_layers):
+      r = nn.Dense(self.hidden)(nn.swish(nn.LayerNorm()(h)))
+      r = r + nn.Dense(self.hidden)(emb)
+      h = h + nn.Dense(self.hidden)(nn.swish(r))
+    out = nn.Dense(x.shape[-1], kernel_init=jax.nn.initializers.zeros)(nn.swish(h))
+    if self.scale_by_sigma:
+      out = out / bcast(noise_label, out)
+    return out
