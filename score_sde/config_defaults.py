@@ -1,0 +1,91 @@
+"""Shared defaults. Every field the code reads exists here; experiment configs change only what differs.
+
+A config file's `get_config()` starts from `score_sde.config_defaults.get_default_config()`. Any field can be overridden from
+the command line, e.g. `--config.training.batch_size=64`.
+"""
+import ml_collections
+from ml_collections.config_dict import placeholder
+
+
+def get_default_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 42
+
+  config.data = data = ml_collections.ConfigDict()
+  data.name = "eight_gaussians"     # see score_sde.data.DATASETS
+  data.image_size = 8               # images: square side after resizing
+  data.num_channels = 1
+  data.centered = False             # images: scale to [-1, 1] instead of [0, 1]
+  data.uniform_dequantization = False
+  data.random_flip = False
+  data.data_dir = ""                # TFDS data_dir, or a path for celebahq / ffhq / image folders
+
+  config.sde = sde = ml_collections.ConfigDict()
+  sde.name = "vpsde"                # see score_sde.sde.SDES
+  sde.beta_min = 0.1
+  sde.beta_max = 20.0
+  sde.sigma_min = 0.01
+  sde.sigma_max = 50.0
+  sde.num_scales = 1000             # N, the number of discretisation steps
+
+  config.model = model = ml_collections.ConfigDict()
+  model.name = "mlp"                # see score_sde.models.MODELS; other fields are its hyperparameters
+  model.target = "auto"             # what the network predicts: auto | score | eps | x0 | v
+
+  config.training = training = ml_collections.ConfigDict()
+  training.batch_size = 256
+  training.n_iters = 2000
+  training.n_jitted_steps = 10      # train steps per device call (lax.scan)
+  training.log_freq = 100
+  training.snapshot_freq = 500      # checkpoint every this many steps
+  training.keep_checkpoints = 3
+  training.loss = "dsm"             # dsm (continuous) | smld | ddpm (discrete, paper's appendix)
+  training.reduce_mean = False      # mean (True) or sum (False) over data dimensions
+  training.likelihood_weighting = False
+  training.importance_sampling = False  # draw t with density ~ the weighting (variance reduction)
+  training.eps = 1e-5               # time cut-off: t ~ U(eps, T)
+  training.ema_rate = 0.999
+  training.compute_dtype = "float32"  # float32 | bfloat16 (parameters and optimizer stay float32)
+  training.micro_batch_size = placeholder(int)  # per-step gradient accumulation when set
+  training.sample_at_end = True     # write samples and a quality number when training ends
+
+  config.optim = optim = ml_collections.ConfigDict()
+  optim.optimizer = "adam"          # adam | adamw
+  optim.lr = 2e-4
+  optim.beta1 = 0.9
+  optim.beta2 = 0.999
+  optim.eps = 1e-8
+  optim.weight_decay = 0.0
+  optim.warmup = 100
+  optim.grad_clip = 1.0             # global-norm clipping; <= 0 disables
+
+  config.sampling = sampling = ml_collections.ConfigDict()
+  sampling.method = "pc"            # see score_sde.sampling
+  sampling.predictor = "euler_maruyama"
+  sampling.corrector = "none"
+  sampling.snr = 0.16
+  sampling.n_steps_each = 1
+  sampling.noise_removal = True
+  sampling.probability_flow = False
+  sampling.num_steps = placeholder(int)  # default: sde.num_scales
+  sampling.eps = 1e-3               # sampling stops at t = eps
+  sampling.num_samples = 1024
+  sampling.batch_size = 1024
+  sampling.ode_method = "tsit5"
+  sampling.rtol = 1e-5
+  sampling.atol = 1e-5
+
+  config.eval = evaluate = ml_collections.ConfigDict()
+  evaluate.checkpoint = placeholder(int)  # step to evaluate; default: latest
+  evaluate.enable_sampling = True
+  evaluate.enable_bpd = False
+  evaluate.bpd_dataset = "test"     # train | test
+  evaluate.batch_size = 256
+  evaluate.rtol = 1e-5
+  evaluate.atol = 1e-5
+  evaluate.ode_method = "tsit5"
+  evaluate.divergence = "hutchinson_rademacher"
+  evaluate.num_dequant = 1          # dequantization draws averaged per data point
+
+  config.distributed = placeholder(bool)  # True: call jax.distributed.initialize() (multi-host)
+  return config
