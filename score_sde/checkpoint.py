@@ -1,0 +1,70 @@
+"""Checkpoints with orbax: periodic and preemption snapshots in `workdir/checkpoints`, keep the last k.
+
+orbax writes each step to a temporary directory and renames it when complete, so a crash or a
+SIGKILL mid-save leaves the previous checkpoint intact. The run's model and data settings are kept
+beside the checkpoints (`run.json`) so that restarting with an incompatible config fails with a
+clear message instead of an opaque shape error.
+"""
+import json
+import os
+from typing import Any, Optional
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class IncompatibleCheckpointError(ValueError):
+  pass
+
+
+class Checkpointer:
+  """Save / restore a TrainState pytree under `workdir/checkpoints/<step>`."""
+
+  def __init__(self, workdir: str, max_to_keep: int = 3):
+    self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    self.manager = ocp.CheckpointManager(
+        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+
+  def latest_step(self) -> Optional[int]:
+    return self.manager.latest_step()
+
+  def all_steps(self):
+    return list(self.manager.all_steps())
+
+  def save(self, step: int, state: Any) -> None:
+    self.manager.save(step, args=ocp.args.StandardSave(state), force=True)
+
+  def restore(self, abstract_state: Any, step: Optional[int] = None) -> Any:
+    """Restores `step` (default latest) into the structure, shapes and shardings of `abstract_state`."""
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    try:
+      return self.manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+    except (ValueError, KeyError, TypeError) as e:
+      raise IncompatibleCheckpointError(
+          f"checkpoint {step} in {self.directory} does not fit this model: {str(e).splitlines()[0]}") from None
+
+  def wait(self) -> None:
+    self.manager.wait_until_finished()
+
+  def close(self) -> None:
+    self.manager.close()
+
+
+def check_run_record(workdir: str, record: dict) -> None:
+  """Writes `workdir/run.json` on the first run; on later runs fails if the model or data differ."""
+  path = os.path.join(workdir, "run.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    diff = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
+    if diff:
+      details = "; ".join(f"{k}: checkpoint has {old.get(k)!r}, config has {record.get(k)!r}" for k in diff)
+      raise IncompatibleCheckpointError(
+          f"workdir {workdir} holds a checkpoint of an incompatible model ({details}); use a new --workdir")
+    return
+  if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+    with open(path, "w") as f:
+      json.dump(record, f, indent=1, sort_keys=True)

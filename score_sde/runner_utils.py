@@ -1,0 +1,161 @@
+"""Config -> typed pieces, for the runners (train, sample, evaluate). The ConfigDict stops here."""
+import dataclasses
+from typing import Any, Callable, Tuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from score_sde import losses, models, sde as sde_lib
+from score_sde.data import DATASETS, DataSpec, get_dataset
+from score_sde.models import utils as mutils
+from score_sde.registry import lookup
+from score_sde.train_step import OPTIMIZERS, TrainState, init_state, make_optimizer
+
+NON_NETWORK_KEYS = ("name", "target")
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+# The config fields each SDE takes.
+_SDE_ARGS = {
+    "vpsde": lambda c: dict(beta_min=c.beta_min, beta_max=c.beta_max, N=c.num_scales),
+    "subvpsde": lambda c: dict(beta_min=c.beta_min, beta_max=c.beta_max, N=c.num_scales),
+    "vesde": lambda c: dict(sigma_min=c.sigma_min, sigma_max=c.sigma_max, N=c.num_scales),
+    "cosine": lambda c: dict(N=c.num_scales),
+}
+
+
+def build_sde(config) -> sde_lib.LinearSDE:
+  args = lookup(_SDE_ARGS, config.sde.name, "SDE")(config.sde)
+  return sde_lib.get_sde(config.sde.name, **args)
+
+
+def build_network(config):
+  kwargs = {k: v for k, v in config.model.items() if k not in NON_NETWORK_KEYS}
+  return models.build_model(config.model.name, kwargs)
+
+
+def data_spec(config) -> DataSpec:
+  return DataSpec.from_config(config.data)
+
+
+def example_shape(config) -> Tuple[int, ...]:
+  return tuple(get_dataset(data_spec(config), "train").shape)
+
+
+def _type_check(config: ml_collections.ConfigDict, default: ml_collections.ConfigDict, prefix=""):
+  """Every field must exist in the defaults and have the default's type (ints pass as floats)."""
+  for key, value in config.items():
+    name = f"{prefix}{key}"
+    if key not in default:
+      continue  # experiment-specific fields (network hyperparameters) are checked by their owner
+    ref = default[key]
+    if isinstance(ref, ml_collections.ConfigDict):
+      if not isinstance(value, ml_collections.ConfigDict):
+        raise TypeError(f"config.{name} must be a section, got {type(value).__name__}")
+      _type_check(value, ref, name + ".")
+    elif ref is not None and value is not None:
+      ok = isinstance(value, type(ref)) or (isinstance(ref, float) and isinstance(value, int))
+      if isinstance(ref, int) and not isinstance(ref, bool) and isinstance(value, bool):
+        ok = False
+      if not ok:
+        raise TypeError(f"config.{name} must be {type(ref).__name__}, got {value!r} ({type(value).__name__})")
+
+
+def validate_config(config, num_devices: int) -> None:
+  """Fails fast, before any compute, on unknown names, wrong types and impossible sizes."""
+  from score_sde.config_defaults import get_default_config
+  _type_check(config, get_default_config())
+  lookup(sde_lib.SDES, config.sde.name, "SDE")
+  models.get_model_class(config.model.name)
+  lookup(DATASETS, config.data.name, "dataset")
+  lookup(OPTIMIZERS, config.optim.optimizer, "optimizer")
+  losses.get_loss(config.training.loss)
+  sde = build_sde(config)
+  mutils.resolve_target(sde, config.model.target)
+  lookup(DTYPES, config.training.compute_dtype, "compute dtype")
+  build_network(config)
+  tr = config.training
+  if tr.batch_size <= 0 or tr.batch_size % num_devices:
+    raise ValueError(f"training.batch_size={tr.batch_size} is not divisible by the {num_devices} devices")
+  if tr.micro_batch_size is not None:
+    if tr.batch_size % tr.micro_batch_size or tr.micro_batch_size % num_devices:
+      raise ValueError(f"training.micro_batch_size={tr.micro_batch_size} must divide batch_size="
+                       f"{tr.batch_size} and be divisible by the {num_devices} devices")
+  if tr.n_jitted_steps <= 0 or tr.snapshot_freq % tr.n_jitted_steps or tr.log_freq % tr.n_jitted_steps:
+    raise ValueError(f"training.snapshot_freq ({tr.snapshot_freq}) and log_freq ({tr.log_freq}) must be "
+                     f"multiples of n_jitted_steps ({tr.n_jitted_steps})")
+  if tr.loss != "dsm" and config.model.target not in ("auto", mutils.default_target(sde)):
+    raise ValueError(f"the discrete {tr.loss} loss trains the SDE's default target "
+                     f"{mutils.default_target(sde)!r}, not {config.model.target!r}")
+
+
+def make_apply_fn(network, compute_dtype=jnp.float32) -> Callable:
+  """apply(params, x, label, train, dropout_key) in `compute_dtype` with float32 output."""
+  def apply(params, x, label, train=False, dropout_key=None):
+    if compute_dtype != jnp.float32:
+      params = jax.tree.map(lambda p: p.astype(compute_dtype), params)
+      x = x.astype(compute_dtype)
+    rngs = {"dropout": dropout_key} if dropout_key is not None else {}
+    return network.apply({"params": params}, x, label, train=train, rngs=rngs).astype(jnp.float32)
+  return apply
+
+
+def make_loss_fn(config, network, sde):
+  """loss_fn(key, params, x0) -> (loss, per-sample losses) for the configured objective."""
+  tr = config.training
+  target = mutils.resolve_target(sde, config.model.target)
+  apply = make_apply_fn(network, DTYPES[tr.compute_dtype])
+  time_sampler = None
+  if tr.loss == "dsm":
+    density = (losses.importance_density_for(sde, target, tr.likelihood_weighting)
+               if tr.importance_sampling else None)
+    time_sampler = losses.make_time_sampler(sde, tr.eps, density)
+  loss = losses.get_loss(tr.loss)
+
+  def loss_fn(key, params, x0):
+    k_loss, k_drop = jax.random.split(key)
+    pred_fn = lambda x, t: apply(params, x, mutils.noise_label(sde, t), True, k_drop)
+    return loss(k_loss, pred_fn, x0, sde, target=target, reduce_mean=tr.reduce_mean,
+                likelihood_weighting=tr.likelihood_weighting, time_sampler=time_sampler, eps=tr.eps)
+  return loss_fn
+
+
+def init_params(config, network, key, shape):
+  x = jnp.zeros((1,) + tuple(shape), jnp.float32)
+  return network.init({"params": key, "dropout": key}, x, jnp.ones((1,)), train=False)["params"]
+
+
+def optimizer_from_config(config):
+  o = config.optim
+  return make_optimizer(o.optimizer, lr=o.lr, beta1=o.beta1, beta2=o.beta2, eps=o.eps,
+                        weight_decay=o.weight_decay, warmup=o.warmup, grad_clip=o.grad_clip)
+
+
+def abstract_state(config, network, shape) -> TrainState:
+  """The TrainState's structure and shapes, without allocating it."""
+  opt = optimizer_from_config(config)
+  return jax.eval_shape(lambda k: init_state(init_params(config, network, k, shape), opt),
+                        jax.random.key(0))
+
+
+def run_record(config, shape) -> dict:
+  """What must match between a checkpoint and the config that resumes it."""
+  return {"model": config.model.to_dict(), "data_shape": list(shape), "sde": config.sde.name}
+
+
+def load_score_fn(config, workdir: str, step=None):
+  """(score_fn(x, t), sde, example shape, step) from the EMA parameters of a workdir's checkpoint."""
+  from score_sde.checkpoint import Checkpointer, check_run_record
+  sde = build_sde(config)
+  network = build_network(config)
+  shape = example_shape(config)
+  check_run_record(workdir, run_record(config, shape))
+  ckpt = Checkpointer(workdir)
+  step = ckpt.latest_step() if step is None else step
+  if step is None:
+    raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first")
+  state = ckpt.restore(abstract_state(config, network, shape), step)
+  apply = make_apply_fn(network, DTYPES[config.training.compute_dtype])
+  ema = state.ema_params
+  score_fn = mutils.score_fn_from_model(lambda x, label: apply(ema, x, label), sde, config.model.target)
+  return score_fn, sde, shape, step
