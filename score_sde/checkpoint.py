@@ -43,7 +43,7 @@ class Checkpointer:
       return self.manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
     except (ValueError, KeyError, TypeError) as e:
       raise IncompatibleCheckpointError(
-          f"checkpoint {step} in {self.directory} does not fit this model: {str(e).splitlines()[0]}") from None
+          f"checkpoint {step} in {self.directory} does not fit this model and optimizer: {str(e).splitlines()[0]}") from None
 
   def wait(self) -> None:
     self.manager.wait_until_finished()

@@ -159,3 +159,12 @@ def load_score_fn(config, workdir: str, step=None):
   ema = state.ema_params
   score_fn = mutils.score_fn_from_model(lambda x, label: apply(ema, x, label), sde, config.model.target)
   return score_fn, sde, shape, step
+
+
+def load_config(path: str):
+  """`get_config()` of a config file given by path (as --config does), for scripts and notebooks."""
+  import importlib.util
+  spec = importlib.util.spec_from_file_location("_score_sde_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()

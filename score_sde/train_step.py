@@ -47,7 +47,9 @@ def make_optimizer(name: str = "adam", lr: float = 2e-4, beta1: float = 0.9, bet
 
 
 def init_state(params: Any, optimizer: optax.GradientTransformation) -> TrainState:
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params, ema_params=params,
+  # The EMA starts as a copy: params and ema_params must be distinct buffers to be donated.
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    ema_params=jax.tree.map(jnp.array, params),
                     opt_state=optimizer.init(params))
 
 
@@ -77,7 +79,7 @@ def make_train_steps(loss_fn: Callable, optimizer: optax.GradientTransformation,
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     ema = optax.incremental_update(params, state.ema_params, step_size=1.0 - ema_rate)
-    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads)}
+    metrics = {"loss": loss, "grad_norm": optax.tree_utils.tree_norm(grads)}
     return TrainState(state.step + 1, params, ema, opt_state), metrics
 
   def train_steps(state, batches, key):

@@ -1,0 +1,224 @@
+"""Training: sharded = single-device, kill-and-resume = uninterrupted, and clear errors on bad input."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from score_sde import runner_utils as ru
+from score_sde.checkpoint import Checkpointer, IncompatibleCheckpointError
+from score_sde.config_defaults import get_default_config
+from score_sde.train import train
+from score_sde.train_step import data_mesh, init_state, jit_train_steps, make_train_steps, shard_batches
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(**training):
+  c = get_default_config()
+  c.data.name = "two_moons"
+  c.model.name = "mlp"
+  c.model.hidden = 32
+  c.model.num_layers = 1
+  c.model.embedding_dim = 16
+  c.training.batch_size = 32
+  c.training.n_iters = 40
+  c.training.n_jitted_steps = 5
+  c.training.log_freq = 20
+  c.training.snapshot_freq = 20
+  c.training.sample_at_end = False
+  for k, v in training.items():
+    setattr(c.training, k, v)
+  return c
+
+
+def _params_after(devices, config, calls=3):
+  sde, net = ru.build_sde(config), ru.build_network(config)
+  opt = ru.optimizer_from_config(config)
+  mesh = data_mesh(devices)
+  step = jit_train_steps(make_train_steps(ru.make_loss_fn(config, net, sde), opt, ema_rate=0.9), mesh)
+  state = init_state(ru.init_params(config, net, jax.random.key(0), (2,)), opt)
+  rng = np.random.default_rng(0)
+  for _ in range(calls):
+    batches = rng.standard_normal((2, 32, 2)).astype(np.float32)
+    state, metrics = step(state, shard_batches(batches, mesh), jax.random.key(1))
+  return jax.device_get(state.params), jax.device_get(state.ema_params)
+
+
+def test_eight_devices_equal_one():
+  """Data parallel over 8 (forced host) devices gives the single-device parameters."""
+  assert jax.device_count() == 8
+  config = tiny_config()
+  one = _params_after(jax.devices()[:1], config)
+  eight = _params_after(jax.devices(), config)
+  for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(eight)):
+    np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+
+
+def test_gradient_accumulation_matches_full_batch():
+  """Averaging the gradients of 4 micro-batches equals the full-batch gradient (same loss samples)."""
+  config = tiny_config()
+  sde, net = ru.build_sde(config), ru.build_network(config)
+  params = ru.init_params(config, net, jax.random.key(0), (2,))
+  # A deterministic loss isolates the accumulation arithmetic from the per-micro-batch noise keys.
+  loss_fn = lambda k, p, x: (jnp.mean(jnp.sum((net.apply({"params": p}, x, jnp.full(x.shape[:1], 5.0)) - x) ** 2, 1)), None)
+  opt = ru.optimizer_from_config(config)
+  x = np.random.default_rng(0).standard_normal((1, 32, 2)).astype(np.float32)
+  outs = []
+  for micro in (1, 4):
+    steps = jax.jit(make_train_steps(loss_fn, opt, ema_rate=0.9, micro_batches=micro))
+    state, _ = steps(init_state(params, opt), x, jax.random.key(0))
+    outs.append(state.params)
+  for a, b in zip(jax.tree.leaves(outs[0]), jax.tree.leaves(outs[1])):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_training_reduces_loss_and_checkpoints(tmp_path):
+  config = tiny_config(n_iters=200, log_freq=200, snapshot_freq=100)
+  config.optim.lr = 3e-3
+  first = train(config, str(tmp_path))
+  assert Checkpointer(str(tmp_path)).all_steps() == [100, 200]
+  lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+  assert len(lines) == 1 and '"step": 200' in lines[0]
+  assert os.listdir(tmp_path / "tb")
+  # The loss at step 200 is below the loss of the initial (zero-output) network on fresh data.
+  sde, net = ru.build_sde(config), ru.build_network(config)
+  loss_fn = ru.make_loss_fn(config, net, sde)
+  x = np.random.default_rng(5).standard_normal((512, 2)).astype(np.float32) * 0 + next(
+      __import__("score_sde.data", fromlist=["x"]).get_dataset(ru.data_spec(config)).batches(512, 0, 9))
+  init = float(loss_fn(jax.random.key(0), ru.init_params(config, net, jax.random.key(0), (2,)), x)[0])
+  state = Checkpointer(str(tmp_path)).restore(ru.abstract_state(config, net, (2,)))
+  trained = float(loss_fn(jax.random.key(0), state.params, x)[0])
+  assert trained < 0.8 * init
+
+
+def _cli(workdir, *flags):
+  cmd = [sys.executable, "-m", "score_sde.main", "--config", os.path.join(REPO, "configs/toy/vp_eight_gaussians.py"),
+         "--workdir", str(workdir), "--config.training.sample_at_end=False", "--config.model.hidden=32",
+         "--config.model.num_layers=1", "--config.training.batch_size=64", "--config.training.n_jitted_steps=10",
+         "--config.training.log_freq=100", *flags]
+  env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu")
+  return cmd, env
+
+
+def _final_params(workdir, hidden=32):
+  c = ru.load_config(os.path.join(REPO, "configs/toy/vp_eight_gaussians.py"))
+  c.model.hidden, c.model.num_layers = hidden, 1
+  state = Checkpointer(str(workdir)).restore(ru.abstract_state(c, ru.build_network(c), (2,)))
+  return jax.device_get(state)
+
+
+def test_sigkill_and_resume_equals_uninterrupted(tmp_path):
+  """A run killed with SIGKILL and restarted reaches the uninterrupted run's parameters."""
+  n = "--config.training.n_iters=3000"
+  cmd, env = _cli(tmp_path / "full", n, "--config.training.snapshot_freq=3000")
+  subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=REPO)
+
+  cmd, env = _cli(tmp_path / "killed", n, "--config.training.snapshot_freq=100")
+  proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+  ckdir = tmp_path / "killed" / "checkpoints"
+  deadline = time.time() + 120
+  while time.time() < deadline and proc.poll() is None:
+    if ckdir.exists() and any(p.name.isdigit() and int(p.name) >= 300 for p in ckdir.iterdir()):
+      break
+    time.sleep(0.05)
+  assert proc.poll() is None, "training finished before it could be killed; make the run longer"
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  killed_at = Checkpointer(str(tmp_path / "killed")).latest_step()
+  assert killed_at is not None and killed_at < 3000
+  out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, cwd=REPO)
+  assert f"resumed from step {killed_at}" in out.stdout
+
+  a, b = _final_params(tmp_path / "full"), _final_params(tmp_path / "killed")
+  assert int(a.step) == int(b.step) == 3000
+  for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-7)
+
+
+def test_sigterm_saves_and_exits(tmp_path):
+  """Preemption (SIGTERM) writes a checkpoint at the current step and exits cleanly."""
+  cmd, env = _cli(tmp_path, "--config.training.n_iters=1000000", "--config.training.snapshot_freq=100000")
+  proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+  time.sleep(1.0)
+  deadline = time.time() + 60
+  while time.time() < deadline and not (tmp_path / "run.json").exists():
+    time.sleep(0.1)
+  time.sleep(3.0)
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=60)
+  assert proc.returncode == 0
+  step = Checkpointer(str(tmp_path)).latest_step()
+  assert step is not None and step > 0 and f"saved checkpoint at step {step}" in out
+
+
+# --- bad input --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("section,field,value,kind", [
+    ("sde", "name", "vp", "SDE"), ("model", "name", "unet", "model"),
+    ("data", "name", "mnist", "dataset"), ("optim", "optimizer", "sgd", "optimizer"),
+    ("training", "loss", "l1", "loss"), ("training", "compute_dtype", "fp8", "compute dtype"),
+])
+def test_unknown_names_fail_before_compute(section, field, value, kind, tmp_path):
+  config = tiny_config()
+  setattr(getattr(config, section), field, value)
+  with pytest.raises(ValueError, match=rf"unknown {kind} '{value}'; choose from \["):
+    train(config, str(tmp_path))
+  assert not (tmp_path / "checkpoints").exists()
+
+
+def test_batch_not_divisible_by_devices(tmp_path):
+  with pytest.raises(ValueError, match="batch_size=36 is not divisible by the 8 devices"):
+    train(tiny_config(batch_size=36), str(tmp_path))
+
+
+def test_wrong_type_fields():
+  """Wrong types fail at assignment (ConfigDict), or in validation when a section was replaced."""
+  import ml_collections
+  config = tiny_config()
+  with pytest.raises(TypeError):
+    config.training.batch_size = "big"
+  fields = config.training.to_dict()
+  fields["batch_size"] = "32"
+  config.training = ml_collections.ConfigDict(fields)
+  with pytest.raises(TypeError, match=r"config.training.batch_size must be int, got '32' \(str\)"):
+    ru.validate_config(config, 1)
+
+
+def test_unknown_network_hyperparameter():
+  config = tiny_config()
+  config.model.widht = 3
+  with pytest.raises(ValueError, match=r"model 'mlp' has no hyperparameters \['widht'\]"):
+    ru.validate_config(config, 1)
+
+
+def test_cli_wrong_type_is_one_line(tmp_path):
+  cmd, env = _cli(tmp_path, "--config.training.batch_size=abc")
+  out = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO)
+  assert out.returncode != 0
+  assert "batch_size" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_incompatible_checkpoint(tmp_path):
+  train(tiny_config(), str(tmp_path))
+  config = tiny_config(n_iters=60)
+  config.model.hidden = 64
+  with pytest.raises(IncompatibleCheckpointError, match="incompatible model.*hidden"):
+    train(config, str(tmp_path))
+
+
+def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path):
+  train(tiny_config(n_iters=20), str(tmp_path))
+  ck = tmp_path / "checkpoints"
+  snapshot = {p: p.read_bytes() for p in ck.rglob("*") if p.is_file()}
+  config = tiny_config(n_iters=100)
+  config.optim.lr = 1e30
+  with pytest.raises(FloatingPointError, match=r"at step \d+; training stopped, the last good checkpoint \(step 20\)"):
+    train(config, str(tmp_path))
+  assert Checkpointer(str(tmp_path)).all_steps() == [20]
+  assert {p: p.read_bytes() for p in ck.rglob("*") if p.is_file()} == snapshot
