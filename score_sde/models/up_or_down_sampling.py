@@ -9,8 +9,10 @@ Step 1 is the lhs dilation of `lax.conv_general_dilated`, step 4 its window stri
 operation is one depthwise convolution; no custom kernel is needed.
 
 With the filter k normalised to sum 1, `upsample_2d` (gain factor^2) and `downsample_2d` keep a
-constant image constant; the fused `upsample_conv_2d` / `conv_downsample_2d` equal
-`conv_same(upsample_2d(x), w)` / `downsample_2d(conv_same(x, w))` but pad only once.
+constant image constant. The fused `upsample_conv_2d` / `conv_downsample_2d` pad only once:
+they equal `conv_same(upsample_2d(x), w)` / `downsample_2d(conv_same(x, w))` computed on the
+zero-extended plane (x padded with zeros far enough, the result cropped back), which differs
+from the bounded composition only at the border, where the latter crops its intermediate.
 """
 from typing import Any, Callable, Optional, Sequence, Tuple
 
@@ -29,7 +31,7 @@ def setup_kernel(k: Sequence) -> np.ndarray:
     k = np.outer(k, k)
   if k.ndim != 2 or k.shape[0] != k.shape[1]:
     raise ValueError(f"FIR filter must be 1-D or square 2-D, got shape {k.shape}")
-  return (k / k.sum()).astype(np.float32)
+  return k / k.sum()
 
 
 def upfirdn2d(x: jax.Array, k, up: int = 1, down: int = 1, pad: Tuple[int, int] = (0, 0)) -> jax.Array:
@@ -37,7 +39,7 @@ def upfirdn2d(x: jax.Array, k, up: int = 1, down: int = 1, pad: Tuple[int, int] 
 
   x: [N, H, W, C] -> [N, (H up + p0 + p1 - kh) // down + 1, (same for W), C].
   """
-  k = np.asarray(k, dtype=np.float32)
+  k = np.asarray(k, dtype=np.float64)
   kh, kw = k.shape
   c = x.shape[-1]
   # A convolution is a correlation with the flipped filter; one filter copy per channel.
@@ -67,7 +69,7 @@ def downsample_2d(x: jax.Array, k: Optional[Sequence] = None, factor: int = 2, g
 
 def upsample_conv_2d(x: jax.Array, w: jax.Array, k: Optional[Sequence] = None, factor: int = 2,
                      gain: float = 1.0) -> jax.Array:
-  """Fused upsample_2d followed by a 'SAME' convolution with w [kc, kc, Cin, Cout].
+  """Fused upsample_2d then 'SAME' convolution with w [kc, kc, Cin, Cout] (on the zero-extended plane).
 
   x: [N, H, W, Cin] -> [N, H f, W f, Cout]. The strided transposed convolution (zero insertion,
   full padding, correlation with w) comes first, then one FIR pass with the padding that makes
@@ -86,7 +88,7 @@ def upsample_conv_2d(x: jax.Array, w: jax.Array, k: Optional[Sequence] = None, f
 
 def conv_downsample_2d(x: jax.Array, w: jax.Array, k: Optional[Sequence] = None, factor: int = 2,
                        gain: float = 1.0) -> jax.Array:
-  """Fused 'SAME' convolution with w [kc, kc, Cin, Cout] followed by downsample_2d.
+  """Fused 'SAME' convolution with w [kc, kc, Cin, Cout] then downsample_2d (on the zero-extended plane).
 
   x: [N, H, W, Cin] -> [N, H / f, W / f, Cout]: one FIR pass with the combined padding, then the
   convolution strided by f.
