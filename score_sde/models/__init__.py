@@ -2,3 +2,4 @@
 from score_sde.models.registry import MODELS, build_model, get_model_class, register_model
 from score_sde.models import mlp, small_unet  # noqa: F401  (registration)
 from score_sde.models import ddpm, ncsnpp  # noqa: F401  (registration)
+from score_sde.models import ncsn, ncsnv2  # noqa: F401  (registration)

@@ -1,0 +1,266 @@
+"""NCSN (v1) and NCSNv2 RefineNets.
+
+- Parameter counts equal a count derived by hand from the 2021 release's layer definitions
+  (`_reference_count` below walks the release's blocks: a k x k conv a -> b has k^2 a b (+ b)
+  parameters, an InstanceNorm++ over c channels 3c, a conditional one 3cL; the RefineNet
+  convolutions have no biases, the MSF ones do), for the CIFAR-10 configs and the 128 / 256 layouts.
+- Output shape = input shape for every layout; centered=False is x -> 2x - 1.
+- NCSNv2's noise conditioning is exactly s(x, sigma) = net(x) / sigma; NCSN's is piecewise
+  constant over the nearest level of the geometric sigma grid and changes between levels.
+- The norms: InstanceNorm++ standardizes each channel; the conditional one is the plain one with
+  the parameters of row i of its table.
+"""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from score_sde.models import build_model
+from score_sde.models import normalization as norms
+from score_sde.models.ncsn import sigma_grid, sigma_to_level
+from score_sde.models.refinenet_layers import ARCHITECTURES, ResidualBlock, architecture_for
+
+
+def _n_params(tree):
+  return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(tree))
+
+
+def _abstract_params(model, size, channels=3):
+  x, label = jnp.zeros((1, size, size, channels)), jnp.ones((1,))
+  return jax.eval_shape(lambda: model.init(jax.random.key(0), x, label))["params"]
+
+
+def _reference_count(nf, channels, arch, num_classes=None):
+  """Parameters of the release's NCSNv2 (num_classes None) or NCSN (conditional norms, L levels)."""
+  cond = num_classes is not None
+
+  def conv(k, a, b, bias=True):
+    return k * k * a * b + (b if bias else 0)
+
+  def norm(c):
+    return 3 * c * (num_classes if cond else 1)
+
+  def refine_norm(c):
+    return norm(c) if cond else 0  # NCSNv2's RefineNet blocks have no norms
+
+  def resblock(c_in, c_out, down, dil):
+    p = norm(c_in)
+    if down:
+      p += conv(3, c_in, c_in) + norm(c_in)
+      p += conv(3, c_in, c_out) + (conv(3, c_in, c_out) if dil > 1 else conv(1, c_in, c_out))
+    else:
+      if c_in != c_out:
+        p += conv(3 if dil > 1 else 1, c_in, c_out)
+      p += conv(3, c_in, c_out) + norm(c_out) + conv(3, c_out, c_out)
+    return p
+
+  def rcu(f, n_blocks):
+    return n_blocks * 2 * (conv(3, f, f, bias=False) + refine_norm(f))
+
+  def refine(cs, f, start, end):
+    p = sum(rcu(c, 2) for c in cs)
+    if not start:
+      p += sum(conv(3, c, f) + refine_norm(c) for c in cs)  # MSF
+    p += 2 * (conv(3, f, f, bias=False) + refine_norm(f))  # CRP
+    return p + rcu(f, 3 if end else 1)
+
+  levels, outs = ARCHITECTURES[arch]["levels"], ARCHITECTURES[arch]["refine"]
+  total, c = conv(3, channels, nf), nf
+  widths = []
+  for i, (mult, dil) in enumerate(levels):
+    total += resblock(c, mult * nf, i > 0, dil) + resblock(mult * nf, mult * nf, False, dil)
+    c = mult * nf
+    widths.append(c)
+  prev = None
+  for j, (w, mult) in enumerate(zip(reversed(widths), outs)):
+    cs = [w] if prev is None else [w, prev]
+    total += refine(cs, mult * nf, j == 0, j == len(widths) - 1)
+    prev = mult * nf
+  return total + norm(nf) + conv(3, nf, channels)
+
+
+# The release's layouts, transcribed from its models/ncsnv2.py (NCSNv2, NCSNv2_128, NCSNv2_256).
+def test_layouts_are_the_releases():
+  assert ARCHITECTURES["small"] == dict(levels=((1, 1), (2, 1), (2, 2), (2, 4)), refine=(2, 2, 2, 1))
+  assert ARCHITECTURES["128"] == dict(levels=((1, 1), (2, 1), (2, 1), (4, 2), (4, 4)),
+                                      refine=(4, 2, 2, 1, 1))
+  assert ARCHITECTURES["256"] == dict(levels=((1, 1), (2, 1), (2, 1), (2, 1), (4, 2), (4, 4)),
+                                      refine=(4, 2, 2, 2, 1, 1))
+  assert [architecture_for(s) for s in (28, 32, 64, 95, 96, 128, 129, 256)] == \
+      ["small"] * 4 + ["128"] * 2 + ["256"] * 2
+  with pytest.raises(ValueError, match="256"):
+    architecture_for(512)
+
+
+@pytest.mark.parametrize("name,kwargs,size,expected", [
+    # configs/ve/ncsnv2/cifar10.py (and celeba.py at 64 x 64: same layout, same count).
+    ("ncsnv2", dict(nf=128), 32, 33_970_563),
+    ("ncsnv2", dict(nf=128), 64, 33_970_563),
+    # configs/ve/ncsn/cifar10.py: L = 10 conditional InstanceNorm++ tables.
+    ("ncsn", dict(nf=128, num_scales=10), 32, 34_428_675),
+    # configs/ve/ncsnv2/bedroom.py (128 x 128) and the 256 layout at nf = 128.
+    ("ncsnv2", dict(nf=128), 128, 83_445_379),
+    ("ncsnv2", dict(nf=128), 256, 94_132_611),
+])
+def test_parameter_count_matches_the_release(name, kwargs, size, expected):
+  model = build_model(name, kwargs)
+  arch = architecture_for(size)
+  derived = _reference_count(128, 3, arch, kwargs.get("num_scales") if name == "ncsn" else None)
+  assert derived == expected
+  assert _n_params(_abstract_params(model, size)) == expected
+
+
+@pytest.mark.parametrize("nf,channels,num_scales", [(8, 1, 3), (4, 3, 7)])
+def test_tiny_parameter_counts_match_the_formula(nf, channels, num_scales):
+  for arch, size in (("small", 8), ("128", 96), ("256", 160)):
+    v2 = _abstract_params(build_model("ncsnv2", dict(nf=nf)), size, channels)
+    assert _n_params(v2) == _reference_count(nf, channels, arch)
+    v1 = _abstract_params(build_model("ncsn", dict(nf=nf, num_scales=num_scales)), size, channels)
+    assert _n_params(v1) == _reference_count(nf, channels, arch, num_scales)
+
+
+@pytest.mark.parametrize("size", [8, 96, 160])
+def test_output_shape_equals_input_shape(size):
+  """One layout each: 'small' (8), '128' (96), '256' (160); tiny widths."""
+  x = jax.random.uniform(jax.random.key(0), (2, size, size, 3))
+  label = jnp.array([0.5, 2.0])
+  for name in ("ncsnv2", "ncsn"):
+    model = build_model(name, dict(nf=4))
+    params = model.init(jax.random.key(1), x, label)
+    out = model.apply(params, x, label)
+    assert out.shape == x.shape and out.dtype == jnp.float32
+    assert bool(jnp.all(jnp.isfinite(out)))
+
+
+def _tiny(name, **kw):
+  model = build_model(name, dict(nf=8, **kw))
+  x = jax.random.uniform(jax.random.key(0), (3, 8, 8, 2))
+  params = model.init(jax.random.key(1), x, jnp.ones((3,)))
+  return model, params, x
+
+
+def test_ncsnv2_output_is_network_over_sigma():
+  model, params, x = _tiny("ncsnv2")
+  sigmas = jnp.array([0.01, 1.0, 50.0])
+  out = model.apply(params, x, sigmas)
+  out_one = model.apply(params, x, jnp.ones((3,)))
+  np.testing.assert_allclose(out * sigmas[:, None, None, None], out_one, rtol=1e-5, atol=1e-6)
+  assert float(jnp.max(jnp.abs(out[0] - out_one[0]))) > 1.0  # the label changes the output
+  # Without the division the label is unused.
+  plain = build_model("ncsnv2", dict(nf=8, scale_by_sigma=False))
+  np.testing.assert_array_equal(plain.apply(params, x, sigmas), out_one)
+
+
+def test_sigma_to_level_is_the_nearest_grid_level():
+  grid = sigma_grid(0.01, 1.0, 10)
+  np.testing.assert_allclose(grid[0], 1.0, rtol=1e-6)
+  np.testing.assert_allclose(grid[-1], 0.01, rtol=1e-6)
+  np.testing.assert_array_equal(sigma_to_level(grid, 0.01, 1.0, 10), np.arange(10))
+  # Geometric midpoints (in log sigma) just above / below, and out-of-range sigmas.
+  mid = jnp.sqrt(grid[3] * grid[4])
+  assert int(sigma_to_level(mid * 1.001, 0.01, 1.0, 10)) == 3
+  assert int(sigma_to_level(mid / 1.001, 0.01, 1.0, 10)) == 4
+  np.testing.assert_array_equal(sigma_to_level(jnp.array([50.0, 1e-4]), 0.01, 1.0, 10), [0, 9])
+  # Brute force: the index minimises |log sigma - log sigma_i|.
+  s = jnp.exp(jax.random.uniform(jax.random.key(0), (500,), minval=np.log(0.005), maxval=np.log(2.0)))
+  brute = jnp.argmin(jnp.abs(jnp.log(s)[:, None] - jnp.log(grid)[None, :]), axis=1)
+  np.testing.assert_array_equal(sigma_to_level(s, 0.01, 1.0, 10), brute)
+
+
+def _perturb(params, key):
+  """Moves every parameter off its initialisation (the condnorm tables start nearly equal)."""
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(key, len(leaves))
+  return jax.tree.unflatten(tree, [p + 0.1 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
+
+
+def test_ncsn_is_conditioned_on_the_level():
+  model, params, x = _tiny("ncsn", num_scales=10)
+  params = _perturb(params, jax.random.key(2))
+  grid = sigma_grid(0.01, 1.0, 10)
+  same = jnp.array([grid[4]] * 3)
+  near = same * 1.05  # still level 4
+  other = jnp.array([grid[6]] * 3)
+  out = model.apply(params, x, same)
+  np.testing.assert_array_equal(model.apply(params, x, near), out)
+  assert float(jnp.max(jnp.abs(model.apply(params, x, other) - out))) > 1e-2
+  # Per-example conditioning: example b only sees its own label.
+  mixed = jnp.array([grid[4], grid[6], grid[4]])
+  out_mixed = model.apply(params, x, mixed)
+  np.testing.assert_allclose(out_mixed[0], out[0], rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(out_mixed[2], out[2], rtol=1e-5, atol=1e-5)
+  # scale_by_sigma divides by the grid sigma of the level, not by the label itself.
+  scaled = build_model("ncsn", dict(nf=8, num_scales=10, scale_by_sigma=True))
+  np.testing.assert_allclose(scaled.apply(params, x, near) * grid[4], out, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["ncsnv2", "ncsn"])
+def test_uncentered_input_is_mapped_to_minus_one_one(name):
+  model, params, x = _tiny(name)
+  centered = build_model(name, dict(nf=8, centered=True))
+  label = jnp.array([0.1, 0.3, 0.9])
+  np.testing.assert_allclose(model.apply(params, x, label), centered.apply(params, 2 * x - 1, label),
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_instance_norm_plus_standardizes_each_channel():
+  x = 3.0 + 2.0 * jax.random.normal(jax.random.key(0), (2, 6, 6, 5))
+  layer = norms.InstanceNorm2dPlus()
+  params = layer.init(jax.random.key(1), x)
+  zeroed = {"params": {"alpha": jnp.zeros(5), "gamma": jnp.ones(5), "beta": jnp.zeros(5)}}
+  h = layer.apply(zeroed, x)
+  np.testing.assert_allclose(h.mean(axis=(1, 2)), 0.0, atol=1e-5)
+  np.testing.assert_allclose(h.var(axis=(1, 2)), 1.0, rtol=1e-3)  # eps = 1e-5 against var ~ 4
+  # alpha puts back the standardized channel means: mean_hw(h)_c = alpha_c (mu_c - m) / sqrt(v + eps).
+  mu = x.mean(axis=(1, 2))
+  expect = (mu - mu.mean(-1, keepdims=True)) / jnp.sqrt(mu.var(-1, keepdims=True) + 1e-5)
+  with_alpha = layer.apply(params, x)
+  p = params["params"]
+  np.testing.assert_allclose(with_alpha.mean(axis=(1, 2)), p["gamma"] * p["alpha"] * expect + p["beta"],
+                             rtol=1e-4, atol=1e-5)
+
+
+def test_conditional_norm_uses_row_y_of_its_table():
+  x = jax.random.normal(jax.random.key(0), (3, 4, 4, 6))
+  y = jnp.array([2, 0, 2])
+  cond = norms.ConditionalInstanceNorm2dPlus(num_classes=4)
+  table = jax.random.normal(jax.random.key(1), (4, 18))
+  out = cond.apply({"params": {"embedding": table}}, x, y)
+  plain = norms.InstanceNorm2dPlus()
+  for b in range(3):
+    row = table[y[b]]
+    p = {"params": {"gamma": row[:6], "alpha": row[6:12], "beta": row[12:]}}
+    np.testing.assert_allclose(out[b], plain.apply(p, x[b:b + 1])[0], rtol=1e-5, atol=1e-5)
+  # Initialisation: gamma, alpha ~ N(1, 0.02), beta = 0.
+  init = cond.init(jax.random.key(2), x, y)["params"]["embedding"]
+  assert init.shape == (4, 18)
+  np.testing.assert_array_equal(init[:, 12:], 0.0)
+  assert abs(float(init[:, :12].mean()) - 1.0) < 0.02  # 48 draws of sd 0.02: 5 sigma = 0.015
+
+
+def test_residual_block_downsamples_only_without_dilation():
+  x = jnp.ones((1, 8, 8, 4))
+  norm = norms.InstanceNorm2dPlus
+  for dilation, size in ((1, 4), (2, 8)):
+    block = ResidualBlock(6, norm, resample="down", dilation=dilation)
+    out = jax.eval_shape(lambda: block.init_with_output(jax.random.key(0), x)[0])
+    assert out.shape == (1, size, size, 6)
+
+
+def test_bad_hyperparameters_fail_with_the_valid_names():
+  x = jnp.zeros((1, 8, 8, 1))
+  with pytest.raises(ValueError, match="InstanceNorm"):
+    build_model("ncsnv2", dict(normalization="LayerNorm")).init(jax.random.key(0), x, jnp.ones((1,)))
+  with pytest.raises(ValueError, match="InstanceNorm\\+\\+"):
+    build_model("ncsn", dict(normalization="GroupNorm")).init(jax.random.key(0), x, jnp.ones((1,)))
+  with pytest.raises(ValueError, match="nearest_neighbor"):
+    build_model("ncsnv2", dict(interpolation="cubic")).init(jax.random.key(0), x, jnp.ones((1,)))
+
+
+@pytest.mark.parametrize("normalization", sorted(norms.NORMALIZATIONS))
+def test_every_unconditional_norm_builds(normalization):
+  model, params, x = _tiny("ncsnv2", normalization=normalization)
+  out = model.apply(params, x, jnp.ones((3,)))
+  assert out.shape == x.shape and bool(jnp.all(jnp.isfinite(out)))
