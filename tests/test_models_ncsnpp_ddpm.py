@@ -1,0 +1,241 @@
+"""NCSN++ / DDPM++ / DDPM networks.
+
+- The paper presets have exactly the reference implementation's parameter counts (counted from
+  `jax.eval_shape(model.init)`, so no memory is used).
+- Tiny networks (nf 16 / 32, 8 x 8 inputs) in many knob combinations: output shape = input
+  shape; the output depends on the noise label (time conditioning), and does not when
+  conditional=False; scale_by_sigma divides by the label exactly; centered=False is x -> 2x - 1;
+  remat changes neither the parameter tree nor the values and gradients; bfloat16 compute stays
+  close to float32.
+
+The tiny networks get random parameters of O(1) effect (see `_random_params`): the DDPM init makes
+every residual branch start at ~1e-5 x its input, which would hide the label's effect. One test
+runs the real initialiser and checks exactly that property.
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from score_sde.models import build_model
+from score_sde.models.presets import PRESETS, REFERENCE_PARAM_COUNTS, build_preset
+
+
+def _n_params(tree):
+  return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(tree))
+
+
+def _abstract_init(model, size, channels):
+  x = jnp.zeros((1, size, size, channels))
+  label = jnp.ones((1,))
+  return jax.eval_shape(lambda: model.init({"params": jax.random.key(0)}, x, label, train=False))
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_parameter_count_matches_reference(name):
+  preset = PRESETS[name]
+  variables = _abstract_init(build_preset(name), preset["image_size"], preset["num_channels"])
+  assert set(variables) == {"params"}
+  assert _n_params(variables["params"]) == REFERENCE_PARAM_COUNTS[name]
+  assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(variables))
+
+
+def test_preset_counts_cover_every_paper_network():
+  """The counts the paper's configs give (DDPM 35.2M, DDPM++ 61.8M, NCSN++ 62.7M / 62.8M, ...)."""
+  assert REFERENCE_PARAM_COUNTS["cifar10_ddpm"] == 35_218_947
+  assert REFERENCE_PARAM_COUNTS["cifar10_ddpmpp_continuous"] == 61_804_419
+  assert REFERENCE_PARAM_COUNTS["cifar10_ncsnpp_continuous"] == 62_758_915
+  # The Fourier embedding stores nf = 128 frequencies and doubles the first Dense's input.
+  assert (REFERENCE_PARAM_COUNTS["cifar10_ncsnpp_continuous"]
+          - REFERENCE_PARAM_COUNTS["cifar10_ncsnpp_continuous_vp"]) == 128 + 128 * 512
+
+
+def test_remat_and_dtype_do_not_change_the_parameter_tree():
+  base = _abstract_init(build_preset("cifar10_ncsnpp_continuous"), 32, 3)
+  other = _abstract_init(build_preset("cifar10_ncsnpp_continuous", remat=True, dtype=jnp.bfloat16), 32, 3)
+  assert jax.tree.structure(base) == jax.tree.structure(other)
+  assert jax.tree.map(lambda a, b: a.shape == b.shape and a.dtype == b.dtype, base, other)
+
+
+# Tiny networks -------------------------------------------------------------------------------
+
+_TINY_NCSNPP = dict(nf=16, ch_mult=(1, 2, 2), num_res_blocks=1, attn_resolutions=(4,), dropout=0.1,
+                    init_scale=0.0)
+
+NCSNPP_VARIANTS = {
+    "ncsnpp_vp": dict(resblock_type="biggan", fir=True, progressive="none", progressive_input="residual",
+                      embedding_type="positional"),
+    "ddpmpp": dict(resblock_type="biggan", fir=False, progressive="none", progressive_input="none",
+                   embedding_type="positional"),
+    "ncsnpp_ve_skip_cat": dict(resblock_type="biggan", fir=True, progressive="output_skip",
+                               progressive_input="input_skip", progressive_combine="cat",
+                               embedding_type="fourier", scale_by_sigma=True, centered=False),
+    "ddpm_blocks_residual": dict(resblock_type="ddpm", fir=True, progressive="residual",
+                                 progressive_input="residual", embedding_type="fourier", skip_rescale=False),
+    "ddpm_blocks_nofir_skip": dict(resblock_type="ddpm", fir=False, resamp_with_conv=False,
+                                   progressive="output_skip", progressive_input="input_skip",
+                                   progressive_combine="sum", embedding_type="positional"),
+}
+
+
+def _tiny(kind, **overrides):
+  if kind == "ddpm":
+    return build_model("ddpm", dict(dict(nf=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,),
+                                         dropout=0.1), **overrides))
+  return build_model("ncsnpp", dict(_TINY_NCSNPP, **NCSNPP_VARIANTS[kind]) | overrides)
+
+
+def _inputs(batch=2, size=8, channels=3):
+  x = jax.random.normal(jax.random.key(1), (batch, size, size, channels))
+  return x, jnp.linspace(0.5, 5.0, batch)
+
+
+def _random_params(model, x, label, seed=0):
+  """Random parameters of the right shapes, drawn with numpy (compiling the real initialiser
+  takes longer than every other test here): kernels N(0, 1/fan_in), GroupNorm scales 1 + N(0, 0.1^2),
+  biases N(0, 0.1^2), Fourier frequencies N(0, 1). Unlike the DDPM initialisation, every residual
+  branch then contributes at O(1), so the conditioning tests see the label's effect."""
+  shapes = jax.eval_shape(lambda: model.init({"params": jax.random.key(0)}, x, label))["params"]
+  rng = np.random.default_rng(seed)
+
+  def draw(path, leaf):
+    names = [getattr(k, "key", str(k)) for k in path]
+    z = rng.normal(size=leaf.shape).astype(np.float32)
+    if any("GaussianFourierProjection" in n for n in names):
+      return jnp.asarray(z)
+    if leaf.ndim >= 2:
+      return jnp.asarray(z / np.sqrt(np.prod(leaf.shape[:-1])))
+    return jnp.asarray(1.0 + 0.1 * z if names[-1] == "scale" else 0.1 * z)
+
+  return jax.tree_util.tree_map_with_path(draw, shapes)
+
+
+def _apply(model):
+  """Jitted (params, x, label, train=False, dropout_key=None) -> output."""
+  def f(params, x, label, train=False, dropout_key=None):
+    rngs = None if dropout_key is None else {"dropout": dropout_key}
+    return model.apply({"params": params}, x, label, train=train, rngs=rngs)
+  return jax.jit(f, static_argnames="train")
+
+
+ALL_KINDS = sorted(NCSNPP_VARIANTS) + ["ddpm"]
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_shape_and_time_conditioning(kind):
+  model = _tiny(kind)
+  x, label = _inputs()
+  params = _random_params(model, x, label)
+  apply = _apply(model)
+  out = apply(params, x, label)
+  assert out.shape == x.shape and out.dtype == x.dtype
+  assert bool(jnp.all(jnp.isfinite(out)))
+  # Same image, another noise level: the output changes by an O(1) fraction.
+  out2 = apply(params, x, label * 1.7)
+  rel = float(jnp.abs(out2 - out).max() / jnp.abs(out).max())
+  assert rel > 1e-2, rel
+  # Deterministic without dropout.
+  np.testing.assert_array_equal(np.asarray(apply(params, x, label)), np.asarray(out))
+
+
+@pytest.mark.parametrize("kind", ["ncsnpp_vp", "ddpm"])
+def test_unconditional_network_ignores_the_label(kind):
+  model = _tiny(kind, conditional=False)
+  x, label = _inputs()
+  params = _random_params(model, x, label)
+  apply = _apply(model)
+  out = apply(params, x, label)
+  np.testing.assert_array_equal(np.asarray(apply(params, x, 3.0 * label)), np.asarray(out))
+
+
+@pytest.mark.parametrize("kind", ["ncsnpp_vp", "ddpm"])
+def test_scale_by_sigma_divides_by_the_label(kind):
+  """s(x, sigma) = net(x) / sigma: with conditional=False, net(x) does not depend on sigma."""
+  model = _tiny(kind, conditional=False, scale_by_sigma=True)
+  x, label = _inputs()
+  params = _random_params(model, x, label)
+  apply = _apply(model)
+  a, b = apply(params, x, label), apply(params, x, 4.0 * label)
+  np.testing.assert_allclose(np.asarray(b), np.asarray(a) / 4.0, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("kind", ["ncsnpp_vp", "ddpm"])
+def test_uncentered_network_maps_x_to_2x_minus_1(kind):
+  x, label = _inputs()
+  centered = _tiny(kind, centered=True)
+  params = _random_params(centered, x, label)
+  got = _apply(_tiny(kind, centered=False))(params, (x + 1) / 2, label)
+  want = _apply(centered)(params, x, label)
+  np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4 * float(jnp.abs(want).max()))
+
+
+@pytest.mark.parametrize("kind", ["ncsnpp_vp", "ddpm"])
+def test_dropout_is_active_only_in_training(kind):
+  model = _tiny(kind)
+  x, label = _inputs()
+  params = _random_params(model, x, label)
+  apply = _apply(model)
+  run = lambda seed: apply(params, x, label, train=True, dropout_key=jax.random.key(seed))
+  assert float(jnp.abs(run(0) - run(1)).max()) > 0
+  np.testing.assert_array_equal(np.asarray(run(0)), np.asarray(run(0)))
+
+
+@pytest.mark.parametrize("kind", ["ncsnpp_ve_skip_cat", "ddpm"])
+def test_remat_gives_the_same_values_and_gradients(kind):
+  x, label = _inputs()
+  small = dict(ch_mult=(1, 2)) if kind != "ddpm" else {}
+  plain, remat = _tiny(kind, dropout=0.0, **small), _tiny(kind, dropout=0.0, remat=True, **small)
+  params = _random_params(plain, x, label)
+  assert jax.tree.structure(_random_params(remat, x, label)) == jax.tree.structure(params)
+
+  def loss(model, p):
+    return jnp.mean(model.apply({"params": p}, x, label, train=True) ** 2)
+
+  (l1, g1), (l2, g2) = (jax.jit(jax.value_and_grad(lambda p, m=m: loss(m, p)))(params) for m in (plain, remat))
+  np.testing.assert_allclose(float(l1), float(l2), rtol=1e-5)
+  # Recomputation reorders float32 sums: gradients agree to ~1e-6 of the largest gradient entry
+  # (entries that cancel mathematically, e.g. conv biases feeding a GroupNorm, are pure rounding).
+  scale = max(float(jnp.abs(a).max()) for a in jax.tree.leaves(g1))
+  for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("kind", ["ncsnpp_vp", "ddpm"])
+def test_bfloat16_compute_tracks_float32(kind):
+  """bf16 has an 8-bit mantissa (relative rounding 2^-9 per op); a few dozen layers deep the
+  output agrees with float32 to a few percent of its scale."""
+  x, label = _inputs()
+  f32 = _tiny(kind)
+  params = _random_params(f32, x, label)
+  want = _apply(f32)(params, x, label)
+  bf16 = _apply(_tiny(kind, dtype=jnp.bfloat16))
+  got = bf16(params, x, label)
+  assert got.dtype == jnp.float32  # the output keeps the input's dtype
+  err = float(jnp.abs(got - want).max() / jnp.abs(want).max())
+  assert err < 0.1, err
+  # bf16 input -> bf16 output.
+  out_bf16 = bf16(params, x.astype(jnp.bfloat16), label)
+  assert out_bf16.dtype == jnp.bfloat16
+
+
+def test_unknown_knob_values_are_rejected():
+  x, label = _inputs()
+  for bad in (dict(progressive="pyramid"), dict(resblock_type="wide"), dict(embedding_type="learned"),
+              dict(nonlinearity="gelu")):
+    model = build_model("ncsnpp", dict(_TINY_NCSNPP, **bad))
+    with pytest.raises(ValueError, match="choose from"):
+      model.init({"params": jax.random.key(0)}, x, label)
+
+
+def test_initialisation_starts_every_residual_branch_at_zero():
+  """init_scale = 0: the last convolution of every branch and of the head has kernel scale
+  1e-10 (std ~ 1e-5 / sqrt(fan_avg)), so the initial output is tiny and nearly label-independent."""
+  model = build_model("ncsnpp", dict(_TINY_NCSNPP, ch_mult=(1, 2), **NCSNPP_VARIANTS["ncsnpp_vp"]))
+  x, label = _inputs()
+  params = jax.jit(model.init)({"params": jax.random.key(0)}, x, label)["params"]
+  assert _n_params(params) == _n_params(jax.eval_shape(lambda: model.init({"params": jax.random.key(0)}, x, label)))
+  out = _apply(model)(params, x, label)
+  assert float(jnp.abs(out).max()) < 1e-3
+  # The head is the last plain convolution created.
+  head = max((k for k in params if k.startswith("Conv_")), key=lambda k: int(k.split("_")[1]))
+  assert float(jnp.abs(params[head]["kernel"]).max()) < 1e-4
