@@ -16,6 +16,8 @@ import numpy as np
 
 from score_sde.registry import lookup
 
+SQRT2 = float(np.sqrt(2.0))
+
 ACTIVATIONS: Dict[str, Callable] = {
     "swish": nn.swish,
     "elu": nn.elu,
@@ -156,8 +158,6 @@ class ResnetBlockDDPM(nn.Module):
       x = conv3x3(out_ch, dtype=self.dtype)(x) if self.conv_shortcut else NIN(out_ch, dtype=self.dtype)(x)
     return x + h
 
-
-SQRT2 = np.sqrt(2.0)
 
 
 class BlockFactory:
