@@ -242,3 +242,16 @@ def test_initialisation_starts_every_residual_branch_at_zero():
   # The head is the last plain convolution created.
   head = max((k for k in params if k.startswith("Conv_")), key=lambda k: int(k.split("_")[1]))
   assert float(jnp.abs(params[head]["kernel"]).max()) < 1e-4
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_bfloat16_runs_every_convolution_and_matmul_in_bfloat16(kind):
+  """dtype=bfloat16 casts at the layers, not only at the input: no float32 conv or matmul remains."""
+  model = _tiny(kind, dtype=jnp.bfloat16)
+  x, label = _inputs()
+  params = _random_params(model, x, label)
+  jaxpr = jax.make_jaxpr(lambda p: model.apply({"params": p}, x, label))(params)
+  heavy = [e.outvars[0].aval.dtype for e in jaxpr.jaxpr.eqns
+           if e.primitive.name in ("conv_general_dilated", "dot_general")]
+  assert heavy and all(d == jnp.bfloat16 for d in heavy)
+  assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(params))
