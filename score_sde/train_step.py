@@ -53,13 +53,35 @@ def init_state(params: Any, optimizer: optax.GradientTransformation) -> TrainSta
                     opt_state=optimizer.init(params))
 
 
+def _loop(body, carry, xs, unroll: bool):
+  """lax.scan, or the same loop unrolled at trace time (still one compiled device call).
+
+  XLA:CPU runs convolution weight-gradients inside a while loop 50-100x slower than the same
+  ops outside one (measured with jax 0.10), so on CPU the steps are unrolled instead.
+  """
+  if not unroll:
+    return jax.lax.scan(body, carry, xs)
+  n = jax.tree.leaves(xs)[0].shape[0]
+  outs = []
+  for i in range(n):
+    carry, out = body(carry, jax.tree.map(lambda v: v[i], xs))
+    outs.append(out)
+  return carry, jax.tree.map(lambda *v: jnp.stack(v), *outs)
+
+
+def default_unroll() -> bool:
+  return jax.default_backend() == "cpu"
+
+
 def make_train_steps(loss_fn: Callable, optimizer: optax.GradientTransformation, *,
-                     ema_rate: float, micro_batches: int = 1):
+                     ema_rate: float, micro_batches: int = 1, unroll: Optional[bool] = None):
   """Returns train_steps(state, batches [n, B, ...], key) -> (state, metrics {name: [n]}).
 
   `loss_fn(key, params, x0) -> (loss, per-sample losses)`. With micro_batches > 1 each step
   averages the gradients of B / micro_batches-sized slices (gradient accumulation).
+  `unroll` (default: on CPU) unrolls the n steps at trace time instead of `lax.scan`.
   """
+  unroll = default_unroll() if unroll is None else unroll
   grad_fn = jax.value_and_grad(lambda p, k, x: loss_fn(k, p, x)[0])
 
   def one_step(state: TrainState, batch, key):
@@ -74,7 +96,7 @@ def make_train_steps(loss_fn: Callable, optimizer: optax.GradientTransformation,
         l, g = grad_fn(state.params, jax.random.fold_in(step_key, j), x)
         return jax.tree.map(jnp.add, carry, (l, g)), None
       zero = (jnp.zeros(()), jax.tree.map(jnp.zeros_like, state.params))
-      (loss, grads), _ = jax.lax.scan(acc, zero, (jnp.arange(micro_batches), slices))
+      (loss, grads), _ = _loop(acc, zero, (jnp.arange(micro_batches), slices), unroll)
       loss, grads = jax.tree.map(lambda v: v / micro_batches, (loss, grads))
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -83,7 +105,7 @@ def make_train_steps(loss_fn: Callable, optimizer: optax.GradientTransformation,
     return TrainState(state.step + 1, params, ema, opt_state), metrics
 
   def train_steps(state, batches, key):
-    return jax.lax.scan(lambda s, b: one_step(s, b, key), state, batches)
+    return _loop(lambda s, b: one_step(s, b, key), state, batches, unroll)
 
   return train_steps
 
