@@ -60,7 +60,7 @@ def test_preprocess_dequantization_bounds_and_flips():
   assert np.all(x >= img / 256.0) and np.all(x < (img.astype(np.float64) + 1) / 256.0)
   flipped = preprocess_images(img, np.random.default_rng(2), centered=True, uniform_dequantization=False,
                               random_flip=True)
-  plain = 2 * img / 255.0 - 1
+  plain = 2 * img.astype(np.float64) / 255.0 - 1
   is_flip = np.all(np.isclose(flipped, plain[:, :, ::-1], atol=1e-6), axis=(1, 2, 3))
   is_same = np.all(np.isclose(flipped, plain, atol=1e-6), axis=(1, 2, 3))
   assert np.all(is_flip | is_same) and 10 < is_flip.sum() < 54
