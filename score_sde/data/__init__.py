@@ -7,3 +7,4 @@ batch_size // process_count. In-memory sets (toy, digits) make batch k a pure fu
 """
 from score_sde.data.base import DATASETS, Dataset, DataSpec, get_dataset  # noqa: F401
 from score_sde.data import digits, toy  # noqa: F401  (registration)
+from score_sde.data import image_folder, tfds_images  # noqa: F401  (registration; TF is imported lazily)
