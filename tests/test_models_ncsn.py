@@ -8,7 +8,10 @@
 - NCSNv2's noise conditioning is exactly s(x, sigma) = net(x) / sigma; NCSN's is piecewise
   constant over the nearest level of the geometric sigma grid and changes between levels.
 - The norms: InstanceNorm++ standardizes each channel; the conditional one is the plain one with
-  the parameters of row i of its table.
+  the parameters of row i of its table. Convolutions start with PyTorch's uniform initialisation.
+
+The conditioning tests use random parameters drawn in numpy on the init's tree (`_random_params`):
+eager flax init of these nets takes seconds, and the properties hold for any parameters.
 """
 import functools
 
@@ -132,11 +135,31 @@ def test_output_shape_equals_input_shape(size):
     assert out.shape == x.shape and out.dtype == jnp.float32
 
 
+def _random_params(model, x, seed=0):
+  """Parameters with the init's tree and shapes but random values, drawn in numpy.
+
+  (Eager flax init compiles every initializer separately and costs seconds; the properties
+  tested here hold for any parameters.) Kernels ~ N(0, 1 / fan_in), norm scales ~ 1 + N(0, 0.1^2),
+  biases and shifts ~ N(0, 0.1^2).
+  """
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x, jnp.ones(x.shape[:1])))
+  rng = np.random.default_rng(seed)
+
+  def draw(path, leaf):
+    name = jax.tree_util.keystr(path)
+    z = rng.standard_normal(leaf.shape).astype(np.float32)
+    if leaf.ndim == 4:
+      return jnp.asarray(z / np.sqrt(np.prod(leaf.shape[:3])))
+    if any(k in name for k in ("gamma", "alpha", "scale", "embedding")):
+      return jnp.asarray(1.0 + 0.1 * z)
+    return jnp.asarray(0.1 * z)
+  return jax.tree_util.tree_map_with_path(draw, shapes)
+
+
 def _tiny(name, **kw):
   model = build_model(name, dict(nf=8, **kw))
   x = jax.random.uniform(jax.random.key(0), (3, 8, 8, 2))
-  params = model.init(jax.random.key(1), x, jnp.ones((3,)))
-  return model, params, x
+  return model, _random_params(model, x), x
 
 
 def _apply(model, params, x, label):
@@ -172,16 +195,8 @@ def test_sigma_to_level_is_the_nearest_grid_level():
   np.testing.assert_array_equal(sigma_to_level(s, 0.01, 1.0, 10), brute)
 
 
-def _perturb(params, key):
-  """Moves every parameter off its initialisation (the condnorm tables start nearly equal)."""
-  leaves, tree = jax.tree.flatten(params)
-  keys = jax.random.split(key, len(leaves))
-  return jax.tree.unflatten(tree, [p + 0.1 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
-
-
 def test_ncsn_is_conditioned_on_the_level():
-  model, params, x = _tiny("ncsn", num_scales=10)
-  params = _perturb(params, jax.random.key(2))
+  model, params, x = _tiny("ncsn", num_scales=10)  # random tables: the levels' rows differ
   grid = sigma_grid(0.01, 1.0, 10)
   same = jnp.full((3,), grid[4])
   near = same * 1.05  # still level 4
@@ -265,4 +280,24 @@ def test_bad_hyperparameters_fail_with_the_valid_names():
 def test_every_unconditional_norm_builds(normalization):
   model, params, x = _tiny("ncsnv2", normalization=normalization)
   out = _apply(model, params, x, jnp.ones((3,)))
+  assert out.shape == x.shape and bool(jnp.all(jnp.isfinite(out)))
+
+
+def test_real_initialisation_is_pytorch_uniform_and_runs():
+  """Convolutions start uniform on [-1/sqrt(fan_in), 1/sqrt(fan_in)] (PyTorch's default, as the
+  NCSN code); the freshly initialised network gives finite outputs."""
+  model = build_model("ncsnv2", dict(nf=4))
+  x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 3))
+  params = model.init(jax.random.key(1), x, jnp.ones((2,)))["params"]
+  convs = [(jax.tree_util.keystr(p), leaf) for p, leaf in jax.tree_util.tree_leaves_with_path(params)
+           if leaf.ndim == 4]
+  assert len(convs) > 20
+  for _, kernel in convs:
+    bound = float(np.prod(kernel.shape[:3])) ** -0.5
+    assert float(jnp.max(jnp.abs(kernel))) <= bound
+  first = params["RefineNet_0"]["NCSNConv_0"]["Conv_0"]
+  big = float(jnp.max(jnp.abs(first["kernel"])))
+  assert big > 0.5 * 27 ** -0.5  # 108 draws fill the interval: not a much narrower initialiser
+  assert float(jnp.max(jnp.abs(first["bias"]))) <= 27 ** -0.5
+  out = model.apply({"params": params}, x, jnp.array([0.5, 2.0]))
   assert out.shape == x.shape and bool(jnp.all(jnp.isfinite(out)))
