@@ -267,3 +267,21 @@ def test_celebahq_tfrecords(tmp_path):
   with pytest.raises(ValueError, match="data_dir"):
     next(get_dataset(_spec("ffhq"), "train").epoch(2))
   assert isinstance(T.SOURCES["ffhq"], T.TFRecordSource)
+
+
+@pytest.mark.parametrize("name,size", [("celeba", 64), ("lsun_bedroom", 128), ("lsun_church_outdoor", 64),
+                                       ("svhn", 32)])
+def test_tfds_sets_mocked_end_to_end(monkeypatch, name, size):
+  """The whole pipeline of each TFDS set on mock examples (mock images of the real shapes:
+  celeb_a 218 x 178, lsun of varying sizes): shapes, [-1, 1] range, an epoch of every example."""
+  pytest.importorskip("tensorflow")
+  tfds = pytest.importorskip("tensorflow_datasets")
+  from score_sde.data import tfds_images
+  monkeypatch.setattr(tfds_images, "SHUFFLE_BUFFER", 16)
+  with tfds.testing.mock_data(num_examples=12):
+    ds = get_dataset(_spec(name, image_size=size, centered=True, random_flip=True), "train")
+    batch = next(ds.batches(8, 0, seed=0))
+    assert batch.shape == (8, size, size, 3) and batch.dtype == np.float32
+    assert batch.min() >= -1.0 and batch.max() <= 1.0
+    test = np.concatenate(list(get_dataset(_spec(name, image_size=size), "test").epoch(5)))
+    assert test.shape == (12, size, size, 3)
