@@ -25,7 +25,8 @@ from score_sde.sde import bcast
 class NCSNv2(nn.Module):
   """NCSNv2 score network. __call__(x: [B, H, W, C], noise_label: [B] = sigma, train) -> [B, H, W, C].
 
-  H = W must be divisible by 4 (< 96 px), 8 (96..128) or 16 (129..256).
+  H = W must be even (< 96 px), divisible by 4 (96..128) or by 8 (129..256): the dilated levels
+  do not downsample.
   """
   nf: int = 128
   normalization: str = "InstanceNorm++"  # InstanceNorm | InstanceNorm++ | VarianceNorm | GroupNorm

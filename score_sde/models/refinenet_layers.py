@@ -43,6 +43,8 @@ class NCSNConv(nn.Module):
 def mean_pool2x2(x):
   """[B, H, W, C] -> [B, H/2, W/2, C], the mean of each 2 x 2 patch."""
   b, h, w, c = x.shape
+  if h % 2 or w % 2:
+    raise ValueError(f"mean pooling needs even height and width, got {h} x {w}")
   return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
 
 
