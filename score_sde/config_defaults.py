@@ -60,7 +60,7 @@ def get_default_config() -> ml_collections.ConfigDict:
   optim.grad_clip = 1.0             # global-norm clipping; <= 0 disables
 
   config.sampling = sampling = ml_collections.ConfigDict()
-  sampling.method = "pc"            # see score_sde.sampling
+  sampling.method = "pc"            # pc | ode | edm_heun | ddim (see score_sde.sampling)
   sampling.predictor = "euler_maruyama"
   sampling.corrector = "none"
   sampling.snr = 0.16
@@ -74,6 +74,13 @@ def get_default_config() -> ml_collections.ConfigDict:
   sampling.ode_method = "tsit5"
   sampling.rtol = 1e-5
   sampling.atol = 1e-5
+  sampling.rho = 7.0                # edm_heun: Karras sigma schedule exponent
+  sampling.s_churn = 0.0            # edm_heun: stochasticity (0 = deterministic)
+  sampling.s_min = 0.0
+  sampling.s_max = float("inf")
+  sampling.s_noise = 1.0
+  sampling.eta = 0.0                # ddim: 0 deterministic, 1 = ancestral-like
+  sampling.progress_chunks = 10     # the on-device loop runs in this many chunks (progress bar)
 
   config.eval = evaluate = ml_collections.ConfigDict()
   evaluate.checkpoint = placeholder(int)  # step to evaluate; default: latest
