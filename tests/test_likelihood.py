@@ -1,0 +1,147 @@
+"""Likelihood by the probability-flow ODE against closed-form Gaussian-mixture log-densities."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from score_sde import gmm, interpolate, likelihood, sde as sde_lib
+
+SDES = {
+    "vpsde": dict(),
+    "subvpsde": dict(),
+    "vesde": dict(sigma_min=0.01, sigma_max=100.0),
+}
+EPS = 1e-5
+
+
+def _mixture(dtype, dim=2, seed=None):
+  g = gmm.ring_mixture(radius=1.5, std=0.3) if seed is None else gmm.random_mixture(
+      jax.random.key(seed), 3, dim, scale=1.0, min_std=0.3, max_std=0.6)
+  return gmm.GaussianMixture(*(jnp.asarray(a, dtype) for a in (g.weights, g.means, g.covs)))
+
+
+@pytest.mark.parametrize("name", sorted(SDES))
+def test_exact_trace_matches_mixture_log_density(x64, name):
+  s = sde_lib.get_sde(name, **SDES[name])
+  g = _mixture(jnp.float64)
+  x = g.sample(jax.random.key(0), 6)
+  score_fn = gmm.marginal_score_fn(g, s)
+  exact_pT = lambda z: gmm.marginal_log_prob(g, s, z, s.T)
+  run = jax.jit(lambda x: likelihood.log_likelihood(
+      jax.random.key(0), s, score_fn, x, divergence="exact", rtol=1e-8, atol=1e-8, eps=EPS,
+      prior_logp=exact_pT))
+  logp, z, nfe = run(x)
+  want = gmm.marginal_log_prob(g, s, x, EPS)   # the ODE starts at t = eps: compare with p_eps
+  d = x.shape[1]
+  # With the exact terminal density only ODE and divergence errors remain: far below 1e-3.
+  np.testing.assert_allclose(np.asarray(logp) / d, np.asarray(want) / d, atol=1e-6)
+  # With the model's N(0, prior_std^2) prior (what a trained model gets): still within 1e-3 / dim.
+  with_prior = logp - exact_pT(z) + s.prior_logp(z)
+  np.testing.assert_allclose(np.asarray(with_prior) / d, np.asarray(want) / d, atol=1e-3)
+  assert int(nfe) > 20
+  # The latent is the ODE's end point: decoding it returns x (tested below), and it is O(prior_std).
+  assert float(jnp.std(z)) > 0.3 * s.prior_std
+
+
+@pytest.mark.parametrize("divergence", ["hutchinson_rademacher", "hutchinson_gaussian"])
+def test_hutchinson_is_unbiased(x64, divergence):
+  s = sde_lib.get_sde("vpsde")
+  g = _mixture(jnp.float64, dim=3, seed=1)
+  score_fn = gmm.marginal_score_fn(g, s)
+  x0 = g.sample(jax.random.key(3), 1)
+  n = 512
+  x = jnp.repeat(x0, n, axis=0)   # one point, an independent probe per row
+  kw = dict(rtol=1e-6, atol=1e-6, eps=EPS)
+  est, _, _ = jax.jit(lambda k: likelihood.log_likelihood(
+      k, s, score_fn, x, divergence=divergence, **kw))(jax.random.key(7))
+  exact, _, _ = likelihood.log_likelihood(jax.random.key(0), s, score_fn, x0, divergence="exact", **kw)
+  est = np.asarray(est)
+  se = est.std(ddof=1) / np.sqrt(n)
+  assert se > 1e-3, "probes must differ between rows"
+  assert abs(est.mean() - float(exact[0])) < 4 * se, (est.mean(), float(exact[0]), se)
+
+
+def test_exact_divergence_is_jacobian_trace():
+  w = jax.random.normal(jax.random.key(0), (5, 5))
+  fn = lambda x: jnp.tanh(x @ w) * x  # a nonlinear batched map, samples independent
+  x = jax.random.normal(jax.random.key(1), (4, 5))
+  out, div = likelihood.exact_divergence(fn, x)
+  want = jnp.stack([jnp.trace(jax.jacfwd(lambda v: fn(v[None])[0])(xi)) for xi in x])
+  np.testing.assert_allclose(np.asarray(out), np.asarray(fn(x)), rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(div), np.asarray(want), rtol=1e-5, atol=1e-5)
+  probe = jnp.ones_like(x)
+  _, hut = likelihood.hutchinson_divergence(fn, x, probe)
+  full = jnp.stack([jnp.sum(jax.jacfwd(lambda v: fn(v[None])[0])(xi)) for xi in x])  # 1^T J 1
+  np.testing.assert_allclose(np.asarray(hut), np.asarray(full), rtol=1e-5, atol=1e-5)
+
+
+def test_sharded_batch_takes_the_same_steps():
+  """8 forced host devices vs one: the same per-sample log p and the same NFE (one error norm)."""
+  assert jax.device_count() == 8
+  s = sde_lib.get_sde("vpsde")
+  g = _mixture(jnp.float32)
+  score_fn = gmm.marginal_score_fn(g, s)
+  x = g.sample(jax.random.key(0), 16)
+  f = lambda k, x: likelihood.log_likelihood(k, s, score_fn, x, rtol=1e-4, atol=1e-4)
+  key = jax.random.key(5)
+  lp1, z1, n1 = jax.jit(f)(key, x)
+  mesh = Mesh(np.asarray(jax.devices()), ("data",))
+  xs = jax.device_put(x, NamedSharding(mesh, P("data")))
+  lp8, z8, n8 = jax.jit(f)(key, xs)
+  assert len(lp8.sharding.device_set) == 8
+  assert int(n1) == int(n8)
+  np.testing.assert_allclose(np.asarray(lp8), np.asarray(lp1), rtol=1e-5, atol=1e-4)
+  np.testing.assert_allclose(np.asarray(z8), np.asarray(z1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["vpsde", "vesde"])
+def test_encode_then_decode_returns_input(x64, name):
+  s = sde_lib.get_sde(name, **SDES[name])
+  g = _mixture(jnp.float64)
+  score_fn = gmm.marginal_score_fn(g, s)
+  x = g.sample(jax.random.key(2), 8)
+  kw = dict(rtol=1e-9, atol=1e-9)
+  z, nfe_e = interpolate.encode(s, score_fn, x, **kw)
+  back, nfe_d = interpolate.decode(s, score_fn, z, **kw)
+  np.testing.assert_allclose(np.asarray(back), np.asarray(x), atol=1e-6)
+  assert float(jnp.max(jnp.abs(z - x))) > 0.1  # the latent is not the input
+  # A loose tolerance leaves a visible round-trip error: the check can fail.
+  z2, _ = interpolate.encode(s, score_fn, x, rtol=1e-2, atol=1e-2)
+  back2, _ = interpolate.decode(s, score_fn, z2, rtol=1e-2, atol=1e-2)
+  assert float(jnp.max(jnp.abs(back2 - x))) > 1e-6
+
+
+def test_slerp_endpoints_and_norm():
+  k0, k1 = jax.random.split(jax.random.key(0))
+  z0 = jax.random.normal(k0, (3, 4, 4, 2))
+  z1 = jax.random.normal(k1, (3, 4, 4, 2))
+  z1 = z1 * (jnp.linalg.norm(z0.reshape(3, -1), axis=-1) / jnp.linalg.norm(z1.reshape(3, -1), axis=-1))[:, None, None, None]
+  alphas = jnp.linspace(0, 1, 7)
+  zs = interpolate.slerp(z0, z1, alphas)
+  assert zs.shape == (7, 3, 4, 4, 2)
+  np.testing.assert_allclose(np.asarray(zs[0]), np.asarray(z0), atol=1e-5)
+  np.testing.assert_allclose(np.asarray(zs[-1]), np.asarray(z1), atol=1e-5)
+  norms = jnp.linalg.norm(zs.reshape(7, 3, -1), axis=-1)
+  np.testing.assert_allclose(np.asarray(norms), np.asarray(jnp.broadcast_to(norms[0], norms.shape)), rtol=1e-5)
+  # parallel latents: linear fallback, no NaN
+  same = interpolate.slerp(z0, 2 * z0, alphas)
+  np.testing.assert_allclose(np.asarray(same[3]), np.asarray(1.5 * z0), rtol=1e-5)
+
+
+def test_interpolate_decodes_endpoints(x64):
+  s = sde_lib.get_sde("vpsde")
+  g = _mixture(jnp.float64)
+  score_fn = gmm.marginal_score_fn(g, s)
+  x = g.sample(jax.random.key(4), 4)
+  xs, nfe = interpolate.interpolate(s, score_fn, x[:2], x[2:], jnp.array([0.0, 0.5, 1.0]),
+                                    rtol=1e-8, atol=1e-8)
+  assert xs.shape == (3, 2, 2)
+  np.testing.assert_allclose(np.asarray(xs[0]), np.asarray(x[:2]), atol=1e-5)
+  np.testing.assert_allclose(np.asarray(xs[-1]), np.asarray(x[2:]), atol=1e-5)
+
+
+def test_unknown_divergence_lists_choices():
+  s = sde_lib.get_sde("vpsde")
+  with pytest.raises(ValueError, match="hutchinson_rademacher"):
+    likelihood.log_likelihood(jax.random.key(0), s, lambda x, t: -x, jnp.zeros((2, 2)), divergence="trace")
