@@ -1,0 +1,18 @@
+"""DDPM++ (cont.) on CIFAR-10 with the sub-VP SDE. Continuous DSM, Euler-Maruyama sampling.
+
+    python -m score_sde.main --config configs/subvp/cifar10_ddpmpp_continuous.py --workdir runs/subvp_cifar10_ddpmpp_continuous
+"""
+import os
+import sys
+
+_CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _CONFIGS not in sys.path:
+  sys.path.append(_CONFIGS)
+import paper_common as pc  # noqa: E402
+
+
+def get_config():
+  config = pc.dataset_config("cifar10")
+  pc.set_sde(config, "subvpsde", continuous=True)
+  pc.set_network(config, "cifar10_ddpmpp_continuous")
+  return config

@@ -1,0 +1,19 @@
+"""NCSN++ (cont.) on LSUN church_outdoor 256x256: VE SDE with N = 2000, output/input skip pyramids (65.6M params).
+
+    python -m score_sde.main --config configs/ve/church_ncsnpp_continuous.py --workdir runs/ve_church_ncsnpp_continuous
+"""
+import os
+import sys
+
+_CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _CONFIGS not in sys.path:
+  sys.path.append(_CONFIGS)
+import paper_common as pc  # noqa: E402
+
+
+def get_config():
+  config = pc.dataset_config("lsun_church_outdoor")
+  config.sde.sigma_max = 380.0
+  pc.set_sde(config, "vesde", continuous=True)
+  pc.set_network(config, "celebahq_256_ncsnpp_continuous")
+  return config

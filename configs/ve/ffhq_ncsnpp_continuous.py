@@ -1,0 +1,19 @@
+"""NCSN++ (cont.) on FFHQ 1024x1024: VE SDE (sigma_max 1348, N = 2000), nf 16, 8 levels, batch 8 (105.8M params).
+
+    python -m score_sde.main --config configs/ve/ffhq_ncsnpp_continuous.py --workdir runs/ve_ffhq_ncsnpp_continuous
+"""
+import os
+import sys
+
+_CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _CONFIGS not in sys.path:
+  sys.path.append(_CONFIGS)
+import paper_common as pc  # noqa: E402
+
+
+def get_config():
+  config = pc.dataset_config("ffhq_1024")
+  pc.set_sde(config, "vesde", continuous=True, reduce_mean=True)
+  config.training.ema_rate = 0.9999
+  pc.set_network(config, "ffhq_1024_ncsnpp_continuous")
+  return config

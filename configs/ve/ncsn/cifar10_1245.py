@@ -1,0 +1,24 @@
+"""NCSN on CIFAR-10 with NCSNv2's techniques 1, 2, 4, 5 (+ EMA); SMLD loss, annealed Langevin sampling.
+
+    python -m score_sde.main --config configs/ve/ncsn/cifar10_1245.py --workdir runs/ve_ncsn_cifar10_1245
+"""
+import os
+import sys
+
+_CONFIGS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if _CONFIGS not in sys.path:
+  sys.path.append(_CONFIGS)
+import paper_common as pc  # noqa: E402
+
+
+def get_config():
+  config = pc.dataset_config("cifar10")
+  config.sde.num_scales = 232
+  config.sde.sigma_max = 50.0
+  pc.set_sde(config, "vesde", continuous=False)
+  config.training.ema_rate = 0.999
+  config.optim.lr = 1e-3
+  pc.set_refinenet(config, "ncsn", scale_by_sigma=False)
+  config.sampling.n_steps_each = 5
+  config.sampling.snr = 0.176
+  return config
