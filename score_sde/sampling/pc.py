@@ -1,71 +1,263 @@
-"""Predictor-corrector sampling (paper Algorithm 1 / appendix G).
+"""Predictor-corrector sampling (paper Algorithm 1; VE/VP instances Algorithms 2 and 3).
 
-Predictor signature: `predictor(key, sde, score_fn, x, t, dt) -> (x, x_mean)`, with t: [B] the
-current time and dt < 0 the time step. Corrector signature:
-`corrector(key, sde, score_fn, x, t, snr, n_steps) -> (x, x_mean)`.
+Predictor: `predictor(key, sde, score_fn, x, t, dt, probability_flow) -> (x, x_mean)`, one step
+of a reverse-time solver from t to t + dt (dt < 0). Corrector:
+`corrector(key, sde, score_fn, x, t, snr, n_steps) -> (x, x_mean)`, score-based MCMC that leaves
+p_t invariant. t: [B]; x: [B, ...]. x_mean is the step without its final noise, the sample
+returned when `denoise` (the paper's "noise removal") is on.
+
+Where the 2021 release differs from the paper's text, this module follows the release and says so:
+- Order: each step runs the corrector at t_i first, then the predictor from t_i to t_{i+1}
+  (Algorithms 2/3 print predictor then corrector; both target p_{t_i} at the corrector, the
+  difference is only whether the first or the last step is corrected).
+- The score enters the reverse drift multiplied by g^2 (eq. 6). A VP network predicts eps and
+  the score is -eps / s(t) ("scaled by the std"); that conversion lives in
+  `score_sde.models.utils.score_fn_from_model`, not in the samplers.
 """
-from typing import Callable, Dict
+import dataclasses
+from typing import Callable, Dict, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 
 from score_sde.registry import lookup
-from score_sde.sde import LinearSDE, ScoreFn, bcast
+from score_sde.sde import SubVPSDE, VESDE, VPSDE, LinearSDE, ScoreFn, bcast
 
 PREDICTORS: Dict[str, Callable] = {}
 CORRECTORS: Dict[str, Callable] = {}
+# Score evaluations a predictor makes per step, and a corrector per Langevin step.
+PREDICTOR_NFE: Dict[str, int] = {}
+CORRECTOR_NFE: Dict[str, int] = {}
 
 
-def euler_maruyama_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, dt):
-  """x <- x + [f - g^2 score] dt + g sqrt(-dt) z, the reverse SDE (paper eq. 6) by Euler-Maruyama."""
-  drift, diffusion = sde.reverse(score_fn).sde(x, t)
+def register_predictor(name: str, nfe: int):
+  def add(fn):
+    PREDICTORS[name] = fn
+    PREDICTOR_NFE[name] = nfe
+    return fn
+  return add
+
+
+def register_corrector(name: str, nfe: int):
+  def add(fn):
+    CORRECTORS[name] = fn
+    CORRECTOR_NFE[name] = nfe
+    return fn
+  return add
+
+
+def _noise(key, x):
+  return jax.random.normal(key, x.shape, x.dtype)
+
+
+def _is_vp(sde: LinearSDE) -> bool:
+  return isinstance(sde, VPSDE) and not isinstance(sde, SubVPSDE)
+
+
+@register_predictor("euler_maruyama", 1)
+def euler_maruyama_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, dt, probability_flow=False):
+  """Euler-Maruyama on the reverse SDE (eq. 6), or Euler on the probability-flow ODE (eq. 13):
+
+      x_mean = x + [f(t) x - w g(t)^2 score(x, t)] dt,   x = x_mean + g(t) sqrt(-dt) z,
+
+  w = 1 for the SDE, w = 1/2 and no noise for the ODE.
+  """
+  drift, diffusion = sde.reverse(score_fn, probability_flow).sde(x, t)
   x_mean = x + drift * dt
-  return x_mean + bcast(diffusion, x) * jnp.sqrt(-dt) * jax.random.normal(key, x.shape, x.dtype), x_mean
+  return x_mean + bcast(diffusion, x) * jnp.sqrt(-dt) * _noise(key, x), x_mean
 
 
-def none_predictor(key, sde, score_fn, x, t, dt):
-  """Identity: corrector-only sampling."""
+@register_predictor("reverse_diffusion", 1)
+def reverse_diffusion_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, dt, probability_flow=False):
+  """The reverse of the forward SDE's own discretisation (paper eq. 45-47, appendix E):
+
+      x_{i} = x_{i+1} - f_{i+1}(x_{i+1}) + G_{i+1}^2 score(x_{i+1}, t_{i+1}) + G_{i+1} z,
+
+  with (f_i, G_i) from `sde.discretize` (DDPM chain for VP, SMLD chain for VE, Euler-Maruyama
+  otherwise). With `probability_flow` the score term is halved and the noise dropped.
+  """
+  del dt  # the step is the SDE's own chain step
+  rev_f, rev_g = sde.reverse(score_fn, probability_flow).discretize(x, t)
+  x_mean = x - rev_f
+  return x_mean + bcast(rev_g, x) * _noise(key, x), x_mean
+
+
+@register_predictor("ancestral_sampling", 1)
+def ancestral_sampling_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, dt, probability_flow=False):
+  """Ancestral sampling of the discrete chains (paper eq. 44 / appendix F).
+
+  VP (DDPM, Ho et al. eq. 11 with the score in place of -eps/sqrt(1 - alpha_bar)):
+      x_mean = (x + beta_i score) / sqrt(1 - beta_i),       x = x_mean + sqrt(beta_i) z
+  VE (SMLD):
+      x_mean = x + (sigma_i^2 - sigma_{i-1}^2) score,
+      x = x_mean + sqrt(sigma_{i-1}^2 (sigma_i^2 - sigma_{i-1}^2) / sigma_i^2) z
+  Only these two SDEs have such a chain; `check_predictor` rejects the others.
+  """
+  del dt
+  if probability_flow:
+    raise ValueError("ancestral_sampling has no probability-flow form; use reverse_diffusion or euler_maruyama")
+  score = score_fn(x, t)
+  i = sde.timestep(t)
+  if isinstance(sde, VESDE):
+    sigma = sde.discrete_sigmas[i]
+    prev = jnp.where(i == 0, 0.0, sde.discrete_sigmas[jnp.maximum(i - 1, 0)])
+    x_mean = x + bcast(sigma ** 2 - prev ** 2, x) * score
+    std = jnp.sqrt(prev ** 2 * (sigma ** 2 - prev ** 2) / sigma ** 2)
+  else:
+    beta = sde.discrete_betas[i]
+    x_mean = (x + bcast(beta, x) * score) / bcast(jnp.sqrt(1.0 - beta), x)
+    std = jnp.sqrt(beta)
+  return x_mean + bcast(std, x) * _noise(key, x), x_mean
+
+
+@register_predictor("none", 0)
+def none_predictor(key, sde, score_fn, x, t, dt, probability_flow=False):
+  """Identity: corrector-only sampling (e.g. annealed Langevin dynamics of NCSN)."""
   return x, x
 
 
+def _langevin_alpha(sde: LinearSDE, t):
+  """alpha_i = 1 - beta_i for VP and sub-VP (Algorithm 5), 1 otherwise (Algorithm 4)."""
+  if isinstance(sde, VPSDE):
+    return 1.0 - sde.discrete_betas[sde.timestep(t)]
+  return jnp.ones_like(t)
+
+
+def _per_sample_norm(v):
+  return jnp.sqrt(jnp.sum(v.reshape(v.shape[0], -1) ** 2, axis=-1))
+
+
+@register_corrector("langevin", 1)
+def langevin_corrector(key, sde: LinearSDE, score_fn: ScoreFn, x, t, snr, n_steps):
+  """Langevin MCMC with a step size set by a target signal-to-noise ratio (Algorithms 4/5):
+
+      eps_j = 2 alpha_i (snr ||z|| / ||score(x, t)||)^2,
+      x_mean = x + eps_j score(x, t),   x = x_mean + sqrt(2 eps_j) z,   repeated n_steps times.
+
+  `snr` is r in the paper: the ratio ||eps score|| / ||sqrt(2 eps) z|| of the drift to the noise
+  of one step. alpha_i = 1 - beta_i for VP/sub-VP, 1 for VE.
+
+  The norms are averaged over the whole batch before the ratio is taken (the 2021 release does
+  the same, per device then pmean; here the mean is over the global, possibly sharded, batch, so
+  the result does not depend on the number of devices). Algorithm 4 writes the norms of one
+  sample; per-sample ratios agree with this in high dimension, where ||z|| and ||score|| concentrate,
+  but in low dimension a sample near a mode has ||score|| -> 0 and its step size diverges
+  (2-D mixtures come out with the wrong means and covariances).
+  """
+  alpha = _langevin_alpha(sde, t)
+
+  def step(j, carry):
+    x, _ = carry
+    grad = score_fn(x, t)
+    z = _noise(jax.random.fold_in(key, j), x)
+    ratio = snr * jnp.mean(_per_sample_norm(z)) / jnp.mean(_per_sample_norm(grad))
+    step_size = 2.0 * alpha * ratio ** 2
+    x_mean = x + bcast(step_size, x) * grad
+    return x_mean + bcast(jnp.sqrt(2.0 * step_size), x) * z, x_mean
+  return jax.lax.fori_loop(0, n_steps, step, (x, x))
+
+
+@register_corrector("ald", 1)
+def annealed_langevin_corrector(key, sde: LinearSDE, score_fn: ScoreFn, x, t, snr, n_steps):
+  """Annealed Langevin dynamics of NCSN (Song & Ermon 2019, Algorithm 1) at noise level s(t):
+
+      eps_j = 2 alpha_i (snr s(t))^2,  x_mean = x + eps_j score,  x = x_mean + sqrt(2 eps_j) z.
+
+  NCSN's step eps sigma_i^2 / sigma_L^2 is this with snr^2 = eps / (2 sigma_L^2): the step is
+  proportional to the noise variance (as in the 2021 release's AnnealedLangevinDynamics).
+  """
+  alpha = _langevin_alpha(sde, t)
+  std = sde.alpha_sigma(t)[1]
+  step_size = 2.0 * alpha * (snr * std) ** 2
+
+  def step(j, carry):
+    x, _ = carry
+    grad = score_fn(x, t)
+    z = _noise(jax.random.fold_in(key, j), x)
+    x_mean = x + bcast(step_size, x) * grad
+    return x_mean + bcast(jnp.sqrt(2.0 * step_size), x) * z, x_mean
+  return jax.lax.fori_loop(0, n_steps, step, (x, x))
+
+
+@register_corrector("none", 0)
 def none_corrector(key, sde, score_fn, x, t, snr, n_steps):
   """Identity: predictor-only sampling."""
   return x, x
 
 
-PREDICTORS.update(euler_maruyama=euler_maruyama_predictor, none=none_predictor)
-CORRECTORS.update(none=none_corrector)
+def check_predictor(sde: LinearSDE, predictor: str, corrector: str, probability_flow: bool = False):
+  """Fails before any compute on unknown names and on combinations with no meaning."""
+  lookup(PREDICTORS, predictor, "predictor")
+  lookup(CORRECTORS, corrector, "corrector")
+  if predictor == "ancestral_sampling":
+    if not (_is_vp(sde) or isinstance(sde, VESDE)):
+      raise ValueError(f"ancestral_sampling needs the DDPM (vpsde) or SMLD (vesde) chain; "
+                       f"{type(sde).__name__} has none: use reverse_diffusion or euler_maruyama")
+    if probability_flow:
+      raise ValueError("ancestral_sampling has no probability-flow form; use reverse_diffusion or euler_maruyama")
+  if predictor == "none" and corrector == "none":
+    raise ValueError("predictor and corrector are both 'none': nothing would be sampled")
 
-# Score evaluations a predictor / corrector makes per step.
-PREDICTOR_NFE = {"euler_maruyama": 1, "none": 0}
-CORRECTOR_NFE = {"none": 0}
+
+class LoopSampler(NamedTuple):
+  """A sampler whose time loop can run in pieces: `carry = init(key)`, then `run(carry, idx)`
+  over consecutive step indices (an int array; a `lax.scan`), then `output(carry) -> (x, nfe)`.
+  Splitting idx into chunks gives bitwise the same samples: step i's noise is fold_in(key, i).
+  `nfe` is the count known before running (None for adaptive solvers)."""
+  init: Callable
+  run: Callable
+  output: Callable
+  num_steps: int
+  nfe: int
 
 
-def pc_sample(key, sde: LinearSDE, score_fn: ScoreFn, shape, *, predictor: str = "euler_maruyama",
-              corrector: str = "none", snr: float = 0.16, n_steps: int = 1, num_steps: int = None,
-              eps: float = 1e-3, denoise: bool = True):
-  """Samples x ~ p_0 of shape `shape = (B, ...)` from x_T ~ prior, over `num_steps` (default N)
-  uniform times from T to eps. Each step runs the corrector then the predictor at time t_i, as
-  the 2021 release does (paper Alg. 2/3 write the predictor first; both orders target p_{t_i}).
-  With `denoise`, returns the last predictor mean (no noise in the final step).
-  Returns (x: shape, nfe: int).
+def pc_sampler(sde: LinearSDE, score_fn: ScoreFn, shape, *, predictor: str = "euler_maruyama",
+               corrector: str = "none", snr: float = 0.16, n_steps: int = 1,
+               num_steps: Optional[int] = None, eps: float = 1e-3, denoise: bool = True,
+               probability_flow: bool = False) -> LoopSampler:
+  """Predictor-corrector sampler over `num_steps` (default N) uniform times T = t_0 > ... > t_{n-1}
+  = eps, dt = -(T - eps) / num_steps. When num_steps differs from the SDE's N, the SDE's discrete
+  chain (used by reverse_diffusion, ancestral_sampling and the VP Langevin alpha) is rebuilt with
+  N = num_steps so that each step is one link of the chain.
   """
-  predictor_fn = lookup(PREDICTORS, predictor, "predictor")
-  corrector_fn = lookup(CORRECTORS, corrector, "corrector")
-  num_steps = sde.N if num_steps is None else num_steps
+  check_predictor(sde, predictor, corrector, probability_flow)
+  if num_steps is None:
+    num_steps = sde.N
+  if num_steps < 1 or n_steps < 0:
+    raise ValueError(f"num_steps must be >= 1 and n_steps_each >= 0, got {num_steps}, {n_steps}")
+  if num_steps != sde.N and "N" in {f.name for f in dataclasses.fields(sde)}:
+    sde = dataclasses.replace(sde, N=num_steps)
+  predictor_fn, corrector_fn = PREDICTORS[predictor], CORRECTORS[corrector]
   timesteps = jnp.linspace(sde.T, eps, num_steps)
   dt = -(sde.T - eps) / num_steps
-  key, k0 = jax.random.split(key)
-  x = sde.prior_sample(k0, shape)
 
-  def step(carry, i):
-    x, _ = carry
-    t = jnp.full(shape[:1], timesteps[i])
-    kc, kp = jax.random.split(jax.random.fold_in(key, i))
-    x, x_mean = corrector_fn(kc, sde, score_fn, x, t, snr, n_steps)
-    x, x_mean = predictor_fn(kp, sde, score_fn, x, t, dt)
-    return (x, x_mean), None
+  def init(key):
+    key, k0 = jax.random.split(key)
+    x = sde.prior_sample(k0, shape)
+    return key, x, x
 
-  (x, x_mean), _ = jax.lax.scan(step, (x, x), jnp.arange(num_steps))
+  def run(carry, idx):
+    def step(carry, i):
+      key, x, _ = carry
+      t = jnp.full(shape[:1], timesteps[i], dtype=x.dtype)
+      kc, kp = jax.random.split(jax.random.fold_in(key, i))
+      x, x_mean_c = corrector_fn(kc, sde, score_fn, x, t, snr, n_steps)
+      x, x_mean = predictor_fn(kp, sde, score_fn, x, t, dt, probability_flow)
+      if predictor == "none":  # corrector-only: noise removal drops the corrector's last noise
+        x_mean = x_mean_c
+      return (key, x, x_mean), None
+    return jax.lax.scan(step, carry, idx)[0]
+
+  def output(carry):
+    _, x, x_mean = carry
+    return (x_mean if denoise else x), nfe
+
   nfe = num_steps * (PREDICTOR_NFE[predictor] + CORRECTOR_NFE[corrector] * n_steps)
-  return (x_mean if denoise else x), nfe
+  return LoopSampler(init, run, output, num_steps, nfe)
+
+
+def pc_sample(key, sde: LinearSDE, score_fn: ScoreFn, shape, **kwargs):
+  """Samples of shape `shape = (B, ...)` by predictor-corrector sampling (see `pc_sampler` for the
+  options). Returns (x: shape, nfe: int)."""
+  s = pc_sampler(sde, score_fn, shape, **kwargs)
+  return s.output(s.run(s.init(key), jnp.arange(s.num_steps)))

@@ -1,0 +1,101 @@
+"""The sampling runner: config + workdir -> samples_<step>.npz and samples_<step>.png.
+
+Loads the EMA parameters of the workdir's latest (or `eval.checkpoint`) checkpoint, builds the
+sampler named by `sampling.method`, and draws `sampling.num_samples` samples in batches of
+`sampling.batch_size`, each batch sharded over all devices. Long loops run on device in
+`sampling.progress_chunks` jitted chunks, with a progress bar updated between chunks.
+"""
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+from tqdm import tqdm
+
+from score_sde import runner_utils as ru
+from score_sde.data import get_dataset
+from score_sde.data.preprocess import postprocess_images
+from score_sde.sampling import sampler_from_config
+from score_sde.train_step import data_mesh
+
+
+def check_sampling_config(config, sde, num_devices: int):
+  """Fails before compute on bad sampling settings; returns the sampler builder."""
+  s = config.sampling
+  if s.num_samples <= 0 or s.batch_size <= 0 or s.num_samples % s.batch_size:
+    raise ValueError(f"sampling.num_samples={s.num_samples} must be a positive multiple of "
+                     f"sampling.batch_size={s.batch_size}")
+  if s.batch_size % num_devices:
+    raise ValueError(f"sampling.batch_size={s.batch_size} is not divisible by the {num_devices} devices")
+  if s.progress_chunks < 1:
+    raise ValueError(f"sampling.progress_chunks must be >= 1, got {s.progress_chunks}")
+  return sampler_from_config(s, sde)
+
+
+def _chunks(num_steps: int, num_chunks: int):
+  """Consecutive index blocks of equal size (the last one shorter): at most two compilations."""
+  size = -(-num_steps // min(num_chunks, num_steps))
+  return [np.arange(i, min(i + size, num_steps)) for i in range(0, num_steps, size)]
+
+
+def draw(build, score_fn, shape, key, num_chunks: int, mesh=None, progress: bool = True):
+  """One batch of samples of `shape` (B, ...) with the loop in chunks. Returns (x, nfe)."""
+  loop = build(score_fn, shape)
+  if mesh is not None:
+    batch = NamedSharding(mesh, P("data"))
+
+    def shard(tree):
+      return jax.tree.map(lambda v: jax.lax.with_sharding_constraint(v, batch)
+                          if getattr(v, "ndim", 0) == len(shape) and v.shape[0] == shape[0] else v, tree)
+  else:
+    shard = lambda tree: tree
+  init = jax.jit(lambda k: shard(loop.init(k)))
+  run = jax.jit(lambda c, idx: shard(loop.run(c, idx)))
+  carry = init(key)
+  chunks = _chunks(loop.num_steps, num_chunks)
+  with tqdm(total=loop.num_steps, desc="sampling", unit="step", disable=not progress or len(chunks) == 1) as bar:
+    for idx in chunks:
+      carry = run(carry, jnp.asarray(idx))
+      jax.block_until_ready(carry)
+      bar.update(len(idx))
+  x, nfe = loop.output(carry)
+  return x, int(nfe)
+
+
+def _gather(x):
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+  return np.asarray(x)
+
+
+def run(config, workdir: str):
+  """Writes workdir/samples_<step>.npz (samples in data space, nfe) and .png; returns (samples, step)."""
+  ndev = jax.device_count()
+  sde = ru.build_sde(config)
+  build = check_sampling_config(config, sde, ndev)
+  score_fn, sde, shape, step = ru.load_score_fn(config, workdir, config.eval.checkpoint)
+  s = config.sampling
+  mesh = data_mesh()
+  key = jax.random.fold_in(jax.random.key(config.seed), step)
+  start = time.time()
+  out, nfe = [], 0
+  for b in range(s.num_samples // s.batch_size):
+    x, nfe = draw(build, score_fn, (s.batch_size,) + tuple(shape), jax.random.fold_in(key, b),
+                  s.progress_chunks, mesh, progress=jax.process_index() == 0)
+    out.append(_gather(x))
+  samples = np.concatenate(out).astype(np.float32)
+  seconds = time.time() - start
+  dataset = get_dataset(ru.data_spec(config), "test")
+  shown = postprocess_images(samples, config.data.centered) if dataset.is_image else samples
+  if jax.process_index() == 0:
+    np.savez(os.path.join(workdir, f"samples_{step}.npz"), samples=samples, nfe=nfe)
+    from score_sde.plotting import save_samples_png
+    reference = None if dataset.is_image else next(dataset.batches(len(samples), 0, config.seed + 1))
+    title = f"{config.sampling.method} ({config.sde.name}), step {step}, NFE {nfe}"
+    save_samples_png(os.path.join(workdir, f"samples_{step}.png"), shown, reference, title)
+    print(f"sampled {len(samples)} with {config.sampling.method} at step {step}: NFE {nfe} per sample, "
+          f"{seconds:.1f} s; wrote {workdir}/samples_{step}.npz and .png", flush=True)
+  return samples, step

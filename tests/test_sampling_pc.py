@@ -1,0 +1,220 @@
+"""Predictor-corrector samplers (paper Algorithms 1-5) against the exact score of Gaussian mixtures.
+
+With x0 ~ sum_k w_k N(mu_k, C_k), the marginal score under every linear SDE is closed-form
+(score_sde.gmm), so a sampler driven by it should return the mixture itself, up to its
+discretisation error. Samples are assigned to their most probable component (the components are
+about 8 standard deviations apart, so misassignment is negligible) and the per-component weights,
+means and covariances are compared with the truth, with tolerances of 5 standard errors of the
+estimate at this sample size plus a small allowance for the discretisation:
+  SE(w_k) = sqrt(w_k (1 - w_k) / n),   SE(mean_kj) = sqrt(C_kjj / n_k),
+  SE(cov_kij) = sqrt((C_kii C_kjj + C_kij^2) / n_k)          (Gaussian sample covariance).
+"""
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from score_sde import gmm as G
+from score_sde.sampling import pc
+from score_sde.sampling.dispatch import sampler_from_config
+from score_sde.sampling.pc import pc_sample
+from score_sde.sde import SubVPSDE, VESDE, VPSDE, cosine_path
+
+N_SAMPLES = 4000
+NUM_STEPS = 300
+# VE: sigma_max above the largest distance between data points is enough (Song & Ermon 2020,
+# technique 1) and keeps the number of steps small.
+SDES = {"vp": VPSDE(), "subvp": SubVPSDE(), "ve": VESDE(sigma_min=0.01, sigma_max=10.0)}
+
+
+def separated_mixture(dim: int) -> G.GaussianMixture:
+  """Three unequal-weight, anisotropic components with means >= 3.2 apart and stds in [0.2, 0.45]."""
+  means = np.zeros((3, dim), np.float32)
+  means[0, 0], means[1, 0], means[2, 1] = -2.0, 2.0, 2.5
+  rng = np.random.default_rng(0)
+  covs = []
+  for _ in range(3):
+    q, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    covs.append((q * rng.uniform(0.2, 0.45, size=dim) ** 2) @ q.T)
+  return G.GaussianMixture(jnp.array([0.5, 0.3, 0.2]), jnp.asarray(means),
+                           jnp.asarray(np.array(covs, np.float32)))
+
+
+def assert_reproduces(g: G.GaussianMixture, x, *, rel_mean=0.05, rel_cov=0.08, z=5.0):
+  """Component weights, means and covariances of samples x: [n, D] match g within z standard
+  errors plus `rel_mean` (of the std) / `rel_cov` (of sqrt(C_ii C_jj)) for the discretisation."""
+  x = np.asarray(x, np.float64)
+  assert np.all(np.isfinite(x))
+  n = len(x)
+  label = np.asarray(jnp.argmax(g.component_logps(jnp.asarray(x, jnp.float32)), -1))
+  for k in range(len(g.weights)):
+    w, mu, cov = float(g.weights[k]), np.asarray(g.means[k]), np.asarray(g.covs[k], np.float64)
+    xk = x[label == k]
+    nk, std = w * n, np.sqrt(np.diag(cov))
+    err_w = abs(len(xk) / n - w)
+    assert err_w <= z * np.sqrt(w * (1 - w) / n) + 0.01, f"component {k}: weight {len(xk) / n} vs {w}"
+    err_m = np.abs(xk.mean(0) - mu)
+    assert np.all(err_m <= z * std / np.sqrt(nk) + rel_mean * std), f"component {k}: mean {xk.mean(0)} vs {mu}"
+    scale = np.outer(std, std)
+    err_c = np.abs(np.cov(xk.T) - cov)
+    se_c = np.sqrt((scale ** 2 + cov ** 2) / nk)
+    assert np.all(err_c <= z * se_c + rel_cov * scale), f"component {k}: cov {np.cov(xk.T)} vs {cov}"
+
+
+def sample(sde_name, predictor, corrector, *, dim=2, snr=0.16, n_steps=1, num_steps=NUM_STEPS,
+           probability_flow=False, eps=1e-3, key=1):
+  sde = SDES[sde_name]
+  g = separated_mixture(dim)
+  fn = jax.jit(lambda k: pc_sample(
+      k, sde, G.marginal_score_fn(g, sde), (N_SAMPLES, dim), predictor=predictor, corrector=corrector,
+      snr=snr, n_steps=n_steps, num_steps=num_steps, eps=eps, denoise=True,
+      probability_flow=probability_flow)[0])
+  return g, fn(jax.random.key(key))
+
+
+# (sde, predictor, corrector, options): every predictor, corrector and SDE at least once, and the
+# probability-flow forms; the full grid (every valid combination, 2-D and 4-D) is marked slow.
+FAST = [
+    ("vp", "euler_maruyama", "none", {}),
+    ("vp", "reverse_diffusion", "langevin", {}),
+    ("vp", "ancestral_sampling", "none", {}),
+    ("subvp", "euler_maruyama", "langevin", {}),
+    ("ve", "reverse_diffusion", "none", {}),
+    ("ve", "ancestral_sampling", "ald", {}),
+    ("ve", "none", "ald", dict(snr=0.3, n_steps=3)),         # NCSN's annealed Langevin dynamics
+    ("vp", "none", "langevin", dict(snr=0.2, n_steps=5)),    # corrector only
+    ("vp", "euler_maruyama", "none", dict(probability_flow=True)),
+    ("ve", "reverse_diffusion", "none", dict(probability_flow=True)),
+    ("subvp", "euler_maruyama", "langevin", dict(dim=4)),
+    ("vp", "ancestral_sampling", "none", dict(dim=4)),
+]
+
+
+def _grid():
+  out = []
+  for sde_name in SDES:
+    for p in pc.PREDICTORS:
+      if p == "ancestral_sampling" and sde_name == "subvp":
+        continue
+      for c in pc.CORRECTORS:
+        if p == "none" and c == "none":
+          continue
+        opts = dict(snr=0.2, n_steps=5) if p == "none" else {}
+        for dim in (2, 4):
+          out.append((sde_name, p, c, dict(opts, dim=dim)))
+        if p in ("euler_maruyama", "reverse_diffusion"):
+          out.append((sde_name, p, c, dict(opts, probability_flow=True)))
+  return out
+
+
+def _id(case):
+  sde_name, p, c, opts = case
+  return "-".join([sde_name, p, c] + [f"{k}={v}" for k, v in sorted(opts.items())])
+
+
+@pytest.mark.parametrize("case", FAST, ids=_id)
+def test_pc_sampler_reproduces_mixture(case):
+  sde_name, predictor, corrector, opts = case
+  g, x = sample(sde_name, predictor, corrector, **opts)
+  assert_reproduces(g, x)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", _grid(), ids=_id)
+def test_pc_sampler_reproduces_mixture_full_grid(case):
+  sde_name, predictor, corrector, opts = case
+  g, x = sample(sde_name, predictor, corrector, **opts)
+  assert_reproduces(g, x)
+
+
+def test_check_detects_a_wrong_distribution():
+  """The tolerances can fail: stopping at t = 0.05 leaves VP noise of variance ~ 0.05 on the data."""
+  g, x = sample("vp", "euler_maruyama", "none", eps=0.05)
+  with pytest.raises(AssertionError):
+    assert_reproduces(g, x)
+
+
+def _forbidden_score(x, t):
+  raise AssertionError("the score was evaluated before the configuration was checked")
+
+
+@pytest.mark.parametrize("sde,kwargs,match", [
+    (SubVPSDE(), dict(predictor="ancestral_sampling"), "ancestral"),
+    (cosine_path(), dict(predictor="ancestral_sampling"), "ancestral"),
+    (VPSDE(), dict(predictor="ancestral_sampling", probability_flow=True), "probability-flow"),
+    (VPSDE(), dict(predictor="heun"), r"unknown predictor 'heun'; choose from \["),
+    (VESDE(), dict(corrector="hmc"), r"unknown corrector 'hmc'; choose from \["),
+])
+def test_invalid_combinations_fail_before_compute(sde, kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    pc_sample(jax.random.key(0), sde, _forbidden_score, (4, 2), num_steps=5, **kwargs)
+
+
+def _sampling_config(**overrides):
+  from score_sde.config_defaults import get_default_config
+  cfg = get_default_config().sampling
+  cfg.update(overrides)
+  return cfg
+
+
+@pytest.mark.parametrize("overrides,match", [
+    (dict(method="langevin_only"), r"unknown sampling method 'langevin_only'; choose from \["),
+    (dict(predictor="ancestral_sampling"), "ancestral"),
+    (dict(corrector="mala"), "unknown corrector"),
+])
+def test_config_errors_name_the_valid_choices(overrides, match):
+  with pytest.raises(ValueError, match=match):
+    sampler_from_config(_sampling_config(**overrides), SubVPSDE())
+
+
+@pytest.mark.parametrize("predictor,corrector,n_steps", [
+    ("euler_maruyama", "langevin", 2), ("reverse_diffusion", "none", 1), ("none", "ald", 3),
+    ("ancestral_sampling", "langevin", 1)])
+def test_nfe_is_the_number_of_score_evaluations(predictor, corrector, n_steps):
+  calls = []
+  sde = VPSDE()
+  exact = G.marginal_score_fn(separated_mixture(2), sde)
+
+  def counting_score(x, t):
+    jax.debug.callback(lambda: calls.append(1))
+    return exact(x, t)
+  x, nfe = jax.jit(lambda k: pc_sample(k, sde, counting_score, (3, 2), predictor=predictor,
+                                       corrector=corrector, n_steps=n_steps, num_steps=7))(jax.random.key(0))
+  jax.block_until_ready(x)
+  jax.effects_barrier()
+  assert int(nfe) == len(calls) == 7 * ((predictor != "none") + (corrector != "none") * n_steps)
+
+
+def _small_run(key, **kwargs):
+  sde = SDES["vp"]
+  score = G.marginal_score_fn(separated_mixture(2), sde)
+  return jax.jit(lambda k: pc_sample(k, sde, score, (64, 2), num_steps=50, **kwargs)[0])(key)
+
+
+def test_same_key_same_samples():
+  kw = dict(predictor="reverse_diffusion", corrector="langevin")
+  a, b = _small_run(jax.random.key(3), **kw), _small_run(jax.random.key(3), **kw)
+  np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert not np.allclose(np.asarray(a), np.asarray(_small_run(jax.random.key(4), **kw)))
+
+
+@pytest.mark.parametrize("predictor", ["euler_maruyama", "reverse_diffusion"])
+def test_probability_flow_depends_only_on_the_prior_draw(predictor):
+  """After x_T is drawn, a probability-flow predictor uses no noise: replacing every key left in
+  the loop's state leaves the samples unchanged, while it changes those of the reverse SDE."""
+  sde = SDES["vp"]
+  score = G.marginal_score_fn(separated_mixture(2), sde)
+
+  def run(probability_flow, swap):
+    loop = pc.pc_sampler(sde, score, (64, 2), predictor=predictor, corrector="none", num_steps=50,
+                         probability_flow=probability_flow)
+    carry = loop.init(jax.random.key(5))
+    if swap:
+      carry = jax.tree.map(lambda v: jax.random.key(99) if jnp.issubdtype(v.dtype, jax.dtypes.prng_key)
+                           else v, carry)
+    out = loop.output(jax.jit(loop.run)(carry, jnp.arange(loop.num_steps)))
+    return np.asarray(out[0] if isinstance(out, tuple) else out)
+
+  np.testing.assert_array_equal(run(True, False), run(True, True))
+  assert not np.allclose(run(False, False), run(False, True))
