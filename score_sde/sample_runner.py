@@ -27,7 +27,7 @@ def check_sampling_config(config, sde, num_devices: int):
   if s.num_samples <= 0 or s.batch_size <= 0 or s.num_samples % s.batch_size:
     raise ValueError(f"sampling.num_samples={s.num_samples} must be a positive multiple of "
                      f"sampling.batch_size={s.batch_size}")
-  if s.batch_size % num_devices:
+  if s.batch_size % num_devices and jax.process_count() > 1:
     raise ValueError(f"sampling.batch_size={s.batch_size} is not divisible by the {num_devices} devices")
   if s.progress_chunks < 1:
     raise ValueError(f"sampling.progress_chunks must be >= 1, got {s.progress_chunks}")
@@ -72,26 +72,42 @@ def _gather(x):
 
 
 def run(config, workdir: str):
-  """Writes workdir/samples_<step>.npz (samples in data space, nfe) and .png; returns (samples, step)."""
+  """Writes workdir/samples_<step>.npz and samples_<step>.png; returns (samples, step).
+
+  samples: [num_samples, *shape] float32 in the data set's own space (that of its batches; images
+  clipped to [0, 1] or [-1, 1] when centered). The .npz holds `samples`, `nfe` (score evaluations
+  per sample) and, for images, `images` (uint8 [n, H, W, C]). The PNG is a scatter plot over real
+  data for vector data, an image grid for images. Prints the NFE and the wall time.
+  """
   ndev = jax.device_count()
   sde = ru.build_sde(config)
   build = check_sampling_config(config, sde, ndev)
   score_fn, sde, shape, step = ru.load_score_fn(config, workdir, config.eval.checkpoint)
   s = config.sampling
-  mesh = data_mesh()
+  # Shard the batch over all devices when it divides evenly; a single device otherwise.
+  mesh = data_mesh() if s.batch_size % ndev == 0 else None
   key = jax.random.fold_in(jax.random.key(config.seed), step)
   start = time.time()
-  out, nfe = [], 0
+  out, nfes = [], []
   for b in range(s.num_samples // s.batch_size):
     x, nfe = draw(build, score_fn, (s.batch_size,) + tuple(shape), jax.random.fold_in(key, b),
                   s.progress_chunks, mesh, progress=jax.process_index() == 0)
     out.append(_gather(x))
+    nfes.append(nfe)
   samples = np.concatenate(out).astype(np.float32)
+  nfe = int(round(np.mean(nfes)))  # adaptive ODE solvers may differ between batches
   seconds = time.time() - start
   dataset = get_dataset(ru.data_spec(config), "test")
-  shown = postprocess_images(samples, config.data.centered) if dataset.is_image else samples
+  extra = {}
+  shown = samples
+  if dataset.is_image:
+    # Pixels outside the data range are clipped: [0, 1] for display, and back to the model's
+    # range (that of the data set's batches, which sample_quality compares against).
+    shown = postprocess_images(samples, config.data.centered)
+    samples = (2.0 * shown - 1.0 if config.data.centered else shown).astype(np.float32)
+    extra["images"] = np.round(255.0 * shown).astype(np.uint8)
   if jax.process_index() == 0:
-    np.savez(os.path.join(workdir, f"samples_{step}.npz"), samples=samples, nfe=nfe)
+    np.savez(os.path.join(workdir, f"samples_{step}.npz"), samples=samples, nfe=nfe, **extra)
     from score_sde.plotting import save_samples_png
     reference = None if dataset.is_image else next(dataset.batches(len(samples), 0, config.seed + 1))
     title = f"{config.sampling.method} ({config.sde.name}), step {step}, NFE {nfe}"

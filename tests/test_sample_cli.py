@@ -9,6 +9,7 @@ import pytest
 
 from score_sde import runner_utils as ru
 from score_sde import sample_runner
+from score_sde.checkpoint import IncompatibleCheckpointError
 from score_sde.train import train
 from score_sde.train_step import data_mesh
 
@@ -95,3 +96,28 @@ def test_cli_sample_mode(trained):
   assert "NFE 40" in out.stdout
   with np.load(os.path.join(trained, "samples_20.npz")) as f:
     assert f["samples"].shape == (64, 2)
+
+
+# checkpoint.check_run_record compares the run.json it wrote (lists) with a fresh record holding the
+# config's tuples (model.ch_mult), so any config with a tuple field cannot be reloaded after training.
+@pytest.mark.xfail(raises=IncompatibleCheckpointError, strict=False,
+                   reason="run.json lists vs config tuples in checkpoint.check_run_record")
+def test_image_run_writes_clipped_samples_and_a_grid(tmp_path):
+  """Images: samples clipped to the data range ([-1, 1], centered), uint8 images, a grid PNG."""
+  config = ru.load_config(os.path.join(REPO, "configs", "digits", "vp_small_unet.py"))
+  config.data.image_size = 8
+  config.model.nf = 8
+  config.model.ch_mult = (1,)
+  config.training.update(batch_size=8, n_iters=1, n_jitted_steps=1, log_freq=1, snapshot_freq=1,
+                         sample_at_end=False)
+  config.sampling.update(num_steps=3, num_samples=16, batch_size=8, progress_chunks=2)
+  workdir = str(tmp_path)
+  train(config, workdir)
+  samples, step = sample_runner.run(config, workdir)
+  assert samples.shape == (16, 8, 8, 1) and samples.min() >= -1.0 and samples.max() <= 1.0
+  with np.load(os.path.join(workdir, f"samples_{step}.npz")) as f:
+    assert f["images"].dtype == np.uint8 and f["images"].shape == (16, 8, 8, 1)
+    np.testing.assert_array_equal(f["images"], np.round(255 * (samples + 1) / 2).astype(np.uint8))
+  import matplotlib.image
+  grid = matplotlib.image.imread(os.path.join(workdir, f"samples_{step}.png"))
+  assert grid.shape[:2] == (4 * 9 + 1, 4 * 9 + 1)  # 4 x 4 grid of 8-pixel images, 1-pixel borders

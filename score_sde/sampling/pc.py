@@ -163,8 +163,11 @@ def annealed_langevin_corrector(key, sde: LinearSDE, score_fn: ScoreFn, x, t, sn
 
       eps_j = 2 alpha_i (snr s(t))^2,  x_mean = x + eps_j score,  x = x_mean + sqrt(2 eps_j) z.
 
-  NCSN's step eps sigma_i^2 / sigma_L^2 is this with snr^2 = eps / (2 sigma_L^2): the step is
-  proportional to the noise variance (as in the 2021 release's AnnealedLangevinDynamics).
+  NCSN writes x <- x + a_i / 2 score + sqrt(a_i) z with a_i = epsilon sigma_i^2 / sigma_L^2; this is
+  that update with a_i = 2 eps_j, i.e. epsilon / sigma_L^2 = 4 alpha_i snr^2: the step is
+  proportional to the noise variance s(t)^2 and `snr` replaces the hand-tuned epsilon (as in the
+  2021 release's AnnealedLangevinDynamics). Since ||score|| ~ sqrt(d) / s(t) and ||z|| ~ sqrt(d),
+  it is the Langevin corrector's step with the norms replaced by their typical ratio.
   """
   alpha = _langevin_alpha(sde, t)
   std = sde.alpha_sigma(t)[1]
