@@ -13,6 +13,11 @@ Where the 2021 release differs from the paper's text, this module follows the re
 - The score enters the reverse drift multiplied by g^2 (eq. 6). A VP network predicts eps and
   the score is -eps / s(t) ("scaled by the std"); that conversion lives in
   `score_sde.models.utils.score_fn_from_model`, not in the samplers.
+- Langevin step size (Algorithms 4/5): eps = 2 alpha (snr ||z|| / ||score||)^2, where `snr` is the
+  ratio of the gradient step to the injected noise and alpha = 1 - beta_i for VP-type SDEs. The
+  norms are averaged over the batch, as in the release (see `langevin_corrector` for why).
+- Discrete chains: reverse_diffusion, ancestral_sampling and the Langevin alpha use the SDE's
+  chain (DDPM betas, SMLD sigmas) with N = num_steps, as the release does with N = num_scales.
 """
 import dataclasses
 from typing import Callable, Dict, NamedTuple, Optional
@@ -228,7 +233,7 @@ def pc_sampler(sde: LinearSDE, score_fn: ScoreFn, shape, *, predictor: str = "eu
     num_steps = sde.N
   if num_steps < 1 or n_steps < 0:
     raise ValueError(f"num_steps must be >= 1 and n_steps_each >= 0, got {num_steps}, {n_steps}")
-  if num_steps != sde.N and "N" in {f.name for f in dataclasses.fields(sde)}:
+  if num_steps != sde.N and dataclasses.is_dataclass(sde) and hasattr(sde, "N"):
     sde = dataclasses.replace(sde, N=num_steps)
   predictor_fn, corrector_fn = PREDICTORS[predictor], CORRECTORS[corrector]
   timesteps = jnp.linspace(sde.T, eps, num_steps)
