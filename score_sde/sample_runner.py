@@ -2,7 +2,8 @@
 
 Loads the EMA parameters of the workdir's latest (or `eval.checkpoint`) checkpoint, builds the
 sampler named by `sampling.method`, and draws `sampling.num_samples` samples in batches of
-`sampling.batch_size`, each batch sharded over all devices. Long loops run on device in
+`sampling.batch_size`, each batch sharded over all devices when it divides evenly (on one device
+otherwise), with the key fold_in(fold_in(key(seed), step), batch). Long loops run on device in
 `sampling.progress_chunks` jitted chunks, with a progress bar updated between chunks.
 """
 import os
@@ -40,8 +41,10 @@ def _chunks(num_steps: int, num_chunks: int):
   return [np.arange(i, min(i + size, num_steps)) for i in range(0, num_steps, size)]
 
 
-def draw(build, score_fn, shape, key, num_chunks: int, mesh=None, progress: bool = True):
-  """One batch of samples of `shape` (B, ...) with the loop in chunks. Returns (x, nfe)."""
+def compile_loop(build, score_fn, shape, mesh=None):
+  """(loop, init, run) for batches of `shape` (B, ...): the sampler's loop and its jitted pieces,
+  made once so that every batch (and every chunk of equal length) reuses one compilation. With a
+  mesh, arrays with the batch axis are sharded over its 'data' axis."""
   loop = build(score_fn, shape)
   if mesh is not None:
     batch = NamedSharding(mesh, P("data"))
@@ -51,13 +54,18 @@ def draw(build, score_fn, shape, key, num_chunks: int, mesh=None, progress: bool
                           if getattr(v, "ndim", 0) == len(shape) and v.shape[0] == shape[0] else v, tree)
   else:
     shard = lambda tree: tree
-  init = jax.jit(lambda k: shard(loop.init(k)))
-  run = jax.jit(lambda c, idx: shard(loop.run(c, idx)))
+  return loop, jax.jit(lambda k: shard(loop.init(k))), jax.jit(lambda c, idx: shard(loop.run(c, idx)))
+
+
+def draw(build, score_fn, shape, key, num_chunks: int, mesh=None, progress: bool = True, compiled=None):
+  """One batch of samples of `shape` (B, ...) with the loop in `num_chunks` on-device chunks and a
+  progress bar between them. `compiled`: a `compile_loop` result to reuse. Returns (x, nfe)."""
+  loop, init, run = compiled or compile_loop(build, score_fn, shape, mesh)
   carry = init(key)
   chunks = _chunks(loop.num_steps, num_chunks)
   with tqdm(total=loop.num_steps, desc="sampling", unit="step", disable=not progress or len(chunks) == 1) as bar:
     for idx in chunks:
-      carry = run(carry, jnp.asarray(idx))
+      carry = run(carry, jnp.asarray(idx, jnp.int32))
       jax.block_until_ready(carry)
       bar.update(len(idx))
   x, nfe = loop.output(carry)
@@ -89,9 +97,11 @@ def run(config, workdir: str):
   key = jax.random.fold_in(jax.random.key(config.seed), step)
   start = time.time()
   out, nfes = [], []
+  batch_shape = (s.batch_size,) + tuple(shape)
+  compiled = compile_loop(build, score_fn, batch_shape, mesh)
   for b in range(s.num_samples // s.batch_size):
-    x, nfe = draw(build, score_fn, (s.batch_size,) + tuple(shape), jax.random.fold_in(key, b),
-                  s.progress_chunks, mesh, progress=jax.process_index() == 0)
+    x, nfe = draw(build, score_fn, batch_shape, jax.random.fold_in(key, b), s.progress_chunks,
+                  mesh, progress=jax.process_index() == 0, compiled=compiled)
     out.append(_gather(x))
     nfes.append(nfe)
   samples = np.concatenate(out).astype(np.float32)
