@@ -28,12 +28,31 @@ ODE_SOLVERS = {
     "dopri8": (diffrax.Dopri8, 12),
 }
 ADAPTIVE = ("bosh3", "tsit5", "dopri5", "dopri8")
+# Classic fixed-step Runge-Kutta 4 (diffrax has no solver of that name); run as a lax.scan.
+FIXED_ONLY = {"rk4": 4}
+ODE_METHODS = tuple(ODE_SOLVERS) + tuple(FIXED_ONLY)
 
 
 def ode_solver(method: str):
   """(diffrax solver instance, score evaluations per step) for a method name."""
   cls, evals = lookup(ODE_SOLVERS, method, "ODE solver")
   return cls(), evals
+
+
+def rk4_solve(vector_field, y0, t0: float, t1: float, num_steps: int):
+  """Classic RK4 with `num_steps` equal steps: local error O(h^5), global O(h^4). 4 calls a step."""
+  h = (t1 - t0) / num_steps
+  add = lambda y, k, c: jax.tree.map(lambda a, b: a + c * b, y, k)
+
+  def step(y, i):
+    t = t0 + i * h
+    k1 = vector_field(t, y)
+    k2 = vector_field(t + h / 2, add(y, k1, h / 2))
+    k3 = vector_field(t + h / 2, add(y, k2, h / 2))
+    k4 = vector_field(t + h, add(y, k3, h))
+    y = jax.tree.map(lambda y, a, b, c, d: y + h / 6 * (a + 2 * b + 2 * c + d), y, k1, k2, k3, k4)
+    return y, None
+  return jax.lax.scan(step, y0, jnp.arange(num_steps))[0]
 
 
 def solve(vector_field, y0, t0: float, t1: float, *, method: str = "tsit5", rtol: float = 1e-5,
@@ -43,6 +62,14 @@ def solve(vector_field, y0, t0: float, t1: float, *, method: str = "tsit5", rtol
   Adaptive methods use a PID controller with (rtol, atol) unless `num_steps` is given, in which
   case every method takes `num_steps` equal steps. `y0` may be any pytree.
   """
+  if method in FIXED_ONLY:
+    if num_steps is None:
+      raise ValueError(f"ODE method {method!r} is fixed-step: give num_steps, or use one of {ADAPTIVE}")
+    return rk4_solve(vector_field, y0, t0, t1, num_steps), num_steps * FIXED_ONLY[method]
+  if method not in ODE_SOLVERS:
+    lookup(dict.fromkeys(ODE_METHODS), method, "ODE solver")
+  if num_steps is not None and num_steps < 1:
+    raise ValueError(f"num_steps must be >= 1, got {num_steps}")
   solver, evals = ode_solver(method)
   if num_steps is None:
     if method not in ADAPTIVE:

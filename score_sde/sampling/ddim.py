@@ -1,0 +1,41 @@
+"""DDIM (Song, Meng & Ermon 2021) written for any Gaussian path x_t = a(t) x0 + s(t) eps.
+
+From t to t' < t, with eps_hat = -s(t) score(x, t) and x0_hat = (x - s(t) eps_hat) / a(t):
+
+    x_{t'} = a' x0_hat + sqrt(s'^2 - c^2) eps_hat + c z,
+    c^2 = eta^2 s'^2 (s^2 - (a / a')^2 s'^2) / s^2               (DDIM eqs. 12 and 16)
+
+c^2 at eta = 1 is the variance of q(x_{t'} | x_t, x0): ancestral sampling (DDPM for VP, SMLD's
+reverse chain for VE); eta = 0 is deterministic, a first-order solver of the probability-flow ODE.
+"""
+import jax
+import jax.numpy as jnp
+
+from score_sde.sde import LinearSDE, ScoreFn
+
+
+def ddim_sample(key, sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps: int = 50,
+                eta: float = 0.0, eps: float = 1e-3):
+  """num_steps DDIM steps over uniform times T = t_0 > ... > t_n = eps, from the prior.
+  Returns (x: shape, nfe = num_steps)."""
+  if num_steps < 1:
+    raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+  if eta < 0:
+    raise ValueError(f"eta must be >= 0, got {eta}")
+  ts = jnp.linspace(sde.T, eps, num_steps + 1)
+  key, k0 = jax.random.split(key)
+  x = sde.prior_sample(k0, shape)
+
+  def step(x, i):
+    t = jnp.full(shape[:1], ts[i], x.dtype)
+    a, s = sde.alpha_sigma(ts[i])
+    a_next, s_next = sde.alpha_sigma(ts[i + 1])
+    eps_hat = -s * score_fn(x, t)
+    x0_hat = (x - s * eps_hat) / a
+    c2 = eta ** 2 * s_next ** 2 * (s ** 2 - (a / a_next) ** 2 * s_next ** 2) / s ** 2
+    c2 = jnp.clip(c2, 0.0, s_next ** 2)
+    z = jax.random.normal(jax.random.fold_in(key, i), x.shape, x.dtype)
+    return a_next * x0_hat + jnp.sqrt(s_next ** 2 - c2) * eps_hat + jnp.sqrt(c2) * z, None
+
+  x, _ = jax.lax.scan(step, x, jnp.arange(num_steps))
+  return x, num_steps
