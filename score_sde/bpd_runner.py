@@ -104,6 +104,10 @@ def run(config, workdir: str, *, max_batches: Optional[int] = None) -> dict:
   far and says `complete: false`); a later call resumes.
   """
   _check(config)
+  if jax.default_backend() == "cpu":
+    # XLA:CPU with asynchronous dispatch was seen to hang for good (every thread asleep) in these
+    # long while-loop solves, as in jax-ml/jax#25861; each batch is awaited anyway.
+    jax.config.update("jax_cpu_enable_async_dispatch", False)
   ev = config.eval
   score_fn, sde, shape, step = ru.load_score_fn(config, workdir, ev.checkpoint)
   spec = ru.data_spec(config)
