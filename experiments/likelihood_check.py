@@ -24,8 +24,9 @@ import time
 import jax
 
 jax.config.update("jax_enable_x64", True)
-# XLA:CPU with asynchronous dispatch hung here (all threads asleep in BlockUntilReady) on some
-# of these while-loop solves, as in jax-ml/jax#25861; synchronous dispatch avoids it.
+# These while-loop solves hung for good on XLA:CPU (every thread idle in BlockUntilReady) before
+# score_sde/__init__.py turned off the concurrency-optimized scheduler; synchronous dispatch is
+# a second guard (the CPU hang of jax-ml/jax#25861).
 jax.config.update("jax_cpu_enable_async_dispatch", False)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402

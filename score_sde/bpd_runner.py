@@ -105,8 +105,9 @@ def run(config, workdir: str, *, max_batches: Optional[int] = None) -> dict:
   """
   _check(config)
   if jax.default_backend() == "cpu":
-    # XLA:CPU with asynchronous dispatch was seen to hang for good (every thread asleep) in these
-    # long while-loop solves, as in jax-ml/jax#25861; each batch is awaited anyway.
+    # Long while-loop solves were seen to hang for good on XLA:CPU (every thread idle); besides the
+    # scheduler flag of score_sde/__init__.py, synchronous dispatch guards against the CPU hang of
+    # jax-ml/jax#25861. Each batch is awaited anyway.
     jax.config.update("jax_cpu_enable_async_dispatch", False)
   ev = config.eval
   score_fn, sde, shape, step = ru.load_score_fn(config, workdir, ev.checkpoint)
