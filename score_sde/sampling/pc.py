@@ -173,6 +173,8 @@ def annealed_langevin_corrector(key, sde: LinearSDE, score_fn: ScoreFn, x, t, sn
   proportional to the noise variance s(t)^2 and `snr` replaces the hand-tuned epsilon (as in the
   2021 release's AnnealedLangevinDynamics). Since ||score|| ~ sqrt(d) / s(t) and ||z|| ~ sqrt(d),
   it is the Langevin corrector's step with the norms replaced by their typical ratio.
+  Made for VE (NCSN). Used alone (predictor 'none') with sub-VP, whose s(t) vanishes like t, the
+  late steps are too small for the samples to follow the moving marginal mean a(t) mu.
   """
   alpha = _langevin_alpha(sde, t)
   std = sde.alpha_sigma(t)[1]
