@@ -14,7 +14,7 @@ Both the state x and the accumulated divergence are integrated jointly, in ONE a
 that stays on device. The divergence is either exact (D Jacobian-vector products, for low D and
 for checks) or the Hutchinson-Skilling estimate  div f~ = E_v[v^T (d f~/dx) v]  with a probe v
 drawn once per solve (fixed along the trajectory, as in the paper) from Rademacher or standard
-Gaussian entries; every evaluation costs one vector-Jacobian product of the drift.
+Gaussian entries; every evaluation costs one Jacobian-vector product of the drift.
 
 Sharded batches: the PID step-size controller measures ONE error norm (RMS over the whole state
 pytree: every sample of the batch and its log-density term), so all shards of a sharded batch take
@@ -51,14 +51,15 @@ def gaussian_probe(key: Array, shape, dtype) -> Array:
 
 
 def hutchinson_divergence(fn: Callable[[Array], Array], x: Array, probe: Array) -> Tuple[Array, Array]:
-  """(fn(x), v^T J v per sample): one vector-Jacobian product; unbiased for tr J when E[v v^T] = I.
+  """(fn(x), v^T J v per sample): one Jacobian-vector product; unbiased for tr J when E[v v^T] = I.
 
   `fn` maps a batch to a batch and treats samples independently, so the batch Jacobian is block
-  diagonal and one vjp with the batched probe gives every sample's v_b^T J_b at once.
+  diagonal and one jvp with the batched probe gives every sample's J_b v_b at once. Forward mode
+  (rather than the 2021 release's gradient of <f, v>) stores no activations, and on XLA:CPU it is
+  ~8x faster inside the solver's while loop for conv nets (reverse-mode convs are slow there).
   """
-  out, vjp_fn = jax.vjp(fn, x)
-  (vjp,) = vjp_fn(probe)
-  return out, _sum_per_sample(vjp * probe)
+  out, jv = jax.jvp(fn, (x,), (probe,))
+  return out, _sum_per_sample(jv * probe)
 
 
 def exact_divergence(fn: Callable[[Array], Array], x: Array, probe=None) -> Tuple[Array, Array]:
@@ -111,7 +112,7 @@ def log_likelihood(key: Array, sde: LinearSDE, score_fn: ScoreFn, x: Array, *,
   'exact'). `prior_logp(z) -> [B]` defaults to `sde.prior_logp`, the N(0, prior_std^2 I) the
   model assumes at T; passing the exact marginal log p_T (known for Gaussian mixtures) isolates
   the ODE error from the prior mismatch in checks. `nfe` counts drift evaluations (each with
-  one vjp, or D jvps for 'exact').
+  one jvp, or D jvps for 'exact').
   """
   sampler, _ = lookup(DIVERGENCES, divergence, "divergence")
   probe = None if sampler is None else sampler(key, x.shape, x.dtype)
