@@ -54,6 +54,7 @@ class Checkpointer:
 
 def check_run_record(workdir: str, record: dict) -> None:
   """Writes `workdir/run.json` on the first run; on later runs fails if the model or data differ."""
+  record = json.loads(json.dumps(record))  # as stored: tuples in the config become lists
   path = os.path.join(workdir, "run.json")
   if os.path.exists(path):
     with open(path) as f:

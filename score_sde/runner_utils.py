@@ -143,8 +143,12 @@ def run_record(config, shape) -> dict:
   return {"model": config.model.to_dict(), "data_shape": list(shape), "sde": config.sde.name}
 
 
-def load_score_fn(config, workdir: str, step=None):
-  """(score_fn(x, t), sde, example shape, step) from the EMA parameters of a workdir's checkpoint."""
+def load_ema_model(config, workdir: str, step=None):
+  """(score_apply(params, x, t), EMA params, sde, example shape, step) from a workdir's checkpoint.
+
+  The parameters come apart from the function so that jitted samplers take them as arguments
+  instead of baking tens of millions of constants into the compiled program.
+  """
   from score_sde.checkpoint import Checkpointer, check_run_record
   sde = build_sde(config)
   network = build_network(config)
@@ -156,9 +160,17 @@ def load_score_fn(config, workdir: str, step=None):
     raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first")
   state = ckpt.restore(abstract_state(config, network, shape), step)
   apply = make_apply_fn(network, DTYPES[config.training.compute_dtype])
-  ema = state.ema_params
-  score_fn = mutils.score_fn_from_model(lambda x, label: apply(ema, x, label), sde, config.model.target)
-  return score_fn, sde, shape, step
+
+  def score_apply(params, x, t):
+    return mutils.score_fn_from_model(lambda x, label: apply(params, x, label), sde,
+                                      config.model.target)(x, t)
+  return score_apply, state.ema_params, sde, shape, step
+
+
+def load_score_fn(config, workdir: str, step=None):
+  """(score_fn(x, t), sde, example shape, step) from the EMA parameters of a workdir's checkpoint."""
+  score_apply, params, sde, shape, step = load_ema_model(config, workdir, step)
+  return (lambda x, t: score_apply(params, x, t)), sde, shape, step
 
 
 def load_config(path: str):

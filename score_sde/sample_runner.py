@@ -6,6 +6,7 @@ sampler named by `sampling.method`, and draws `sampling.num_samples` samples in 
 otherwise), with the key fold_in(fold_in(key(seed), step), batch). Long loops run on device in
 `sampling.progress_chunks` jitted chunks, with a progress bar updated between chunks.
 """
+import functools
 import os
 import time
 
@@ -41,11 +42,13 @@ def _chunks(num_steps: int, num_chunks: int):
   return [np.arange(i, min(i + size, num_steps)) for i in range(0, num_steps, size)]
 
 
-def compile_loop(build, score_fn, shape, mesh=None):
+def compile_loop(build, score_fn, shape, mesh=None, params=None):
   """(loop, init, run) for batches of `shape` (B, ...): the sampler's loop and its jitted pieces,
   made once so that every batch (and every chunk of equal length) reuses one compilation. With a
-  mesh, arrays with the batch axis are sharded over its 'data' axis."""
-  loop = build(score_fn, shape)
+  mesh, arrays with the batch axis are sharded over its 'data' axis.
+
+  `score_fn(x, t)`, or with `params` given, `score_fn(params, x, t)`: the parameters then enter
+  the compiled loop as an argument rather than as constants (large networks compile faster)."""
   if mesh is not None:
     batch = NamedSharding(mesh, P("data"))
 
@@ -54,7 +57,14 @@ def compile_loop(build, score_fn, shape, mesh=None):
                           if getattr(v, "ndim", 0) == len(shape) and v.shape[0] == shape[0] else v, tree)
   else:
     shard = lambda tree: tree
-  return loop, jax.jit(lambda k: shard(loop.init(k))), jax.jit(lambda c, idx: shard(loop.run(c, idx)))
+  if params is None:
+    loop = build(score_fn, shape)
+    return loop, jax.jit(lambda k: shard(loop.init(k))), jax.jit(lambda c, idx: shard(loop.run(c, idx)))
+  loop_with = lambda p: build(lambda x, t: score_fn(p, x, t), shape)
+  loop = loop_with(params)
+  init = jax.jit(lambda p, k: shard(loop_with(p).init(k)))
+  run = jax.jit(lambda p, c, idx: shard(loop_with(p).run(c, idx)))
+  return loop, functools.partial(init, params), functools.partial(run, params)
 
 
 def draw(build, score_fn, shape, key, num_chunks: int, mesh=None, progress: bool = True, compiled=None):
@@ -90,7 +100,7 @@ def run(config, workdir: str):
   ndev = jax.device_count()
   sde = ru.build_sde(config)
   build = check_sampling_config(config, sde, ndev)
-  score_fn, sde, shape, step = ru.load_score_fn(config, workdir, config.eval.checkpoint)
+  score_apply, params, sde, shape, step = ru.load_ema_model(config, workdir, config.eval.checkpoint)
   s = config.sampling
   # Shard the batch over all devices when it divides evenly; a single device otherwise.
   mesh = data_mesh() if s.batch_size % ndev == 0 else None
@@ -98,9 +108,9 @@ def run(config, workdir: str):
   start = time.time()
   out, nfes = [], []
   batch_shape = (s.batch_size,) + tuple(shape)
-  compiled = compile_loop(build, score_fn, batch_shape, mesh)
+  compiled = compile_loop(build, score_apply, batch_shape, mesh, params=params)
   for b in range(s.num_samples // s.batch_size):
-    x, nfe = draw(build, score_fn, batch_shape, jax.random.fold_in(key, b), s.progress_chunks,
+    x, nfe = draw(build, None, batch_shape, jax.random.fold_in(key, b), s.progress_chunks,
                   mesh, progress=jax.process_index() == 0, compiled=compiled)
     out.append(_gather(x))
     nfes.append(nfe)
