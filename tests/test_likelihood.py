@@ -145,3 +145,14 @@ def test_unknown_divergence_lists_choices():
   s = sde_lib.get_sde("vpsde")
   with pytest.raises(ValueError, match="hutchinson_rademacher"):
     likelihood.log_likelihood(jax.random.key(0), s, lambda x, t: -x, jnp.zeros((2, 2)), divergence="trace")
+
+
+def test_per_sample_max_norm():
+  """max over samples of each sample's RMS over all leaves; the RMS of the batch dilutes it."""
+  from score_sde import ode
+  x = jnp.zeros((4, 3)).at[2].set(jnp.array([3.0, 0.0, 4.0]))
+  delta = jnp.array([0.0, 1.0, 0.0, 0.0])
+  got = ode.per_sample_max_norm((x, delta))
+  np.testing.assert_allclose(float(got), np.sqrt(25.0 / 4), rtol=1e-6)   # sample 2: (9 + 16) / 4 values
+  batch_rms = np.sqrt(26.0 / 16)
+  assert float(got) > batch_rms
