@@ -137,7 +137,6 @@ def test_runner_on_images_reports_dequantized_bits_per_dim(tmp_path, capsys):
   config = ru.load_config("configs/digits/vp_small_unet.py")
   config.data.image_size = 8
   config.model.nf = 8
-  del config.model.ch_mult  # the model default (1, 2); see the run.json tuple/list note in the report
   config.training.batch_size = 16
   config.training.n_iters = 2
   config.training.n_jitted_steps = 1
