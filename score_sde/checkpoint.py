@@ -10,7 +10,9 @@ import os
 from typing import Any, Optional
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 
 class IncompatibleCheckpointError(ValueError):
@@ -39,6 +41,12 @@ class Checkpointer:
     step = self.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    # Leaves without a sharding are restored replicated over this process's devices, so that a
+    # checkpoint written on N devices loads on any other number (orbax would reuse the saved one).
+    repl = NamedSharding(Mesh(np.asarray(jax.devices()), ("data",)), P())
+    abstract_state = jax.tree.map(
+        lambda v: v if getattr(v, "sharding", None) is not None
+        else jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=repl), abstract_state)
     try:
       return self.manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
     except (ValueError, KeyError, TypeError) as e:

@@ -9,13 +9,11 @@ are tested against it, and `experiments/` uses it as a noise-free "perfect netwo
 Shapes: `x: [B, D]`, `t: [B]`; means `[K, D]`, covariances `[K, D, D]`, weights `[K]`.
 """
 import dataclasses
-from typing import Tuple
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from score_sde.sde import LinearSDE, bcast
+from score_sde.sde import LinearSDE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,27 +64,45 @@ def marginal(gmm: GaussianMixture, a: jax.Array, s: jax.Array) -> GaussianMixtur
   return GaussianMixture(gmm.weights, a * gmm.means, a ** 2 * gmm.covs + s ** 2 * eye)
 
 
-def _per_sample_marginal_stats(gmm, sde, t):
-  a, s = sde.alpha_sigma(t)
-  a = jnp.broadcast_to(a, t.shape)
-  s = jnp.broadcast_to(s, t.shape)
-  return a, s
+def _marginal_parts(gmm: GaussianMixture, sde: LinearSDE):
+  """log p_t's pieces from one eigendecomposition C_k = U_k diag(lam_k) U_k^T, made here, once.
+
+  The marginal covariance a^2 C_k + s^2 I = U_k diag(a^2 lam_k + s^2) U_k^T shares the
+  eigenvectors, so inside a sampler's or solver's loop every evaluation is einsums only: no
+  Cholesky or triangular solve per step (XLA:CPU has hung on those inside long while loops).
+  Returns f(x: [B, D], t) -> (component log-densities [B, K], component scores [B, K, D]).
+  """
+  lam, u = jnp.linalg.eigh(gmm.covs)                               # [K, D], [K, D, D]
+  log_w = jnp.log(gmm.weights)
+
+  def parts(x, t):
+    t = jnp.broadcast_to(jnp.asarray(t, x.dtype), x.shape[:1])
+    a, s = sde.alpha_sigma(t)
+    a = jnp.broadcast_to(a, t.shape)[:, None, None]
+    s = jnp.broadcast_to(s, t.shape)[:, None, None]
+    var = a ** 2 * lam[None] + s ** 2                              # [B, K, D]
+    y = jnp.einsum("kji,bkj->bki", u, x[:, None, :] - a * gmm.means[None])
+    logps = (log_w - 0.5 * jnp.sum(y ** 2 / var + jnp.log(var), -1)
+             - 0.5 * gmm.dim * jnp.log(2 * jnp.pi))
+    scores = -jnp.einsum("kij,bkj->bki", u, y / var)
+    return logps, scores
+  return parts
 
 
 def marginal_score_fn(gmm: GaussianMixture, sde: LinearSDE):
-  """Exact score_fn(x: [B, D], t: [B]) -> [B, D] of p_t for data distributed as `gmm`."""
+  """Exact score_fn(x: [B, D], t: [B]) -> [B, D] of p_t for data distributed as `gmm`:
+  sum_k r_k(x) (a^2 C_k + s^2 I)^{-1} (a mu_k - x), r the posterior component probabilities."""
+  parts = _marginal_parts(gmm, sde)
+
   def score_fn(x, t):
-    t = jnp.broadcast_to(jnp.asarray(t, x.dtype), x.shape[:1])
-    a, s = _per_sample_marginal_stats(gmm, sde, t)
-    return jax.vmap(lambda xi, ai, si: marginal(gmm, ai, si).score(xi[None])[0])(x, a, s)
+    logps, scores = parts(x, t)
+    return jnp.einsum("bk,bki->bi", jax.nn.softmax(logps, axis=-1), scores)
   return score_fn
 
 
 def marginal_log_prob(gmm: GaussianMixture, sde: LinearSDE, x: jax.Array, t) -> jax.Array:
   """Exact log p_t(x), `x: [B, D]`, `t` scalar or [B] -> [B]."""
-  t = jnp.broadcast_to(jnp.asarray(t, x.dtype), x.shape[:1])
-  a, s = _per_sample_marginal_stats(gmm, sde, t)
-  return jax.vmap(lambda xi, ai, si: marginal(gmm, ai, si).log_prob(xi[None])[0])(x, a, s)
+  return jax.nn.logsumexp(_marginal_parts(gmm, sde)(x, t)[0], axis=-1)
 
 
 def random_mixture(key: jax.Array, num_components: int, dim: int, *, scale: float = 2.0,
