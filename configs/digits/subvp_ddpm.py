@@ -1,0 +1,35 @@
+"""The DDPM U-Net (Ho et al.) at width 32 on scikit-learn's 8x8 digits, sub-VP SDE, continuous DSM.
+
+    python -m score_sde.main --config configs/digits/subvp_ddpm.py --workdir runs/digits_subvp_ddpm
+"""
+from score_sde.config_defaults import get_default_config
+
+
+def get_config():
+  config = get_default_config()
+  config.data.name = "digits"
+  config.data.image_size = 8
+  config.data.num_channels = 1
+  config.data.uniform_dequantization = True
+  config.data.centered = True
+  config.sde.name = "subvpsde"
+  config.model.name = "ddpm"
+  model = config.model
+  model.nf = 32  # GroupNorm(32) in every block of the DDPM network
+  model.ch_mult = (1, 2)
+  model.num_res_blocks = 1
+  model.attn_resolutions = (4,)
+  model.dropout = 0.0
+  model.centered = True
+  config.training.reduce_mean = True
+  config.training.batch_size = 64
+  config.training.n_iters = 1500
+  config.training.n_jitted_steps = 10
+  config.training.log_freq = 100
+  config.training.snapshot_freq = 500
+  config.optim.lr = 1e-3
+  config.optim.warmup = 100
+  config.sampling.num_steps = 500
+  config.sampling.num_samples = 64
+  config.sampling.batch_size = 64
+  return config
