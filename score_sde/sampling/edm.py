@@ -79,7 +79,9 @@ def edm_heun_sample(key, sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps:
     gamma = jnp.where((sigma >= s_min) & (sigma <= s_max), gamma_max, 0.0)
     sigma_hat = sigma * (1.0 + gamma)
     z = jax.random.normal(jax.random.fold_in(key, i), x.shape, x.dtype)
-    x_hat = x + jnp.sqrt(sigma_hat ** 2 - sigma ** 2) * s_noise * z
+    # sqrt(sigma_hat^2 - sigma^2) written so that gamma = 0 gives exactly 0 (with FMA contraction
+    # the difference of squares can round below zero, and its square root is NaN).
+    x_hat = x + sigma * jnp.sqrt(gamma * (2.0 + gamma)) * s_noise * z
     d = -sigma_hat * grad_logp(x_hat, sigma_hat)
     x_next = x_hat + (sigma_next - sigma_hat) * d
     d_next = -sigma_next * grad_logp(x_next, sigma_next)

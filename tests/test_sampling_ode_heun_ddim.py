@@ -1,0 +1,140 @@
+"""Deterministic and fast samplers (probability-flow ODE, EDM Heun, DDIM) against exact answers.
+
+The exact mixture score (score_sde.gmm) stands in for a network, so a sampler's error is its own:
+the samples must reproduce the mixture (same tolerances as the PC tests, from the sample size),
+the fixed-step solvers must converge at their order, and the ODE must be invertible.
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from score_sde import gmm as G, ode
+from score_sde.sampling import ddim_sample, edm, edm_heun_sample, ode_sample
+from score_sde.sde import SubVPSDE, VESDE, VPSDE, cosine_path
+from test_sampling_pc import N_SAMPLES, SDES, assert_reproduces, separated_mixture
+
+SAMPLERS = {
+    "ode_tsit5": lambda k, sde, sf, shape: ode_sample(k, sde, sf, shape, rtol=1e-4, atol=1e-4),
+    "edm_heun": lambda k, sde, sf, shape: edm_heun_sample(k, sde, sf, shape, num_steps=40),
+    "edm_heun_churn": lambda k, sde, sf, shape: edm_heun_sample(
+        k, sde, sf, shape, num_steps=80, s_churn=20.0, s_min=0.05, s_max=50.0),
+    "ddim_eta0": lambda k, sde, sf, shape: ddim_sample(k, sde, sf, shape, num_steps=200),
+    "ddim_eta1": lambda k, sde, sf, shape: ddim_sample(k, sde, sf, shape, num_steps=300, eta=1.0),
+}
+
+
+@pytest.mark.parametrize("sde_name", sorted(SDES))
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_sampler_reproduces_the_mixture(sampler, sde_name):
+  sde, g = SDES[sde_name], separated_mixture(2)
+  x, nfe = jax.jit(lambda k: SAMPLERS[sampler](k, sde, G.marginal_score_fn(g, sde), (N_SAMPLES, 2)))(
+      jax.random.key(3))
+  assert int(nfe) > 0
+  assert_reproduces(g, x)
+
+
+def test_sampler_check_can_fail():
+  """Stopping the ODE halfway leaves visibly noisier samples: the mixture check must reject them."""
+  sde, g = SDES["vp"], separated_mixture(2)
+  x, _ = jax.jit(lambda k: ode_sample(k, sde, G.marginal_score_fn(g, sde), (N_SAMPLES, 2), eps=0.3))(
+      jax.random.key(3))
+  with pytest.raises(AssertionError):
+    assert_reproduces(g, x)
+
+
+def _order(errors, step_sizes):
+  """Slope of log error against log step size (the observed convergence order)."""
+  return np.polyfit(np.log(step_sizes), np.log(errors), 1)[0]
+
+
+@pytest.mark.parametrize("sde", [VPSDE(), SubVPSDE()], ids=["vp", "subvp"])
+def test_fixed_step_solvers_converge_at_their_order(sde, x64):
+  """Same x_T, fixed steps n = 32..256 from T to eps = 0.05: Euler's error halves per halving of
+  the step (order 1), Heun's quarters (order 2), RK4 drops 16x (order 4), against a tight dopri8
+  reference. eps keeps the problem out of the stiff region near t = 0, where the asymptotic
+  regime would need far more steps. (VE, uniform in t, reaches it only beyond ~500 Euler steps:
+  its sigma(t) spans three decades.)"""
+  g = separated_mixture(2)
+  score_fn = G.marginal_score_fn(g, sde)
+  x_T = sde.prior_sample(jax.random.key(0), (256, 2))
+  solve = jax.jit(lambda m, n: ode.solve_probability_flow(sde, score_fn, x_T, sde.T, 0.05, method=m,
+                                                          num_steps=n)[0], static_argnums=(0, 1))
+  ref, _ = ode.solve_probability_flow(sde, score_fn, x_T, sde.T, 0.05, method="dopri8", rtol=1e-12, atol=1e-12)
+  steps = np.array([32, 64, 128, 256])
+  for method, order, lo, hi in (("euler", 1, 0.85, 1.2), ("heun", 2, 1.75, 2.3), ("rk4", 4, 3.3, 4.6)):
+    err = np.array([float(jnp.max(jnp.abs(solve(method, int(n)) - ref))) for n in steps])
+    assert lo <= _order(err, 1.0 / steps) <= hi, (method, err)
+
+
+def test_edm_heun_is_second_order(x64):
+  """The EDM sampler (deterministic) on the Karras schedule: error / 4 per doubling of the steps."""
+  sde = VPSDE()
+  g = separated_mixture(2)
+  score_fn = G.marginal_score_fn(g, sde)
+  key = jax.random.key(0)
+  run = jax.jit(lambda n: edm_heun_sample(key, sde, score_fn, (256, 2), num_steps=n, eps=0.05)[0],
+                static_argnums=0)
+  ref = run(4096)
+  steps = np.array([64, 128, 256, 512])
+  err = np.array([float(jnp.max(jnp.abs(run(int(n)) - ref))) for n in steps])
+  assert 1.75 <= _order(err, 1.0 / steps) <= 2.4, err
+
+
+@pytest.mark.parametrize("sde_name", sorted(SDES))
+def test_probability_flow_encode_decode_round_trip(sde_name, x64):
+  """x0 -> x_T -> x0 along the same ODE returns the input to solver tolerance."""
+  sde, g = SDES[sde_name], separated_mixture(2)
+  score_fn = G.marginal_score_fn(g, sde)
+  x0 = g.sample(jax.random.key(1), 128).astype(jnp.float64)
+  z, _ = ode.solve_probability_flow(sde, score_fn, x0, 1e-3, sde.T, rtol=1e-9, atol=1e-9)
+  back, _ = ode.solve_probability_flow(sde, score_fn, z, sde.T, 1e-3, rtol=1e-9, atol=1e-9)
+  assert float(jnp.max(jnp.abs(z - x0))) > 0.5  # it went somewhere
+  np.testing.assert_allclose(back, x0, atol=1e-5)
+
+
+def test_ode_and_ddim_eta0_are_deterministic():
+  sde, g = SDES["vp"], separated_mixture(2)
+  sf = G.marginal_score_fn(g, sde)
+  for fn in (lambda k: ode_sample(k, sde, sf, (64, 2))[0], lambda k: ddim_sample(k, sde, sf, (64, 2))[0]):
+    a, b = jax.jit(fn)(jax.random.key(5)), jax.jit(fn)(jax.random.key(5))
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("sde", [VPSDE(), SubVPSDE(), VESDE(), cosine_path()], ids=lambda s: type(s).__name__)
+def test_t_of_sigma_inverts_sigma_of_t(sde, x64):
+  t = jnp.linspace(1e-3, sde.T, 50)
+  np.testing.assert_allclose(edm.t_of_sigma(sde, edm.sigma_of_t(sde, t)), t, rtol=1e-9, atol=1e-10)
+
+
+def test_karras_schedule_endpoints_and_monotone():
+  s = edm.karras_sigmas(0.002, 80.0, 18, rho=7.0)
+  assert s.shape == (19,)
+  np.testing.assert_allclose([s[0], s[-1]], [80.0, 0.002], rtol=1e-5)
+  assert bool(jnp.all(jnp.diff(s) < 0))
+
+
+def test_ddim_eta1_noise_is_the_posterior_variance():
+  """With eta = 1 and the exact x0, one DDIM step samples q(x_t' | x_t, x0): for a point mass at 0
+  (score = -x / s^2), x_t' = (s'^2 a / (s^2 a')) ... reduces to variance s'^2 (1 - a^2 s'^2/(a'^2 s^2))
+  + mean from the x0 = 0 prediction; check the per-step mean and variance on many draws."""
+  sde = VPSDE()
+  score_fn = lambda x, t: -x / sde.alpha_sigma(t)[1][:, None] ** 2  # data = a point mass at 0
+  # From the prior with one step to eps: mean 0, variance s(eps)^2 (exact for a point mass).
+  x, _ = ddim_sample(jax.random.key(0), sde, score_fn, (20000, 1), num_steps=1, eta=1.0, eps=0.5)
+  s_eps = float(sde.alpha_sigma(0.5)[1])
+  np.testing.assert_allclose(float(jnp.mean(x)), 0.0, atol=5 * s_eps / np.sqrt(20000))
+  np.testing.assert_allclose(float(jnp.var(x)), s_eps ** 2, rtol=5 * np.sqrt(2 / 20000))
+
+
+def test_invalid_inputs_fail_clearly():
+  sde, g = SDES["vp"], separated_mixture(2)
+  sf = G.marginal_score_fn(g, sde)
+  with pytest.raises(ValueError, match="num_steps"):
+    edm_heun_sample(jax.random.key(0), sde, sf, (4, 2), num_steps=0)
+  with pytest.raises(ValueError, match="num_steps"):
+    ddim_sample(jax.random.key(0), sde, sf, (4, 2), num_steps=0)
+  with pytest.raises(ValueError, match="unknown ODE solver"):
+    ode_sample(jax.random.key(0), sde, sf, (4, 2), method="rk45")
+  with pytest.raises(ValueError, match="fixed-step"):
+    ode_sample(jax.random.key(0), sde, sf, (4, 2), method="heun")
