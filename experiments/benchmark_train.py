@@ -7,7 +7,7 @@ Reports (printed and written as JSON): compile time of the jitted train step; tr
 median over `--steps` timed calls after one warm-up call); peak device memory
 (`device.memory_stats()['peak_bytes_in_use']`, null where the backend has none, with the process's
 peak RSS beside it); model FLOPs per image from XLA's cost analysis of the compiled train step
-(forward + backward + optimizer, divided by the batch); achieved FLOP/s and its fraction of the
+(forward + backward + optimizer, divided by the batch) and of the forward pass alone; achieved FLOP/s and its fraction of the
 device's peak (PEAK_FLOPS below; null for unknown devices such as CPUs); and sampling throughput,
 score-function evaluations per second of the jitted EMA score function at the same batch.
 `--cost_only` compiles the step and reports its FLOPs without running it.
@@ -86,11 +86,16 @@ def benchmark(config, batch_size: int, precision: str, steps: int, cost_only: bo
   compiled = step_fn.lower(state, batches, key).compile()
   compile_s = time.perf_counter() - t0
   flops_step = flops_of(compiled)
+  # The network's forward pass alone (one score evaluation), for comparison with papers' counts.
+  apply = ru.make_apply_fn(network, ru.DTYPES[config.training.compute_dtype])
+  labels = jnp.ones((batch_size,))
+  flops_fwd = flops_of(jax.jit(lambda p, x: apply(p, x, labels)).lower(state.params, batches[0]).compile())
   device = jax.devices()[0]
   result = {
       "config": config.model.name, "batch_size": batch_size, "precision": precision,
       "device": device.device_kind, "num_devices": jax.device_count(), "backend": jax.default_backend(),
       "compile_s": compile_s, "flops_per_image_train_step": flops_step / batch_size,
+      "flops_per_image_forward": flops_fwd / batch_size,
   }
   if cost_only:
     return result
@@ -117,7 +122,6 @@ def benchmark(config, batch_size: int, precision: str, steps: int, cost_only: bo
   })
 
   # Sampling throughput: one batched evaluation of the EMA score function is one NFE per image.
-  apply = ru.make_apply_fn(network, ru.DTYPES[config.training.compute_dtype])
   score_fn = mutils.score_fn_from_model(lambda x, label: apply(state.ema_params, x, label), sde,
                                         config.model.target)
   score = jax.jit(score_fn)
