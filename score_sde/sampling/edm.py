@@ -6,15 +6,15 @@ x_hat = x / a(t) at sigma(t) = s(t) / a(t) (EDM eq. 4 with s(t) there = our a(t)
 
     grad_{x_hat} log p(x_hat; sigma) = a(t) score(a(t) x_hat, t),   t = t(sigma),
 
-so one sampler serves VP, sub-VP, VE and any Gaussian path; t(sigma) inverts the monotone
-sigma(t) by bisection (exact to float precision, no per-SDE algebra).
+so one sampler serves VP, sub-VP, VE and any Gaussian path. t(sigma) is closed-form for VE, VP
+and sub-VP (`t_of_sigma`) and found by bisection on the monotone sigma(t) for any other path.
 """
 import math
 
 import jax
 import jax.numpy as jnp
 
-from score_sde.sde import LinearSDE, ScoreFn
+from score_sde.sde import LinearSDE, ScoreFn, SubVPSDE, VESDE, VPSDE
 
 
 def sigma_of_t(sde: LinearSDE, t):
@@ -23,9 +23,36 @@ def sigma_of_t(sde: LinearSDE, t):
   return s / a
 
 
+def _vp_t_of_log_inv_a2(sde: VPSDE, L):
+  """Solves -2 log a(t) = 1/2 (beta_max - beta_min) t^2 + beta_min t = L for t >= 0, in the
+  cancellation-free form t = 2 L / (beta_min + sqrt(beta_min^2 + 2 (beta_max - beta_min) L))."""
+  d = sde.beta_max - sde.beta_min
+  return 2.0 * L / (sde.beta_min + jnp.sqrt(sde.beta_min ** 2 + 2.0 * d * L))
+
+
 def t_of_sigma(sde: LinearSDE, sigma, iters: int = 64):
-  """Inverse of sigma(t) on [0, T] by bisection (sigma(t) increases for every SDE here)."""
+  """Inverse of sigma(t) = s(t) / a(t).
+
+  VE:     sigma = sigma_min (sigma_max / sigma_min)^t  ->  t = log(sigma / sigma_min) / log(ratio).
+  VP:     sigma^2 = 1 / a^2 - 1                        ->  -2 log a = log(1 + sigma^2).
+  sub-VP: sigma = 1 / a - a                            ->  a = (sqrt(sigma^2 + 4) - sigma) / 2.
+  (VP and sub-VP then solve the quadratic -2 log a(t) = L for t.) Closed forms extend past T
+  (stochastic EDM steps may raise sigma above sigma(T)). Any other path: bisection on [0, T]
+  (sigma(t) increases for every path here), `iters` halvings.
+  """
   sigma = jnp.asarray(sigma)
+  if isinstance(sde, VESDE):
+    return jnp.log(sigma / sde.sigma_min) / math.log(sde.sigma_max / sde.sigma_min)
+  if isinstance(sde, SubVPSDE):
+    a = 0.5 * (jnp.sqrt(sigma ** 2 + 4.0) - sigma)
+    return _vp_t_of_log_inv_a2(sde, -2.0 * jnp.log(a))
+  if isinstance(sde, VPSDE):
+    return _vp_t_of_log_inv_a2(sde, jnp.log1p(sigma ** 2))
+  return _bisect_t_of_sigma(sde, sigma, iters)
+
+
+def _bisect_t_of_sigma(sde: LinearSDE, sigma, iters: int):
+  """t in [0, T] with sigma(t) = sigma, by bisection."""
   lo = jnp.zeros_like(sigma)
   hi = jnp.full_like(sigma, sde.T)
 
