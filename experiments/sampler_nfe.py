@@ -93,7 +93,11 @@ def run(datasets, nfes, n, seed, log):
       for label, build in jobs:
         fn = build()
         t0 = time.perf_counter()
-        x, used = jax.jit(lambda k: fn(k, sde, sf, shape))(jax.random.key(seed))
+        try:
+          x, used = jax.jit(lambda k: fn(k, sde, sf, shape))(jax.random.key(seed))
+        except ValueError as e:  # e.g. too few steps for the DDPM chain: refused, not NaN
+          skipped.append(f"{data_name} {sde_name} {label}: {str(e).splitlines()[0]}")
+          continue
         x = jax.block_until_ready(x)
         secs = time.perf_counter() - t0
         sw = float(sliced_wasserstein(jax.random.key(7), x, exact)) if bool(jnp.all(jnp.isfinite(x))) else float("nan")

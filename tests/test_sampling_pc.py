@@ -225,3 +225,16 @@ def test_probability_flow_depends_only_on_the_prior_draw(predictor):
 
   np.testing.assert_array_equal(run(True, False), run(True, True))
   assert not np.allclose(run(False, False), run(False, True))
+
+
+@pytest.mark.parametrize("predictor,corrector,sde_name", [
+    ("reverse_diffusion", "none", "vp"), ("ancestral_sampling", "none", "vp"),
+    ("euler_maruyama", "langevin", "subvp")])
+def test_too_few_steps_for_the_ddpm_chain_fail_clearly(predictor, corrector, sde_name):
+  """beta_max / num_steps >= 1 would make the DDPM betas exceed 1 (NaN samples): refused up front."""
+  sde = SDES[sde_name]
+  with pytest.raises(ValueError, match="num_steps > 20"):
+    pc.pc_sampler(sde, lambda x, t: -x, (4, 2), predictor=predictor, corrector=corrector, num_steps=10)
+  x, _ = pc_sample(jax.random.key(0), sde, lambda x, t: -x, (4, 2), predictor=predictor,
+                   corrector=corrector, num_steps=25)
+  assert np.all(np.isfinite(np.asarray(x)))

@@ -237,6 +237,13 @@ def pc_sampler(sde: LinearSDE, score_fn: ScoreFn, shape, *, predictor: str = "eu
     raise ValueError(f"num_steps must be >= 1 and n_steps_each >= 0, got {num_steps}, {n_steps}")
   if num_steps != sde.N and dataclasses.is_dataclass(sde) and hasattr(sde, "N"):
     sde = dataclasses.replace(sde, N=num_steps)
+  chain = ((predictor in ("reverse_diffusion", "ancestral_sampling") and _is_vp(sde))
+           or (corrector in ("langevin", "ald") and isinstance(sde, VPSDE)))
+  if chain and sde.beta_max / num_steps >= 1.0:
+    # DDPM's beta_i reach beta_max / N: at or above 1, sqrt(1 - beta_i) and alpha_i = 1 - beta_i fail.
+    raise ValueError(f"{predictor}/{corrector} on the {type(sde).__name__} uses DDPM's discrete betas, up to "
+                     f"beta_max / num_steps = {sde.beta_max / num_steps:.3g} >= 1: use num_steps > "
+                     f"{sde.beta_max:g}, or the euler_maruyama predictor without a corrector")
   predictor_fn, corrector_fn = PREDICTORS[predictor], CORRECTORS[corrector]
   timesteps = jnp.linspace(sde.T, eps, num_steps)
   dt = -(sde.T - eps) / num_steps
