@@ -18,7 +18,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from score_sde import gmm as G
 from score_sde.metrics import sliced_wasserstein

@@ -13,7 +13,7 @@ pi(t) ~ lambda(t) / s(t)^2 (the loss's typical size at t; notes 002, "time weigh
 weight lambda / (pi (T - eps)) so the objective is unchanged.
 """
 import dataclasses
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp

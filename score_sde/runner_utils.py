@@ -1,6 +1,5 @@
 """Config -> typed pieces, for the runners (train, sample, evaluate). The ConfigDict stops here."""
-import dataclasses
-from typing import Any, Callable, Tuple
+from typing import Callable, Tuple
 
 import jax
 import jax.numpy as jnp

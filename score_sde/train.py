@@ -13,7 +13,6 @@ import time
 
 import jax
 import numpy as np
-from absl import logging
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from score_sde import runner_utils as ru

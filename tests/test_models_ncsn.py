@@ -13,7 +13,6 @@
 The conditioning tests use random parameters drawn in numpy on the init's tree (`_random_params`):
 eager flax init of these nets takes seconds, and the properties hold for any parameters.
 """
-import functools
 
 import jax
 import jax.numpy as jnp

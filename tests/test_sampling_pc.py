@@ -11,7 +11,6 @@ estimate at this sample size plus a small allowance for the discretisation:
 """
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 

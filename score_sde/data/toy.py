@@ -4,7 +4,7 @@ from typing import Callable, Dict
 
 import numpy as np
 
-from score_sde.data.base import DATASETS, DataSpec, per_host_batch, step_rng
+from score_sde.data.base import DATASETS, per_host_batch, step_rng
 from score_sde.registry import lookup
 
 

@@ -1,7 +1,6 @@
 """A time-conditioned MLP for low-dimensional (toy) data."""
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from score_sde.models.embeddings import embed_noise_label
 from score_sde.models.registry import register_model

@@ -11,7 +11,7 @@ release spelled the NCSN form as separate Cond* classes: CondRCUBlock = RCUBlock
 Convolutions use PyTorch's default initialisation, as the NCSN code did: kernel and bias
 uniform on [-1/sqrt(fan_in), 1/sqrt(fan_in)].
 """
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import flax.linen as nn
 import jax
