@@ -110,7 +110,7 @@ def run(config, workdir: str, *, max_batches: Optional[int] = None) -> dict:
     # jax-ml/jax#25861. Each batch is awaited anyway.
     jax.config.update("jax_cpu_enable_async_dispatch", False)
   ev = config.eval
-  score_fn, sde, shape, step = ru.load_score_fn(config, workdir, ev.checkpoint)
+  score_apply, params, sde, shape, step = ru.load_ema_model(config, workdir, ev.checkpoint)
   spec = ru.data_spec(config)
   dataset = get_dataset(spec, ev.bpd_dataset)
   is_image = dataset.is_image
@@ -130,9 +130,11 @@ def run(config, workdir: str, *, max_batches: Optional[int] = None) -> dict:
     print(f"resuming bits/dim evaluation: {len(done)} batches already in {progress_path}", flush=True)
 
   mesh = Mesh(np.asarray(jax.local_devices()), ("data",))
-  loglik = jax.jit(lambda k, y: likelihood.log_likelihood(
-      k, sde, score_fn, y, divergence=ev.divergence, method=ev.ode_method, rtol=ev.rtol,
-      atol=ev.atol)[::2])
+  # The parameters are an argument of the compiled solve, not constants baked into it.
+  loglik_p = jax.jit(lambda p, k, y: likelihood.log_likelihood(
+      k, sde, lambda x, t: score_apply(p, x, t), y, divergence=ev.divergence, method=ev.ode_method,
+      rtol=ev.rtol, atol=ev.atol)[::2])
+  loglik = lambda k, y: loglik_p(params, k, y)
   base_key = jax.random.fold_in(jax.random.key(config.seed), step)
   centered = config.data.centered
   if is_image:
