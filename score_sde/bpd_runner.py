@@ -104,11 +104,6 @@ def run(config, workdir: str, *, max_batches: Optional[int] = None) -> dict:
   far and says `complete: false`); a later call resumes.
   """
   _check(config)
-  if jax.default_backend() == "cpu":
-    # Long while-loop solves were seen to hang for good on XLA:CPU (every thread idle); besides the
-    # scheduler flag of score_sde/__init__.py, synchronous dispatch guards against the CPU hang of
-    # jax-ml/jax#25861. Each batch is awaited anyway.
-    jax.config.update("jax_cpu_enable_async_dispatch", False)
   ev = config.eval
   score_apply, params, sde, shape, step = ru.load_ema_model(config, workdir, ev.checkpoint)
   spec = ru.data_spec(config)
