@@ -2,22 +2,37 @@
 
     python -m score_sde.main --config configs/toy/vp_eight_gaussians.py --workdir runs/toy --mode train
     score-sde --config configs/digits/vp_small_unet.py --workdir runs/digits --config.training.n_iters=500
+    score-sde --config configs/toy/vp_eight_gaussians.py --print_config   # every config field
 
 Modes: train (then, unless training.sample_at_end=False, sample and report quality), sample
 (write samples .npz + PNG from the latest checkpoint), eval (sampling quality and, with
 --config.eval.enable_bpd, bits/dim).
+
+Any config field can be set with --config.<section>.<field>=VALUE (--print_config lists them with
+their values; score_sde/config_defaults.py says what each means). --config.sampling.num_steps=0
+means the sampler's own default. The whole config, the data files and the workdir are checked
+before any compute (score_sde/validate.py): a bad input is answered in one line and exit code 2
+(--verbose adds the traceback).
 """
+import difflib
+import os
 import sys
+import traceback
 
 from absl import app, flags
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
+config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file (e.g. configs/toy/vp_eight_gaussians.py). Override "
+    "any field with --config.<section>.<field>=VALUE; --print_config lists every field.",
+    lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples.")
 flags.DEFINE_enum("mode", "train", ["train", "sample", "eval"], "What to run.")
-flags.mark_flags_as_required(["config", "workdir"])
-
+flags.DEFINE_bool("print_config", False, "Print the config (defaults, the file's changes and any "
+                  "--config.* overrides), one field a line, and exit.")
+flags.DEFINE_bool("verbose", False, "On errors, print the full traceback, not one line.")
+flags.mark_flags_as_required(["config"])
 
 def _sample_and_report(config, workdir):
   from score_sde import sample_runner
@@ -49,12 +64,106 @@ def main(argv):
       bpd_runner.run(config, workdir)
 
 
-def cli():
-  """Console script `score-sde`; errors in the config or inputs print one line and exit 1."""
+# Errors that mean a bad input (config, files, workdir): one line, exit code 2.
+INPUT_ERRORS = (ValueError, TypeError, KeyError, OSError, ImportError)
+
+
+def _config_path(argv):
+  """The --config file path in argv (without a `:args` suffix), or None."""
+  for i, arg in enumerate(argv):
+    if arg.startswith("--config="):
+      return arg.split("=", 1)[1].split(":", 1)[0]
+    if arg == "--config" and i + 1 < len(argv):
+      return argv[i + 1].split(":", 1)[0]
+  return None
+
+
+def _unknown_override(argv):
+  """The first --config.<a>.<b> override naming no field of the defaults: a one-line message."""
+  from score_sde.config_defaults import get_default_config
+  default = get_default_config()
+  for arg in argv:
+    if not arg.startswith("--config."):
+      continue
+    path = arg[len("--config."):].split("=", 1)[0].split(".")
+    node, prefix = default, "config"
+    for key in path:
+      if node is None or not hasattr(node, "keys") or key not in node:
+        if prefix == "config.model":
+          return f"{arg}: the config's model has no field {key!r} (see --print_config)"
+        close = difflib.get_close_matches(key, list(node.keys()) if hasattr(node, "keys") else [])
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"{arg}: {prefix} has no field {key!r}; {hint}(see --print_config)"
+      node, prefix = node[key], f"{prefix}.{key}"
+  return None
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, with config-loading errors turned into one line and exit code 2."""
+  path = _config_path(argv)
+  if path is not None and not os.path.isfile(path):
+    raise _InputError(f"config file {path!r} does not exist")
   try:
-    app.run(main)
-  except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as e:
-    print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+    return FLAGS(argv)
+  except flags.Error as e:
+    raise _InputError(str(e)) from e
+  except SyntaxError as e:
+    raise _InputError(f"config file {e.filename} line {e.lineno}: {e.msg}") from e
+  except Exception as e:  # noqa: BLE001  (anything raised while loading or overriding the config)
+    frames = traceback.extract_tb(e.__traceback__)
+    if path and any(os.path.abspath(f.filename) == os.path.abspath(path) for f in frames):
+      raise _InputError(f"config file {path}: get_config() raised {type(e).__name__}: {e}") from e
+    unknown = _unknown_override(argv)
+    raise _InputError(unknown or f"{type(e).__name__} while reading the config: {e}") from e
+
+
+class _InputError(Exception):
+  """A bad command line: reported in one line, exit code 2."""
+
+
+def _checked_main(argv):
+  """--print_config, then the whole config, data and workdir checked before main() computes."""
+  from score_sde.validate import validate, validate_workdir
+  config = FLAGS.config
+  if FLAGS.print_config:
+    print("# every field can be set with --config.<section>.<field>=VALUE; meanings: "
+          "score_sde/config_defaults.py; sampling.num_steps=0: the sampler's default")
+    print(config)
+    return
+  if not FLAGS.workdir:
+    raise _InputError("--workdir is required (a directory for checkpoints, logs and samples)")
+  validate(config, FLAGS.mode)
+  validate_workdir(config, FLAGS.workdir, FLAGS.mode)
+  main(argv)
+
+
+def _one_line(e: BaseException) -> str:
+  message = " ".join(str(e).split())  # multi-line messages (orbax, PIL) on one line
+  from score_sde.validate import ConfigError
+  if isinstance(e, (_InputError, ConfigError)):
+    return f"error: {message}"
+  return f"error: {type(e).__name__}: {message}"
+
+
+def cli(argv=None):
+  """Console script `score-sde`. A bad input (config, data, workdir) prints one line naming it
+  and exits with code 2; a non-finite training run exits with 1; --verbose adds the traceback."""
+  argv = sys.argv if argv is None else argv
+  verbose = "--verbose" in argv or "--verbose=true" in [a.lower() for a in argv]
+  try:
+    app.run(_checked_main, argv=argv, flags_parser=_parse_flags)
+  except (SystemExit, KeyboardInterrupt):
+    raise
+  except Exception as e:  # noqa: BLE001
+    if verbose:
+      traceback.print_exc()
+    print(_one_line(e), file=sys.stderr, flush=True)
+    if isinstance(e, FloatingPointError):
+      sys.exit(1)
+    if isinstance(e, (_InputError,) + INPUT_ERRORS):
+      sys.exit(2)
+    if not verbose:
+      print("(an unexpected error: run again with --verbose for the traceback)", file=sys.stderr)
     sys.exit(1)
 
 
