@@ -27,7 +27,9 @@ def _reference_sets(config, n: int):
 
 
 def sample_quality(config, workdir: str, samples: np.ndarray, step: int) -> dict:
-  """Writes `workdir/quality_<step>.json` and returns {'sliced_w2', 'sliced_w2_floor', ...}."""
+  """Writes `workdir/quality_<step>_<run>.json` (<run>: the sampler, `sample_runner.run_name`)
+  and returns {'sliced_w2', 'sliced_w2_floor', ...}."""
+  from score_sde.sample_runner import run_name
   n = samples.shape[0]
   ref_a, ref_b = _reference_sets(config, n)
   key = jax.random.key(config.seed)
@@ -37,8 +39,9 @@ def sample_quality(config, workdir: str, samples: np.ndarray, step: int) -> dict
       "num_samples": n,
       "sliced_w2": float(sliced_wasserstein(key, flat, jnp.asarray(ref_a))),
       "sliced_w2_floor": float(sliced_wasserstein(key, jnp.asarray(ref_b), jnp.asarray(ref_a))),
+      "sampler": run_name(config.sampling),
   }
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, f"quality_{step}.json"), "w") as f:
+    with open(os.path.join(workdir, f"quality_{step}_{run_name(config.sampling)}.json"), "w") as f:
       json.dump(result, f, indent=1)
   return result

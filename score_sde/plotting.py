@@ -45,10 +45,18 @@ def image_grid(images: np.ndarray, ncols: int = None, pad: int = 1) -> np.ndarra
   return grid
 
 
-def save_image_grid(path: str, images: np.ndarray, ncols: int = None):
-  """Writes `images: [n, H, W, C]` in [0, 1] as one PNG grid (grey for C = 1)."""
+def upscale(grid: np.ndarray, min_side: int = 512) -> np.ndarray:
+  """grid: [h, w, C] -> [k h, k w, C], each pixel a k x k block, with the smallest integer k
+  that makes the longer side >= min_side (k = 1 when it already is): 8x8 digits stay sharp."""
+  k = max(1, -(-min_side // max(grid.shape[:2])))
+  return np.repeat(np.repeat(grid, k, axis=0), k, axis=1)
+
+
+def save_image_grid(path: str, images: np.ndarray, ncols: int = None, min_side: int = 512):
+  """Writes `images: [n, H, W, C]` in [0, 1] as one PNG grid (grey for C = 1), upscaled by an
+  integer factor (nearest neighbour) to at least `min_side` pixels on its longer side."""
   plt = _pyplot()
-  grid = np.clip(image_grid(images, ncols), 0.0, 1.0)
+  grid = upscale(np.clip(image_grid(images, ncols), 0.0, 1.0), min_side)
   if grid.shape[-1] == 1:
     plt.imsave(path, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
   else:

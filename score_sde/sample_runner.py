@@ -1,4 +1,7 @@
-"""The sampling runner: config + workdir -> samples_<step>.npz and samples_<step>.png.
+"""The sampling runner: config + workdir -> samples_<step>_<run>.npz and .png.
+
+<run> names the sampler and its settings (`run_name`), so that runs with different samplers on
+one checkpoint sit side by side instead of overwriting each other.
 
 Loads the EMA parameters of the workdir's latest (or `eval.checkpoint`) checkpoint, builds the
 sampler named by `sampling.method`, and draws `sampling.num_samples` samples in batches of
@@ -34,6 +37,32 @@ def check_sampling_config(config, sde, num_devices: int):
   if s.progress_chunks < 1:
     raise ValueError(f"sampling.progress_chunks must be >= 1, got {s.progress_chunks}")
   return sampler_from_config(s, sde)
+
+
+def run_name(s) -> str:
+  """A file-name tag for the sampler settings `s = config.sampling`: the method, what sets its
+  path (predictor / corrector, solver and tolerances, churn, eta) and the step count, e.g.
+  'pc-euler_maruyama-none-n1000', 'ode-tsit5-rtol1e-05-atol1e-05', 'ddim-eta0-n50'."""
+  if s.method == "pc":
+    parts = [s.predictor, s.corrector]
+    if s.corrector != "none":
+      parts += [f"snr{s.snr:g}", f"k{s.n_steps_each}"]
+    if s.probability_flow:
+      parts.append("flow")
+  elif s.method == "ode":
+    parts = [s.ode_method, f"rtol{s.rtol:g}", f"atol{s.atol:g}"]
+  elif s.method == "edm_heun":
+    parts = [f"rho{s.rho:g}", f"churn{s.s_churn:g}"]
+  elif s.method == "ddim":
+    parts = [f"eta{s.eta:g}"]
+  else:
+    parts = []
+  if s.num_steps is not None:
+    parts.append(f"n{s.num_steps}")
+  from score_sde.config_defaults import get_default_config
+  if s.eps != get_default_config().sampling.eps:  # other end times get their own files
+    parts.append(f"eps{s.eps:g}")
+  return "-".join([s.method] + parts)
 
 
 def _chunks(num_steps: int, num_chunks: int):
@@ -90,7 +119,7 @@ def _gather(x):
 
 
 def run(config, workdir: str):
-  """Writes workdir/samples_<step>.npz and samples_<step>.png; returns (samples, step).
+  """Writes workdir/samples_<step>_<run>.npz and .png (<run>: `run_name`); returns (samples, step).
 
   samples: [num_samples, *shape] float32 in the data set's own space (that of its batches; images
   clipped to [0, 1] or [-1, 1] when centered). The .npz holds `samples`, `nfe` (score evaluations
@@ -127,11 +156,12 @@ def run(config, workdir: str):
     samples = (2.0 * shown - 1.0 if config.data.centered else shown).astype(np.float32)
     extra["images"] = np.round(255.0 * shown).astype(np.uint8)
   if jax.process_index() == 0:
-    np.savez(os.path.join(workdir, f"samples_{step}.npz"), samples=samples, nfe=nfe, **extra)
+    stem = os.path.join(workdir, f"samples_{step}_{run_name(s)}")
+    np.savez(stem + ".npz", samples=samples, nfe=nfe, sampling=s.to_json(), **extra)
     from score_sde.plotting import save_samples_png
     reference = None if dataset.is_image else next(dataset.batches(len(samples), 0, config.seed + 1))
-    title = f"{config.sampling.method} ({config.sde.name}), step {step}, NFE {nfe}"
-    save_samples_png(os.path.join(workdir, f"samples_{step}.png"), shown, reference, title)
+    title = f"{run_name(s)} ({config.sde.name}), step {step}, NFE {nfe}"
+    save_samples_png(stem + ".png", shown, reference, title)
     print(f"sampled {len(samples)} with {config.sampling.method} at step {step}: NFE {nfe} per sample, "
-          f"{seconds:.1f} s; wrote {workdir}/samples_{step}.npz and .png", flush=True)
+          f"{seconds:.1f} s; wrote {stem}.npz and .png", flush=True)
   return samples, step

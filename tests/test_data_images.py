@@ -179,6 +179,8 @@ def test_tfds_cifar10_mocked(monkeypatch):
   tfds = pytest.importorskip("tensorflow_datasets")
   from score_sde.data import tfds_images
   monkeypatch.setattr(tfds_images, "SHUFFLE_BUFFER", 64)  # filling 10,000 would take 250 mock epochs
+  # mock_data serves examples without preparing the set; the runner requires preparation.
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)
   with tfds.testing.mock_data(num_examples=40):
     def first(random_flip, uniform_dequantization, centered=False):
       spec = _spec("cifar10", image_size=32, random_flip=random_flip, centered=centered,
@@ -278,6 +280,8 @@ def test_tfds_sets_mocked_end_to_end(monkeypatch, name, size):
   tfds = pytest.importorskip("tensorflow_datasets")
   from score_sde.data import tfds_images
   monkeypatch.setattr(tfds_images, "SHUFFLE_BUFFER", 16)
+  # mock_data serves examples without preparing the set; the runner requires preparation.
+  monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)
   with tfds.testing.mock_data(num_examples=12):
     ds = get_dataset(_spec(name, image_size=size, centered=True, random_flip=True), "train")
     batch = next(ds.batches(8, 0, seed=0))

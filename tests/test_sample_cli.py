@@ -1,4 +1,4 @@
-"""Sampling runner and CLI: a tiny trained model -> samples_<step>.npz + PNG; chunked = one loop."""
+"""Sampling runner and CLI: a tiny trained model -> samples_<step>_<run>.npz + PNG; chunked = one loop."""
 import os
 import subprocess
 import sys
@@ -44,10 +44,11 @@ def test_run_writes_npz_and_png(trained):
   config = toy_config()
   samples, step = sample_runner.run(config, trained)
   assert step == 20 and samples.shape == (64, 2) and np.all(np.isfinite(samples))
-  with np.load(os.path.join(trained, "samples_20.npz")) as f:
+  stem = os.path.join(trained, "samples_20_pc-euler_maruyama-none-n40")
+  with np.load(stem + ".npz") as f:
     np.testing.assert_array_equal(f["samples"], samples)
     assert int(f["nfe"]) == 40  # Euler-Maruyama, no corrector: one score evaluation a step
-  png = os.path.join(trained, "samples_20.png")
+  png = stem + ".png"
   with open(png, "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
   # The same config and checkpoint give the same samples (explicit key from config.seed).
@@ -93,7 +94,7 @@ def test_cli_sample_mode(trained):
   out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-2000:]
   assert "NFE 40" in out.stdout
-  with np.load(os.path.join(trained, "samples_20.npz")) as f:
+  with np.load(os.path.join(trained, "samples_20_pc-euler_maruyama-none-n40.npz")) as f:
     assert f["samples"].shape == (64, 2)
 
 
@@ -110,12 +111,20 @@ def test_image_run_writes_clipped_samples_and_a_grid(tmp_path):
   train(config, workdir)
   samples, step = sample_runner.run(config, workdir)
   assert samples.shape == (16, 8, 8, 1) and samples.min() >= -1.0 and samples.max() <= 1.0
-  with np.load(os.path.join(workdir, f"samples_{step}.npz")) as f:
+  stem = os.path.join(workdir, f"samples_{step}_{sample_runner.run_name(config.sampling)}")
+  with np.load(stem + ".npz") as f:
     assert f["images"].dtype == np.uint8 and f["images"].shape == (16, 8, 8, 1)
     np.testing.assert_array_equal(f["images"], np.round(255 * (samples + 1) / 2).astype(np.uint8))
+    images = f["images"]
   import matplotlib.image
-  grid = matplotlib.image.imread(os.path.join(workdir, f"samples_{step}.png"))
-  assert grid.shape[:2] == (4 * 9 + 1, 4 * 9 + 1)  # 4 x 4 grid of 8-pixel images, 1-pixel borders
+  from score_sde.plotting import image_grid
+  grid = matplotlib.image.imread(stem + ".png")
+  # A 4 x 4 grid of 8-pixel images with 1-pixel borders is 37 pixels wide; each pixel becomes a
+  # 14 x 14 block, the least integer factor reaching 512 pixels (14 * 37 = 518).
+  assert grid.shape[:2] == (14 * 37, 14 * 37)
+  small = image_grid(images / 255.0)[..., 0]
+  np.testing.assert_allclose(grid[::14, ::14, 0], small, atol=1 / 255)
+  np.testing.assert_array_equal(grid[13::14, 13::14], grid[::14, ::14])  # whole blocks
 
 
 @pytest.mark.parametrize("method", ["pc", "ode", "edm_heun", "ddim"])

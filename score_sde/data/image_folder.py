@@ -77,18 +77,48 @@ def load_image(data: bytes, size: int, channels: int) -> np.ndarray:
   return arr.reshape(size, size, channels)
 
 
-def load_images(root: str, paths: List[str], size: int, channels: int) -> np.ndarray:
-  """uint8 [len(paths), size, size, channels]."""
-  out = np.empty((len(paths), size, size, channels), np.uint8)
+def _read_all(root: str, paths: List[str]) -> Iterator[Tuple[str, bytes]]:
+  """(path, encoded bytes) of each file, in order, from the folder or the zip."""
   if zipfile.is_zipfile(root):
     with zipfile.ZipFile(root) as zf:
-      for i, p in enumerate(paths):
-        out[i] = load_image(zf.read(p), size, channels)
+      for p in paths:
+        yield p, zf.read(p)
   else:
-    for i, p in enumerate(paths):
+    for p in paths:
       with open(os.path.join(root, p), "rb") as f:
-        out[i] = load_image(f.read(), size, channels)
+        yield p, f.read()
+
+
+def _bad_image(root: str, path: str, error: Exception) -> ValueError:
+  if type(error).__name__ == "UnidentifiedImageError":  # its message shows a BytesIO repr
+    reason = "not an image format PIL can identify"
+  else:
+    reason = " ".join(str(error).split()) or type(error).__name__
+  return ValueError(f"image folder {root!r}: {path!r} is not a readable image ({reason}); "
+                    "remove or replace it")
+
+
+def load_images(root: str, paths: List[str], size: int, channels: int) -> np.ndarray:
+  """uint8 [len(paths), size, size, channels]; a file that does not decode is named."""
+  out = np.empty((len(paths), size, size, channels), np.uint8)
+  for i, (p, data) in enumerate(_read_all(root, paths)):
+    try:
+      out[i] = load_image(data, size, channels)
+    except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for bad files
+      raise _bad_image(root, p, e) from e
   return out
+
+
+def verify_images(root: str, paths: List[str]) -> None:
+  """Raises ValueError naming the first file PIL cannot identify or whose data is damaged
+  (PIL's `verify`: headers and, for PNG, chunk checksums; no decoding, so fast)."""
+  from PIL import Image
+  for p, data in _read_all(root, paths):
+    try:
+      with Image.open(io.BytesIO(data)) as img:
+        img.verify()
+    except Exception as e:  # noqa: BLE001  (PIL raises many types for damaged files)
+      raise _bad_image(root, p, e) from e
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +137,10 @@ class ImageFolderDataset:
       raise ValueError(f"image folders give 1 (grey) or 3 (RGB) channels, not {self.spec.num_channels}")
     if not self.spec.data_dir:
       raise ValueError("image_folder: set data.data_dir to a folder or a .zip of images")
+
+  def check(self) -> None:
+    """Before compute: the folder exists, holds images, and every one of them opens."""
+    verify_images(self.spec.data_dir, self.paths())
 
   def paths(self) -> List[str]:
     self._check()

@@ -176,6 +176,35 @@ class TFImageDataset:
     _, tfds = import_tf()
     return tfds.builder(self.source.tfds_name, data_dir=self.spec.data_dir or None)
 
+  def _require_prepared(self):
+    """The TFDS builder, or a FileNotFoundError with the command that prepares the set: TFDS
+    downloads are never started from a training run (a missing network meant minutes of
+    retries, and several hosts would download at once)."""
+    builder = self._builder()
+    if not builder.is_prepared():
+      where = self.spec.data_dir or "~/tensorflow_datasets"
+      data_dir = f" --data_dir={self.spec.data_dir}" if self.spec.data_dir else ""
+      raise FileNotFoundError(
+          f"data set {self.spec.name!r} (TFDS {self.source.tfds_name!r}) is not prepared in "
+          f"{where}: run `tfds build {self.source.tfds_name}{data_dir}` once (see the README's "
+          "data table), or set data.data_dir to where it was built")
+    return builder
+
+  def check(self) -> None:
+    """Before compute: TensorFlow is installed, the channels fit, the TFDS set is prepared or
+    the TFRecord files exist."""
+    tf, _ = import_tf()
+    if self.spec.num_channels != 3:
+      raise ValueError(f"{self.spec.name} images are RGB: set data.num_channels=3, "
+                       f"not {self.spec.num_channels}")
+    if isinstance(self.source, TFDSSource):
+      self._require_prepared()
+    elif not self.spec.data_dir:
+      raise ValueError(f"{self.spec.name}: set data.data_dir to the {self.source.what} TFRecord "
+                       "file (or a glob such as /data/celebahq/celebahq-r08.tfrecords)")
+    elif not tf.io.gfile.glob(self.spec.data_dir):
+      raise FileNotFoundError(f"{self.spec.name}: no TFRecord files match {self.spec.data_dir!r}")
+
   def _records(self, process_index: int, process_count: int, shuffle_files: bool, seed: int):
     """This host's part of the split as a tf.data.Dataset of uint8 [S, S, C] images."""
     tf, tfds = import_tf()
@@ -184,8 +213,7 @@ class TFImageDataset:
                        f"not {self.spec.num_channels}")
     size = self.spec.image_size
     if isinstance(self.source, TFDSSource):
-      builder = self._builder()
-      builder.download_and_prepare()
+      builder = self._require_prepared()
       split = tfds.split_for_jax_process(self._split_name(), process_index=process_index,
                                          process_count=process_count)
       read_config = tfds.ReadConfig(shuffle_seed=seed)
