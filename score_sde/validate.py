@@ -71,7 +71,8 @@ RANGES: Dict[str, Tuple[Callable, str]] = {
     "eval.checkpoint": _NONNEG, "eval.batch_size": _ONE, "eval.rtol": _POS, "eval.atol": _POS,
     "eval.num_dequant": _ONE,
 }
-CHOICES = {"eval.bpd_dataset": ("test", "train"), "model.target": ("auto", "score", "eps", "x0", "v")}
+CHOICES = {"eval.bpd_dataset": ("test", "train"),
+           "model.target": ("auto", "score", "eps", "x0", "v")}
 
 
 def _fail(field: str, value, allowed: str):
@@ -85,7 +86,8 @@ def _check_fields(config, default, prefix=""):
     if key not in default:
       if prefix == "model.":
         continue  # network hyperparameters: the model checks them
-      raise ConfigError(f"config.{name} is not a config field; {prefix or 'top-level '}fields are "
+      where = f"config.{prefix[:-1]} has" if prefix else "the config has top-level"
+      raise ConfigError(f"config.{name} is not a config field; {where} fields "
                         f"{sorted(default.keys())} (print them all with --print_config)")
     ref = default[key]
     if isinstance(ref, ml_collections.ConfigDict):

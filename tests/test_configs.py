@@ -9,6 +9,7 @@ import pytest
 
 from score_sde import runner_utils as ru
 from score_sde.sampling import sampler_from_config
+from score_sde.validate import validate
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 CONFIGS = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "**", "*.py"), recursive=True)
@@ -65,6 +66,7 @@ def test_every_release_family_has_a_config():
 def test_config_validates_and_builds(name):
   config = _load(name)
   ru.validate_config(config, num_devices=1)
+  validate(config, "train", check_data=False)  # no data sets are prepared here
   sde = ru.build_sde(config)
   sampler_from_config(config.sampling, sde)
   ru.build_network(config)

@@ -1,4 +1,5 @@
-"""Sampling runner and CLI: a tiny trained model -> samples_<step>_<run>.npz + PNG; chunked = one loop."""
+"""Sampling runner and CLI: a tiny trained model -> samples_<step>_<run>.npz + PNG; chunked = one
+loop; runs with different samplers do not overwrite each other."""
 import os
 import subprocess
 import sys
@@ -53,6 +54,24 @@ def test_run_writes_npz_and_png(trained):
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
   # The same config and checkpoint give the same samples (explicit key from config.seed).
   np.testing.assert_array_equal(sample_runner.run(config, trained)[0], samples)
+
+
+def test_two_samplers_write_side_by_side(trained):
+  """Files are named by sampler and settings: a DDIM run does not overwrite the PC run's."""
+  from score_sde.evaluate import sample_quality
+  configs = {"pc-euler_maruyama-none-n40": toy_config(),
+             "ddim-eta0-n10": toy_config(**{"sampling.method": "ddim", "sampling.num_steps": 10})}
+  drawn = {}
+  for name, config in configs.items():
+    assert sample_runner.run_name(config.sampling) == name
+    drawn[name], _ = sample_runner.run(config, trained)
+    sample_quality(config, trained, drawn[name], 20)
+  for name, samples in drawn.items():
+    with np.load(os.path.join(trained, f"samples_20_{name}.npz")) as f:
+      np.testing.assert_array_equal(f["samples"], samples)
+    assert os.path.exists(os.path.join(trained, f"samples_20_{name}.png"))
+    assert os.path.exists(os.path.join(trained, f"quality_20_{name}.json"))
+  assert not np.array_equal(*drawn.values())
 
 
 @pytest.mark.parametrize("sampling", [
