@@ -2,6 +2,7 @@
 allowed (score_sde/validate.py); the command line turns it into one line and exit code 2."""
 import io
 import os
+import re
 import subprocess
 import sys
 
@@ -175,7 +176,7 @@ def test_cli_config_file_errors_are_one_line_with_exit_code_2(tmp_path):
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
-    assert __import__("re").search(message, lines[0]), lines[0]
+    assert re.search(message, lines[0]), lines[0]
 
 
 def test_cli_bad_value_one_line_and_traceback_only_with_verbose(tmp_path):
