@@ -16,8 +16,9 @@ the classes are as frequent as in the data; 1 - total variation), `class_coverag
 The classifier's accuracy is measured on the test split, which it never sees.
 
 Samples in the model's space map to the classifier's [0, 1] 8 x 8 input as the data pipeline
-maps pixels: x -> (x + 1) / 2 when the data are centred, clipped to [0, 1], and resized to 8 x 8
-(antialiased bilinear) when the model runs at another size.
+maps pixels (`data.preprocess`): x -> (x + 1) / 2 when the data are centred, clipped to [0, 1];
+a model run at another size (configs/digits/vp_small_unet.py: 16) is shrunk to 8 x 8 and compared
+with the train split taken through the same upsampling and shrinking.
 
     python -m score_sde.digits_metric                     # train (~seconds) or load the cache
     python -m score_sde.digits_metric --samples runs/digits/samples/samples_1500.npz --centered
@@ -50,12 +51,14 @@ def default_checkpoint(seed: int = 0) -> str:
   return os.path.join(CACHE_DIR, f"digits_classifier_seed{seed}.npz")
 
 
-def digits_splits() -> Dict[str, np.ndarray]:
-  """The digits in [0, 1] as the data pipeline sees them (k / 255, k = round(255 g / 16)),
-  [n, 8, 8, 1], with labels, split as `data.digits` splits them (seeded 90% / 10%)."""
+def digits_splits(image_size: int = IMAGE_SIZE) -> Dict[str, np.ndarray]:
+  """The digits in [0, 1] as the data pipeline sees them at `image_size` (k / 255,
+  k = round(255 g / 16), bilinearly resized), [n, S, S, 1], with labels, split as `data.digits`
+  splits them (seeded 90% / 10%)."""
   from sklearn.datasets import load_digits
+
   from score_sde.data.digits import load_digits_uint8
-  images = load_digits_uint8(IMAGE_SIZE).astype(np.float32) / 255.0
+  images = load_digits_uint8(image_size).astype(np.float32) / 255.0
   labels = load_digits().target.astype(np.int32)
   order = np.random.default_rng(0).permutation(len(images))
   n_train = int(0.9 * len(images))
@@ -65,17 +68,24 @@ def digits_splits() -> Dict[str, np.ndarray]:
 
 
 def to_classifier_input(samples: np.ndarray, centered: bool) -> np.ndarray:
-  """Model-space samples [B, H, W, 1] -> classifier input [B, 8, 8, 1] in [0, 1]."""
+  """Model-space samples [B, H, W, 1] -> classifier input [B, 8, 8, 1] in [0, 1]: uncentre,
+  clip, and for H != 8 shrink by averaging s x s blocks (H = 8 s) or by antialiased bilinear
+  resizing. Real digits at H go through the same path for the reference (`reference_statistics`),
+  so the round trip's blur is on both sides of the comparison."""
   x = np.asarray(samples, np.float32)
   if x.ndim != 4 or x.shape[-1] != 1:
     raise ValueError(f"digits samples must be [B, H, W, 1], got {x.shape}")
   if centered:
     x = (x + 1.0) / 2.0
   x = np.clip(x, 0.0, 1.0)
-  if x.shape[1:3] != (IMAGE_SIZE, IMAGE_SIZE):
-    x = np.asarray(jax.image.resize(x, (len(x), IMAGE_SIZE, IMAGE_SIZE, 1), "linear",
-                                    antialias=True))
-  return x
+  h, w = x.shape[1:3]
+  if (h, w) == (IMAGE_SIZE, IMAGE_SIZE):
+    return x
+  if h == w and h % IMAGE_SIZE == 0:
+    s = h // IMAGE_SIZE
+    return x.reshape(len(x), IMAGE_SIZE, s, IMAGE_SIZE, s, 1).mean(axis=(2, 4))
+  return np.asarray(jax.image.resize(x, (len(x), IMAGE_SIZE, IMAGE_SIZE, 1), "linear",
+                                     antialias=True))
 
 
 class DigitsMLP(nn.Module):
@@ -106,14 +116,20 @@ def _shift(key, x):
 def train_classifier(key: jax.Array, x: np.ndarray, y: np.ndarray, steps: int = 4000,
                      batch_size: int = 128, learning_rate: float = 2e-3,
                      hidden: Sequence[int] = (256, 64), augment: bool = True):
-  """Adam on the cross-entropy of DigitsMLP, minibatches drawn with replacement; returns params.
-  Deterministic given `key` (one jitted lax.scan over the steps)."""
-  model = DigitsMLP(tuple(hidden))
+  """AdamW (cosine-decayed learning rate) on the cross-entropy of DigitsMLP, minibatches drawn
+  with replacement; returns params. Deterministic given `key` (one jitted lax.scan)."""
   init_key, loop_key = jax.random.split(key)
-  params = model.init(init_key, jnp.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1)))["params"]
-  schedule = optax.cosine_decay_schedule(learning_rate, steps)
-  opt = optax.adamw(schedule, weight_decay=1e-4)
-  x, y = jnp.asarray(x), jnp.asarray(y)
+  params = DigitsMLP(tuple(hidden)).init(
+      init_key, jnp.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1)))["params"]
+  return _train_scan(params, jax.random.split(loop_key, steps), jnp.asarray(x), jnp.asarray(y),
+                     batch_size=batch_size, learning_rate=learning_rate, hidden=tuple(hidden),
+                     augment=augment)
+
+
+@functools.partial(jax.jit, static_argnames=("batch_size", "learning_rate", "hidden", "augment"))
+def _train_scan(params, keys, x, y, *, batch_size, learning_rate, hidden, augment):
+  model = DigitsMLP(hidden)
+  opt = optax.adamw(optax.cosine_decay_schedule(learning_rate, keys.shape[0]), weight_decay=1e-4)
 
   def loss_fn(p, xb, yb):
     logits = model.apply({"params": p}, xb)[1]
@@ -124,12 +140,10 @@ def train_classifier(key: jax.Array, x: np.ndarray, y: np.ndarray, steps: int = 
     kb, ka = jax.random.split(k)
     idx = jax.random.randint(kb, (batch_size,), 0, x.shape[0])
     xb = _shift(ka, x[idx]) if augment else x[idx]
-    grads = jax.grad(loss_fn)(p, xb, y[idx])
-    updates, s = opt.update(grads, s, p)
+    updates, s = opt.update(jax.grad(loss_fn)(p, xb, y[idx]), s, p)
     return (optax.apply_updates(p, updates), s), None
 
-  run = jax.jit(lambda p, keys: jax.lax.scan(step, (p, opt.init(p)), keys)[0][0])
-  return run(params, jax.random.split(loop_key, steps))
+  return jax.lax.scan(step, (params, opt.init(params)), keys)[0][0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,10 +151,12 @@ class DigitsClassifier:
   """A trained classifier and the train split's reference statistics of its features."""
   params: dict
   hidden: tuple
-  ref_mu: np.ndarray            # [F]
-  ref_sigma: np.ndarray         # [F, F]
+  ref_mu: np.ndarray              # [F], train split at 8 x 8
+  ref_sigma: np.ndarray           # [F, F]
   ref_class_fraction: np.ndarray  # [10], label frequencies of the train split
   test_accuracy: float
+  # Reference statistics at other image sizes, computed on first use: size -> (mu, sigma).
+  _ref_at_size: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
   def apply(self, x: np.ndarray, batch_size: int = 4096):
     """x: [B, 8, 8, 1] in [0, 1] -> (features [B, F], logits [B, 10]) as float64 numpy."""
@@ -150,6 +166,18 @@ class DigitsClassifier:
       feats.append(np.asarray(f, np.float64))
       logits.append(np.asarray(lg, np.float64))
     return np.concatenate(feats), np.concatenate(logits)
+
+
+def reference_statistics(clf: DigitsClassifier, image_size: int = IMAGE_SIZE):
+  """(mu, sigma) of the classifier features of the train split at `image_size`, mapped back to
+  8 x 8 by `to_classifier_input` as samples are."""
+  if image_size == IMAGE_SIZE:
+    return clf.ref_mu, clf.ref_sigma
+  if image_size not in clf._ref_at_size:
+    train = digits_splits(image_size)["train_x"]
+    feats, _ = clf.apply(to_classifier_input(train, centered=False))
+    clf._ref_at_size[image_size] = fid.feature_statistics(feats)
+  return clf._ref_at_size[image_size]
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -203,20 +231,22 @@ def get_classifier(path: Optional[str] = None, seed: int = 0, retrain: bool = Fa
   return clf
 
 
-def digits_metrics(clf: DigitsClassifier, images: np.ndarray) -> Dict[str, object]:
-  """Quality of digit images [B, 8, 8, 1] in [0, 1] (see `to_classifier_input`):
-  {'digits_fd', 'classifier_score', 'coverage', 'class_fraction' [10], 'class_coverage' [10],
-  'num_samples'}."""
-  feats, logits = clf.apply(images)
+def digits_metrics(clf: DigitsClassifier, samples: np.ndarray, centered: bool = False
+                   ) -> Dict[str, object]:
+  """Quality of digit samples [B, H, W, 1] in the model's space ([-1, 1] if `centered`, else
+  [0, 1]): {'digits_fd', 'classifier_score', 'coverage', 'class_fraction' [10],
+  'class_coverage' [10], 'num_samples'}; FD against the train split at the same size H."""
+  feats, logits = clf.apply(to_classifier_input(samples, centered))
   mu, sigma = fid.feature_statistics(feats)
+  mu_ref, sigma_ref = reference_statistics(clf, samples.shape[1])
   fraction = np.bincount(logits.argmax(1), minlength=NUM_CLASSES) / len(logits)
   return {
-      "digits_fd": fid.frechet_distance(mu, sigma, clf.ref_mu, clf.ref_sigma),
+      "digits_fd": fid.frechet_distance(mu, sigma, mu_ref, sigma_ref),
       "classifier_score": fid.inception_score(logits, num_splits=1)[0],
       "coverage": float(np.minimum(fraction, clf.ref_class_fraction).sum()),
       "class_fraction": fraction,
       "class_coverage": fraction / clf.ref_class_fraction,
-      "num_samples": len(images),
+      "num_samples": len(samples),
   }
 
 
@@ -252,7 +282,7 @@ def main(argv: Sequence[str]) -> None:
   if args.samples:
     arr = np.load(args.samples)
     samples = arr["samples"] if isinstance(arr, np.lib.npyio.NpzFile) else arr
-    m = digits_metrics(clf, to_classifier_input(samples, args.centered))
+    m = digits_metrics(clf, samples, args.centered)
     rows = {"samples": m}
   else:
     rows = reference_scores(clf, args.seed)

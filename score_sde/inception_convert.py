@@ -3,8 +3,10 @@
     python -m score_sde.inception_convert pt_inception-2015-12-05-6726825d.pth inception_fid.npz
 
 Needs PyTorch (only here: `pip install torch`, CPU build is enough). The .pth is the state dict of
-pytorch-fid's FID Inception (https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/
-pt_inception-2015-12-05-6726825d.pth, SHA-256 6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2).
+pytorch-fid's FID Inception, released at
+https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/
+pt_inception-2015-12-05-6726825d.pth
+with SHA-256 6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2.
 The checksum is verified; the tensors are written unchanged (PyTorch names and layouts), and the
 result is checked by building the Flax variables from it.
 """

@@ -73,7 +73,7 @@ def random_state_dict(seed=0):
     elif name.endswith("conv.weight"):
       fan_in = np.prod(shape[1:])
       state[name] = rng.normal(0, np.sqrt(2.0 / fan_in), shape).astype(np.float32)
-    elif name.endswith("running_var") or name.endswith("bn.weight"):
+    elif name.endswith(("running_var", "bn.weight")):
       state[name] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
     elif name == "fc.weight":
       state[name] = rng.normal(0, 1 / np.sqrt(shape[1]), shape).astype(np.float32)
