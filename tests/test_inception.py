@@ -202,3 +202,14 @@ def test_forward_shapes_and_determinism_over_devices(weight_file):
   np.testing.assert_allclose(out["pool3"][5], out["pool3"][1], rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(out["logits"][5], out["logits"][1], rtol=1e-5, atol=1e-5)
   assert not np.allclose(out["pool3"][0], out["pool3"][1], rtol=1e-3)
+
+
+def test_converter_refuses_a_file_with_the_wrong_checksum(tmp_path):
+  """The .pth is checked against pytorch-fid's SHA-256 before PyTorch is even needed."""
+  from score_sde import inception_convert
+  fake = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+  fake.write_bytes(b"not the weights")
+  with pytest.raises(ValueError, match=inception.WEIGHTS_SHA256):
+    inception_convert.convert(str(fake), str(tmp_path / "out.npz"))
+  with pytest.raises(ValueError, match="inception_convert"):
+    inception.load_inception_variables(str(fake))
