@@ -21,7 +21,7 @@ a model run at another size (configs/digits/vp_small_unet.py: 16) is shrunk to 8
 with the train split taken through the same upsampling and shrinking.
 
     python -m score_sde.digits_metric                     # train (~seconds) or load the cache
-    python -m score_sde.digits_metric --samples runs/digits/samples/samples_1500.npz --centered
+    python -m score_sde.digits_metric --samples runs/digits/samples_1500_<sampler>.npz --centered
 
 The checkpoint is cached at ~/.cache/score_sde/digits_classifier_seed{seed}.npz (or --checkpoint);
 training is deterministic given the seed. FD depends on the number of samples (it is biased
