@@ -1,7 +1,9 @@
 """Training objectives: continuous denoising score matching and the discrete SMLD / DDPM losses.
 
 Every loss takes `pred_fn(x, t) -> prediction` (the network in its target's space: score, eps,
-x0 or v; see `targets.py`) and returns (scalar loss, per-sample losses [B]).
+x0 or v; see `targets.py`) and returns (scalar loss, per-sample losses [B]). The squared error
+is averaged over the data dimensions (reduce_mean=True) or, as in the release, summed and halved
+(reduce_mean=False): |.|^2 below stands for that reduction.
 
 Continuous DSM (paper eq. 7), written for any target through the score error
     score_pred - score_true = k(t) (pred - true),    score_true = -eps / s(t),
@@ -27,9 +29,14 @@ PredFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 def _reduce(x: jax.Array, reduce_mean: bool) -> jax.Array:
-  """[B, ...] -> [B], mean or sum over the data dimensions."""
+  """[B, ...] -> [B]: the mean over the data dimensions, or (reduce_mean=False) half their sum.
+
+  Half the sum is the 2021 release's convention for every loss (its `reduce_op`): loss values
+  and gradients are half the plain sum, which matters where they are clipped (grad_clip = 1
+  for the VE paper configs, which all use reduce_mean=False).
+  """
   x = x.reshape(x.shape[0], -1)
-  return jnp.mean(x, axis=1) if reduce_mean else jnp.sum(x, axis=1)
+  return jnp.mean(x, axis=1) if reduce_mean else 0.5 * jnp.sum(x, axis=1)
 
 
 def loss_weight(sde: LinearSDE, t: jax.Array, target: str, likelihood_weighting: bool) -> jax.Array:

@@ -90,6 +90,13 @@ def test_discrete_configs_use_the_papers_losses():
   assert _load("vp/cifar10_ddpmpp_continuous.py").training.loss == "dsm"
 
 
+@pytest.mark.parametrize("name", [c for c in CONFIGS if c.split("/")[0] in ("ve", "vp", "subvp")])
+def test_paper_configs_sample_to_the_releases_eps(name):
+  """The release's sampling cut-off: t = 1e-5 for VE, 1e-3 for VP and sub-VP (issue 11, item 4)."""
+  config = _load(name)
+  assert config.sampling.eps == (1e-5 if config.sde.name == "vesde" else 1e-3)
+
+
 def test_ncsn_levels_follow_sde_overrides():
   config = _load("ve/ncsn/cifar10_124.py")
   config.sde.num_scales = 100

@@ -122,3 +122,33 @@ def test_loss_and_target_errors():
                    targets.path_coeffs(sde_lib.VPSDE(), jnp.ones(1) * 0.5), "noise")
   with pytest.raises(ValueError, match="needs the vpsde"):
     losses.ddpm_loss(jax.random.key(0), lambda x, t: x, jnp.ones((2, 2)), sde_lib.SubVPSDE())
+
+
+@pytest.mark.parametrize("loss_name", ["dsm", "smld", "ddpm"])
+def test_sum_reduction_is_half_the_sum_as_in_the_release(loss_name):
+  """A prediction off by exactly 1 in each of the D = 12 data dimensions (in the loss's own
+  residual) costs D / 2 = 6 per sample with reduce_mean=False (the release's 0.5 * sum) and 1 with
+  reduce_mean=True."""
+  sde = sde_lib.VESDE(sigma_max=5.0) if loss_name == "smld" else sde_lib.VPSDE()
+  x0 = jax.random.normal(jax.random.key(3), (4, 3, 2, 2))
+  b = lambda v: v[:, None, None, None]
+
+  def level(t):  # the discrete losses query the network at t_i = i T / (N - 1)
+    return jnp.round(t * (sde.N - 1) / sde.T).astype(jnp.int32)
+
+  def pred(x, t):
+    if loss_name == "dsm":  # target eps: the noise itself, plus 1
+      mean, std = sde.marginal_prob(x0, t)
+      return (x - mean) / b(std) + 1.0
+    if loss_name == "smld":  # sigma_i score + z = 1
+      sigma = b(sde.discrete_sigmas[level(t)])
+      return (1.0 - (x - x0) / sigma) / sigma
+    abar = b(sde.alphas_cumprod[level(t)])  # ddpm: eps + 1
+    return (x - jnp.sqrt(abar) * x0) / jnp.sqrt(1.0 - abar) + 1.0
+
+  loss = losses.get_loss(loss_name)
+  for reduce_mean, want in ((False, 6.0), (True, 1.0)):
+    kw = dict(target="eps") if loss_name == "dsm" else {}
+    value, per_sample = loss(jax.random.key(0), pred, x0, sde, reduce_mean=reduce_mean, **kw)
+    np.testing.assert_allclose(np.asarray(per_sample), want, rtol=1e-3)
+    np.testing.assert_allclose(float(value), want, rtol=1e-3)
