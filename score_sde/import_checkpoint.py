@@ -215,6 +215,8 @@ def convert_jax(leaves: List[Leaf], ckpt: Mapping[str, Any], source: str = "chec
     out = {}
     for leaf in leaves:
       value = _numpy(flat[leaf.jax])
+      if leaf.layout == "vector" and value.shape == (1, 1, 1) + leaf.shape:
+        value = value.reshape(leaf.shape)  # the JAX release's InstanceNorm++ keeps [1, 1, 1, C]
       _check_shape(source, f"{what} tensor {leaf.jax}", value.shape, leaf.shape)
       out[leaf.ours] = value
     trees[what] = _nest(out)

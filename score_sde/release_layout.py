@@ -24,6 +24,21 @@ order; layers created by helper functions (conv3x3, nn.GroupNorm) are named in t
 Our networks are called in the same order, so the JAX names differ from ours only in the class
 names (`ResnetBlockBigGANpp` / `ResnetBlockDDPMpp` / `ResnetBlockDDPM` for our `ResnetBlock`,
 `AttnBlockpp` for our NCSN++ `AttnBlock`, `Conv2d` for our `FIRConv2d`).
+
+NCSN and NCSNv2 (RefineNets): the PyTorch port names modules by attribute (`begin_conv`,
+`res2.0.conv2.conv`, `refine1.adapt_convs.0.1_2_conv`, `normalizer`, ...) and assigns them in an
+order of its own (the final `normalizer` and `end_conv` right after `begin_conv`; in a residual
+block `normalize1` last; `refine31` after `refine3` in the 256 px network although it runs
+first). In the JAX release our `NCSNConv_i/Conv_0` is a plain `Conv_i` (its conv helpers create
+`nn.Conv` in the caller), our `RefineNet_0` level does not exist, NCSN's blocks are the `Cond*`
+classes and a conditional norm keeps its table in an `Embed_0` submodule. The PyTorch names
+here were read from the port's source; the JAX release's NCSN / NCSNv2 names follow its
+layers.py and normalization.py and could not be checked against a released file.
+
+The PyTorch port (like the NCSN / NCSNv2 code it copies) computes InstanceNorm++'s spread of
+channel means with torch.var (unbiased, divisor C - 1); the JAX release and our networks use the biased variance (divisor C). For
+C = 128 channels that changes the alpha term by 0.4%: an imported NCSN / NCSNv2 PyTorch
+checkpoint runs as the JAX release would run it.
 """
 
 import collections
@@ -37,7 +52,9 @@ class Leaf:
   torch: str
   jax: str
   shape: Tuple[int, ...]  # in our layout
-  layout: str = "same"  # 'same' | 'conv' (OIHW <-> HWIO) | 'dense' ([out, in] <-> [in, out])
+  # 'same' | 'conv' (OIHW <-> HWIO) | 'dense' ([out, in] <-> [in, out]) | 'vector' ([C]; the JAX
+  # release may store it as [1, 1, 1, C])
+  layout: str = "same"
   trainable: bool = True  # False: absent from the PyTorch port's EMA shadow_params
 
   @property
@@ -334,7 +351,185 @@ def ddpm_layout(hp: Mapping, image_size: int, channels: int) -> List[Leaf]:
   return lay.leaves
 
 
-LAYOUTS = {"ncsnpp": ncsnpp_layout, "ddpm": ddpm_layout}
+# ----------------------------------------------------------------------------------------------
+# NCSN and NCSNv2: RefineNets (ours: models/refinenet_layers.py, ncsn.py, ncsnv2.py; release:
+# models/ncsnv2.py, layers.py, normalization.py). The PyTorch port names modules by attribute
+# (begin_conv, res1.0.conv1, refine2.adapt_convs.1.2_1_conv, ...), not by index; within a block
+# its state dict lists the attributes in assignment order, which the `emit` calls below follow,
+# while names are handed out in call order (ours and the JAX release's).
+
+
+class _Node:
+  """A module under construction: our path, PyTorch prefix, JAX path, per-class name counters."""
+
+  def __init__(self, ours: Tuple[str, ...], torch: str, jax: str, jax_classes: Mapping[str, str]):
+    self.ours, self.torch, self.jax, self.jax_classes = ours, torch, jax, jax_classes
+    self.counts: collections.Counter = collections.Counter()
+    self.jax_counts: collections.Counter = collections.Counter()
+
+  def _name(self, cls: str) -> Tuple[str, str]:
+    jcls = self.jax_classes.get(cls, cls)
+    ours, jax = f"{cls}_{self.counts[cls]}", f"{jcls}_{self.jax_counts[jcls]}"
+    self.counts[cls] += 1
+    self.jax_counts[jcls] += 1
+    return ours, jax
+
+  def child(self, cls: str, torch_name: str) -> "_Node":
+    ours, jax = self._name(cls)
+    prefix = f"{self.torch}.{torch_name}" if self.torch else torch_name
+    return _Node(self.ours + (ours,), prefix, f"{self.jax}/{jax}" if self.jax else jax,
+                 self.jax_classes)
+
+  def _torch(self, name: str) -> str:
+    return f"{self.torch}.{name}" if self.torch else name
+
+  def conv(self, torch_name: str, cin: int, cout: int, k: int = 3, bias: bool = True) -> List[Leaf]:
+    """An NCSN convolution: our NCSNConv_i/Conv_0, the release's Conv_i (JAX) / nn.Conv2d."""
+    ours, _ = self._name("NCSNConv")
+    jax = f"Conv_{self.jax_counts['Conv']}"
+    self.jax_counts["Conv"] += 1
+    base = self.ours + (ours, "Conv_0")
+    jp = f"{self.jax}/{jax}" if self.jax else jax
+    out = [Leaf(base + ("kernel",), self._torch(f"{torch_name}.weight"), f"{jp}/kernel",
+                (k, k, cin, cout), "conv")]
+    if bias:
+      out.append(Leaf(base + ("bias",), self._torch(f"{torch_name}.bias"), f"{jp}/bias", (cout,)))
+    return out
+
+  def norm(self, torch_name: str, c: int, num_classes: Optional[int]) -> List[Leaf]:
+    """InstanceNorm++ (alpha, gamma, beta), or its conditional form (one [L, 3C] table)."""
+    if num_classes is None:
+      ours, jax = self._name("InstanceNorm2dPlus")
+      return [Leaf(self.ours + (ours, n), self._torch(f"{torch_name}.{n}"),
+                   f"{self.jax}/{jax}/{n}" if self.jax else f"{jax}/{n}", (c,), "vector")
+              for n in ("alpha", "gamma", "beta")]
+    ours, jax = self._name("ConditionalInstanceNorm2dPlus")
+    jp = f"{self.jax}/{jax}" if self.jax else jax
+    return [Leaf(self.ours + (ours, "embedding"), self._torch(f"{torch_name}.embed.weight"),
+                 f"{jp}/Embed_0/embedding", (num_classes, 3 * c))]
+
+
+def _residual_block(parent: _Node, torch_name: str, cin: int, cout: int, down: bool,
+                    dilation: int, num_classes: Optional[int]) -> List[Leaf]:
+  b = parent.child("ResidualBlock", torch_name)
+  norm1 = b.norm("normalize1", cin, num_classes)
+  shortcut: List[Leaf] = []
+  if down:
+    conv1 = b.conv("conv1", cin, cin)
+    norm2 = b.norm("normalize2", cin, num_classes)
+    if dilation > 1:
+      conv2 = b.conv("conv2", cin, cout)
+      shortcut = b.conv("shortcut", cin, cout)
+    else:
+      conv2 = b.child("ConvMeanPool", "conv2").conv("conv", cin, cout)
+      shortcut = b.child("ConvMeanPool", "shortcut").conv("conv", cin, cout, k=1)
+  else:
+    if cin != cout:
+      shortcut = b.conv("shortcut", cin, cout, k=3 if dilation > 1 else 1)
+    conv1 = b.conv("conv1", cin, cout)
+    norm2 = b.norm("normalize2", cout, num_classes)
+    conv2 = b.conv("conv2", cout, cout)
+  return conv1 + norm2 + conv2 + shortcut + norm1
+
+
+def _rcu(parent: _Node, torch_name: str, c: int, n_blocks: int, num_classes) -> List[Leaf]:
+  r = parent.child("RCUBlock", torch_name)
+  out: List[Leaf] = []
+  for i in range(n_blocks):
+    for j in range(2):
+      if num_classes is not None:
+        out += r.norm(f"{i + 1}_{j + 1}_norm", c, num_classes)
+      out += r.conv(f"{i + 1}_{j + 1}_conv", c, c, bias=False)
+  return out
+
+
+def _refine_block(parent: _Node, torch_name: str, in_chs, features: int, start: bool,
+                  end: bool, num_classes) -> List[Leaf]:
+  rb = parent.child("RefineBlock", torch_name)
+  adapt = [_rcu(rb, f"adapt_convs.{i}", c, 2, num_classes) for i, c in enumerate(in_chs)]
+  msf: List[Leaf] = []
+  if not start:
+    m = rb.child("MSFBlock", "msf")
+    convs, norms = [], []
+    for i, c in enumerate(in_chs):
+      if num_classes is not None:
+        norms += m.norm(f"norms.{i}", c, num_classes)
+      convs += m.conv(f"convs.{i}", c, features)
+    msf = convs + norms
+  crp = rb.child("CRPBlock", "crp")
+  convs, norms = [], []
+  for i in range(2):
+    if num_classes is not None:
+      norms += crp.norm(f"norms.{i}", features, num_classes)
+    convs += crp.conv(f"convs.{i}", features, features, bias=False)
+  output = _rcu(rb, "output_convs", features, 3 if end else 1, num_classes)
+  return sum(adapt, []) + output + msf + convs + norms
+
+
+# Per layout (models/refinenet_layers.ARCHITECTURES): the PyTorch port's attribute names of the
+# residual levels (shallowest first) and of the RefineBlocks (in our call order, deepest first),
+# and the order in which it assigns the RefineBlocks.
+_REFINENET_TORCH = {
+    "small": (("res1", "res2", "res3", "res4"), ("refine1", "refine2", "refine3", "refine4"),
+              (0, 1, 2, 3)),
+    "128": (("res1", "res2", "res3", "res4", "res5"),
+            ("refine1", "refine2", "refine3", "refine4", "refine5"), (0, 1, 2, 3, 4)),
+    "256": (("res1", "res2", "res3", "res31", "res4", "res5"),
+            ("refine1", "refine2", "refine31", "refine3", "refine4", "refine5"),
+            (0, 1, 3, 2, 4, 5)),
+}
+
+
+def _refinenet_layout(hp: Mapping, image_size: int, channels: int,
+                      num_classes: Optional[int]) -> List[Leaf]:
+  from score_sde.models.refinenet_layers import ARCHITECTURES, architecture_for
+  if hp["normalization"] != "InstanceNorm++":
+    raise ValueError(f"the release's NCSN / NCSNv2 checkpoints use InstanceNorm++, not "
+                     f"{hp['normalization']!r}; cannot import")
+  arch_name = architecture_for(image_size)
+  arch = ARCHITECTURES[arch_name]
+  res_names, refine_names, refine_order = _REFINENET_TORCH[arch_name]
+  cond = num_classes is not None
+  jax_classes = {"ResidualBlock": "ConditionalResidualBlock", "RefineBlock": "CondRefineBlock",
+                 "RCUBlock": "CondRCUBlock", "MSFBlock": "CondMSFBlock",
+                 "CRPBlock": "CondCRPBlock"} if cond else {}
+  top = _Node(("RefineNet_0",), "", "", jax_classes)
+  nf = hp["nf"]
+  begin = top.conv("begin_conv", channels, nf)
+  blocks: List[Leaf] = []
+  widths, cin = [], nf
+  for level, ((mult, dilation), name) in enumerate(zip(arch["levels"], res_names)):
+    blocks += _residual_block(top, f"{name}.0", cin, mult * nf, level > 0, dilation, num_classes)
+    blocks += _residual_block(top, f"{name}.1", mult * nf, mult * nf, False, dilation,
+                              num_classes)
+    cin = mult * nf
+    widths.append(cin)
+  refines, ref_ch = [], None
+  n = len(widths)
+  for j, (width, mult) in enumerate(zip(reversed(widths), arch["refine"])):
+    in_chs = [width] if ref_ch is None else [width, ref_ch]
+    refines.append(_refine_block(top, refine_names[j], in_chs, mult * nf, j == 0, j == n - 1,
+                                 num_classes))
+    ref_ch = mult * nf
+  normalizer = top.norm("normalizer", ref_ch, num_classes)
+  end = top.conv("end_conv", ref_ch, channels)
+  return begin + normalizer + end + blocks + sum((refines[j] for j in refine_order), [])
+
+
+def ncsnv2_layout(hp: Mapping, image_size: int, channels: int) -> List[Leaf]:
+  """The release's NCSNv2 / NCSNv2_128 / NCSNv2_256 (by image size), unconditional norms."""
+  return _refinenet_layout(hp, image_size, channels, None)
+
+
+def ncsn_layout(hp: Mapping, image_size: int, channels: int) -> List[Leaf]:
+  """The release's NCSN (v1): conditional InstanceNorm++ with one row per noise level."""
+  if image_size >= 96:
+    raise ValueError("the release defines NCSN only below 96 px; cannot import")
+  return _refinenet_layout(hp, image_size, channels, int(hp["num_scales"]))
+
+
+LAYOUTS = {"ncsnpp": ncsnpp_layout, "ddpm": ddpm_layout, "ncsnv2": ncsnv2_layout,
+           "ncsn": ncsn_layout}
 
 
 def release_layout(model_name: str, hparams: Mapping, image_size: int,

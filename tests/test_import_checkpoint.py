@@ -26,6 +26,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VE_NCSNPP = os.path.join(REPO, "configs", "digits", "ve_ncsnpp.py")
 VP_DDPMPP = os.path.join(REPO, "configs", "digits", "vp_ddpmpp.py")
 SUBVP_DDPM = os.path.join(REPO, "configs", "digits", "subvp_ddpm.py")
+NCSN = os.path.join(REPO, "configs", "ve", "ncsn", "cifar10.py")
+NCSNV2 = os.path.join(REPO, "configs", "ve", "ncsnv2", "cifar10.py")
+NCSNV2_BEDROOM = os.path.join(REPO, "configs", "ve", "ncsnv2", "bedroom.py")
 
 # (config file, model overrides): every family and every resampling / pyramid path of NCSN++.
 FAMILIES = {
@@ -54,11 +57,17 @@ FAMILIES = {
   ),
   "ddpmpp": (VP_DDPMPP, dict(nf=8)),
   "ddpm": (SUBVP_DDPM, dict()),
+  "ncsn": (NCSN, dict(nf=4)),
+  "ncsnv2": (NCSNV2, dict(nf=4)),
+  "ncsnv2_128px": (NCSNV2_BEDROOM, dict(nf=4)),
+  "ncsnv2_256px": (NCSNV2_BEDROOM, dict(nf=4, image_size=256)),
 }
 
 
-def _config(path, **model):
+def _config(path, image_size=None, **model):
   config = ru.load_config(path)
+  if image_size is not None:
+    config.data.image_size = image_size
   for k, v in model.items():
     setattr(config.model, k, v)
   return config
@@ -187,14 +196,63 @@ def test_release_checkpoints_import_every_tensor_once(family, tmp_path):
   [
     ("ve/cifar10_ncsnpp_deep_continuous.py", 107_587_075),
     ("vp/church_ddpm.py", 111_569_923),
+    ("ve/ncsnv2/bedroom.py", None),
+    ("ve/ncsn/cifar10.py", None),
   ],
 )
 def test_paper_config_layouts_cover_the_network(name, expected_count):
   """At paper scale (shapes only, via jax.eval_shape): the layout is the network's tree."""
   config = ru.load_config(os.path.join(REPO, "configs", name))
   leaves = _leaves(config)
-  assert sum(int(np.prod(leaf.shape)) for leaf in leaves) == expected_count
+  if expected_count is not None:  # the reference implementation's count (test_configs.py)
+    assert sum(int(np.prod(leaf.shape)) for leaf in leaves) == expected_count
   assert {leaf.ours: leaf.shape for leaf in leaves} == _abstract_tree(config)
+
+
+def _names(path, **model):
+  return [leaf.torch for leaf in _leaves(_config(path, **model))]
+
+
+def test_pytorch_names_follow_the_releases_assignment_order():
+  """Spot checks against the PyTorch port's __init__ methods (their state-dict order, which
+  the EMA's shadow_params follow)."""
+  # NCSN++ (VE): Fourier W, two Dense, the input conv, then the first BigGAN block in the order
+  # GroupNorm_0, Conv_0, Dense_0, GroupNorm_1, Conv_1.
+  names = _names(VE_NCSNPP, nf=8)
+  assert names[:7] == ["all_modules.0.W", "all_modules.1.weight", "all_modules.1.bias",
+                       "all_modules.2.weight", "all_modules.2.bias", "all_modules.3.weight",
+                       "all_modules.3.bias"]
+  assert [n.split(".", 2)[2] for n in names[7:17]] == [
+    "GroupNorm_0.weight", "GroupNorm_0.bias", "Conv_0.weight", "Conv_0.bias", "Dense_0.weight",
+    "Dense_0.bias", "GroupNorm_1.weight", "GroupNorm_1.bias", "Conv_1.weight", "Conv_1.bias"]
+  # input_skip: the parameter-free FIR pyramid downsampler takes an index, then Combine's 'Conv'.
+  names = _names(VE_NCSNPP, nf=8, progressive_input="input_skip")
+  combine = [n for n in names if ".Conv.weight" in n]
+  idx = int(combine[0].split(".")[1])
+  assert not any(n.startswith(f"all_modules.{idx - 1}.") for n in names)
+  # DDPM's ResnetBlockDDPM assigns GroupNorm_0, GroupNorm_1, Conv_0, Conv_1, Dense_0, NIN_0.
+  names = _names(SUBVP_DDPM)
+  block = [n.split(".", 2)[2] for n in names if n.startswith("all_modules.3.")]
+  assert block == ["GroupNorm_0.weight", "GroupNorm_0.bias", "GroupNorm_1.weight",
+                   "GroupNorm_1.bias", "Conv_0.weight", "Conv_0.bias", "Conv_1.weight",
+                   "Conv_1.bias", "Dense_0.weight", "Dense_0.bias"]
+  # NCSNv2: begin_conv, normalizer, end_conv first; a residual block's normalize1 last.
+  names = _names(NCSNV2, nf=4)
+  assert names[:8] == ["begin_conv.weight", "begin_conv.bias", "normalizer.alpha",
+                       "normalizer.gamma", "normalizer.beta", "end_conv.weight", "end_conv.bias",
+                       "res1.0.conv1.weight"]
+  assert [n for n in names if n.startswith("res2.0.")][-3:] == [
+    "res2.0.normalize1.alpha", "res2.0.normalize1.gamma", "res2.0.normalize1.beta"]
+  assert "res2.0.conv2.conv.weight" in names and "res2.0.shortcut.conv.weight" in names
+  # 256 px: refine31 runs before refine3 but is assigned after it.
+  names = _names(NCSNV2_BEDROOM, nf=4, image_size=256)
+  firsts = [next(i for i, n in enumerate(names) if n.startswith(f"{r}.")) for r in
+            ("refine1", "refine2", "refine3", "refine31", "refine4", "refine5")]
+  assert firsts == sorted(firsts)
+  # NCSN: conditional norms are embedding tables; a CondRCUBlock interleaves norm and conv.
+  names = _names(NCSN, nf=4)
+  i = names.index("refine1.adapt_convs.0.1_1_norm.embed.weight")
+  assert names[i + 1] == "refine1.adapt_convs.0.1_1_conv.weight"
 
 
 def _torch_conv(x, w, b):
