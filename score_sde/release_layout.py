@@ -36,9 +36,9 @@ here were read from the port's source; the JAX release's NCSN / NCSNv2 names fol
 layers.py and normalization.py and could not be checked against a released file.
 
 The PyTorch port (like the NCSN / NCSNv2 code it copies) computes InstanceNorm++'s spread of
-channel means with torch.var (unbiased, divisor C - 1); the JAX release and our networks use the biased variance (divisor C). For
-C = 128 channels that changes the alpha term by 0.4%: an imported NCSN / NCSNv2 PyTorch
-checkpoint runs as the JAX release would run it.
+channel means with torch.var (unbiased, divisor C - 1); the JAX release and our networks use
+the biased variance (divisor C). For C = 128 channels that changes the alpha term by 0.4%: an
+imported NCSN / NCSNv2 PyTorch checkpoint runs as the JAX release would run it.
 """
 
 import collections
