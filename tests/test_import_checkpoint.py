@@ -461,3 +461,29 @@ def test_cli_import_then_sample_round_trip(tmp_path):
   samples, step = sample_runner.run(config, workdir)
   assert step == 77 and samples.shape == (8, 8, 8, 1) and np.isfinite(samples).all()
   assert glob.glob(os.path.join(workdir, "samples_77*.npz"))
+
+
+def test_fir_conv_weights_keep_the_plain_layout():
+  """The release's fused FIR up-convolution (StyleGAN2's upsample_conv_2d) runs a stride-2
+  transposed convolution with the OIHW weight flipped and its in/out axes swapped, then one FIR
+  pass; our FIRConv2d with that weight merely transposed to HWIO computes the same (numpy
+  scatter reference for the transposed convolution; the FIR pass with the same padding)."""
+  from score_sde.models import up_or_down_sampling as ud
+  rng = np.random.default_rng(0)
+  c_in, c_out, h = 2, 3, 4
+  x = rng.normal(size=(1, c_in, h, h))
+  w = rng.normal(size=(c_out, c_in, 3, 3))  # the release's OIHW weight
+  # conv_transpose2d(x, flip(w).swap(in, out), stride 2): scatter x[i, j] * w^T into 2i, 2j.
+  wt = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # [in, out, kh, kw]
+  y = np.zeros((c_out, 2 * (h - 1) + 3, 2 * (h - 1) + 3))
+  for i in range(h):
+    for j in range(h):
+      y[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3] += np.einsum("c,coab->oab", x[0, :, i, j], wt)
+  k = ud.setup_kernel((1, 3, 3, 1)) * 4
+  p = (k.shape[0] - 2) - (3 - 1)
+  ref = ud.upfirdn2d(jnp.asarray(y.transpose(1, 2, 0)[None], jnp.float32), k,
+                     pad=((p + 1) // 2 + 1, p // 2 + 1))
+  ours = ud.upsample_conv_2d(jnp.asarray(x.transpose(0, 2, 3, 1), jnp.float32),
+                             jnp.asarray(w.transpose(2, 3, 1, 0), jnp.float32), (1, 3, 3, 1))
+  assert ours.shape == (1, 2 * h, 2 * h, c_out)
+  np.testing.assert_allclose(np.asarray(ours), np.asarray(ref), rtol=1e-5, atol=1e-5)
