@@ -487,3 +487,34 @@ def test_fir_conv_weights_keep_the_plain_layout():
                              jnp.asarray(w.transpose(2, 3, 1, 0), jnp.float32), (1, 3, 3, 1))
   assert ours.shape == (1, 2 * h, 2 * h, c_out)
   np.testing.assert_allclose(np.asarray(ours), np.asarray(ref), rtol=1e-5, atol=1e-5)
+
+
+def test_pth_files_round_trip_when_torch_is_installed(tmp_path):
+  """With PyTorch installed: a real .pth file (torch.save of the port's checkpoint dict) imports,
+  and the same file truncated gives a one-line error."""
+  torch = pytest.importorskip("torch")
+  config = _small_config()
+  leaves = _leaves(config)
+  ckpt = _torch_checkpoint(leaves, seed=2)
+  as_torch = {
+    "model": {k: torch.from_numpy(v) for k, v in ckpt["model"].items()},
+    "ema": dict(ckpt["ema"],
+                shadow_params=[torch.from_numpy(v) for v in ckpt["ema"]["shadow_params"]]),
+    "optimizer": {},
+    "step": 1234,
+  }
+  file = tmp_path / "checkpoint_3.pth"
+  torch.save(as_torch, file)
+  params, ema, step = ic.convert_pytorch(leaves, ic.read_pytorch(str(file)), str(file))
+  want = ic.convert_pytorch(leaves, ckpt)
+  assert step == 1234
+  for got_tree, want_tree in ((params, want[0]), (ema, want[1])):
+    got, ref = flatten_dict(got_tree), flatten_dict(want_tree)
+    assert set(got) == set(ref)
+    for k in ref:
+      np.testing.assert_array_equal(got[k], ref[k])
+  bad = tmp_path / "checkpoint_4.pth"
+  bad.write_bytes(file.read_bytes()[:2000])
+  with pytest.raises(ic.CheckpointImportError, match="truncated") as e:
+    ic.read_pytorch(str(bad))
+  _one_line(e)
