@@ -289,6 +289,11 @@ def import_checkpoint(config, source: str, path: str, workdir: str) -> int:
   check_run_record(workdir, record)
   ckpt = Checkpointer(workdir, max_to_keep=config.training.keep_checkpoints)
   try:
+    others = sorted(set(ckpt.all_steps()) - {step})
+    if others:
+      # Sampling reads the latest step: an import beside other checkpoints could go unused.
+      raise CheckpointImportError(f"workdir {workdir} already holds checkpoints at steps {others}; "
+                                  "import into a new --workdir")
     ckpt.save(step, state)
     ckpt.wait()
   finally:

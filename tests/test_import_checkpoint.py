@@ -418,6 +418,12 @@ def test_import_save_reload(tmp_path):
   workdir = str(tmp_path / "run")
   assert ic.import_checkpoint(config, "jax", str(file), workdir) == 77
   _assert_restores(config, workdir, ckpt)
+  # A checkpoint of another step beside it would leave sampling on the latest one: refused.
+  ckpt["step"] = np.int64(78)
+  (tmp_path / "other").mkdir()
+  (tmp_path / "other" / "checkpoint_78").write_bytes(serialization.msgpack_serialize(ckpt))
+  with pytest.raises(ic.CheckpointImportError, match=r"already holds checkpoints at steps \[77\]"):
+    ic.import_checkpoint(config, "jax", str(tmp_path / "other" / "checkpoint_78"), workdir)
   # Importing for another network into the same workdir is refused by the run record.
   other = _config(VE_NCSNPP, nf=16)
   (tmp_path / "wide").mkdir()
