@@ -67,7 +67,8 @@ def get_default_config() -> ml_collections.ConfigDict:
   sampling.n_steps_each = 1
   sampling.noise_removal = True
   sampling.probability_flow = False
-  sampling.num_steps = placeholder(int)  # default: sde.num_scales
+  sampling.num_steps = placeholder(int)  # time steps; default per sampler (pc: sde.num_scales)
+  sampling.schedule = placeholder(str)   # time grid (score_sde.sampling.schedules); default per sampler
   sampling.eps = 1e-3               # sampling stops at t = eps
   sampling.num_samples = 1024
   sampling.batch_size = 1024

@@ -23,7 +23,7 @@ import numpy as np
 
 from score_sde import targets
 from score_sde.registry import lookup
-from score_sde.sde import VESDE, VPSDE, LinearSDE, bcast
+from score_sde.sde import LinearSDE, bcast
 
 PredFn = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -122,31 +122,36 @@ def dsm_loss(key: jax.Array, pred_fn: PredFn, x0: jax.Array, sde: LinearSDE, *,
   return jnp.mean(losses), losses
 
 
-def smld_loss(key: jax.Array, pred_fn: PredFn, x0: jax.Array, sde: VESDE, *,
+def _chain(sde: LinearSDE, kind: str, loss: str, sde_name: str):
+  chain = sde.chain
+  if chain is None or chain.kind != kind:
+    raise ValueError(f"the {loss} loss needs the {sde_name} SDE (the {kind.upper()} chain)")
+  return chain
+
+
+def smld_loss(key: jax.Array, pred_fn: PredFn, x0: jax.Array, sde: LinearSDE, *,
               reduce_mean: bool = False, **_):
   """NCSN's discrete loss: i ~ U{0..N-1}, sigma_i^2 |score(x0 + sigma_i z) + z / sigma_i|^2.
 
   The network is queried at t_i = i T / (N - 1), where sigma(t_i) = sigma_i.
   """
-  if not isinstance(sde, VESDE):
-    raise ValueError("the smld loss needs the vesde SDE")
+  chain = _chain(sde, "smld", "smld", "vesde")
   ki, kz = jax.random.split(key)
   i = jax.random.randint(ki, (x0.shape[0],), 0, sde.N)
-  sigma = sde.discrete_sigmas[i]
+  sigma = chain.sigmas[i]
   z = jax.random.normal(kz, x0.shape, x0.dtype)
   score = pred_fn(x0 + bcast(sigma, x0) * z, i * sde.T / (sde.N - 1))
   losses = _reduce(jnp.square(bcast(sigma, x0) * score + z), reduce_mean)
   return jnp.mean(losses), losses
 
 
-def ddpm_loss(key: jax.Array, pred_fn: PredFn, x0: jax.Array, sde: VPSDE, *,
+def ddpm_loss(key: jax.Array, pred_fn: PredFn, x0: jax.Array, sde: LinearSDE, *,
               reduce_mean: bool = True, **_):
   """DDPM's L_simple: i ~ U{0..N-1}, |eps - eps_theta(sqrt(abar_i) x0 + sqrt(1 - abar_i) eps, i)|^2."""
-  if type(sde) is not VPSDE:
-    raise ValueError("the ddpm loss needs the vpsde SDE")
+  chain = _chain(sde, "ddpm", "ddpm", "vpsde")
   ki, kz = jax.random.split(key)
   i = jax.random.randint(ki, (x0.shape[0],), 0, sde.N)
-  abar = sde.alphas_cumprod[i]
+  abar = chain.alphas_cumprod[i]
   z = jax.random.normal(kz, x0.shape, x0.dtype)
   xt = bcast(jnp.sqrt(abar), x0) * x0 + bcast(jnp.sqrt(1.0 - abar), x0) * z
   losses = _reduce(jnp.square(pred_fn(xt, i * sde.T / (sde.N - 1)) - z), reduce_mean)

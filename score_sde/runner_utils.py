@@ -14,18 +14,14 @@ from score_sde.train_step import OPTIMIZERS, TrainState, init_state, make_optimi
 NON_NETWORK_KEYS = ("name", "target")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
-# The config fields each SDE takes.
-_SDE_ARGS = {
-    "vpsde": lambda c: dict(beta_min=c.beta_min, beta_max=c.beta_max, N=c.num_scales),
-    "subvpsde": lambda c: dict(beta_min=c.beta_min, beta_max=c.beta_max, N=c.num_scales),
-    "vesde": lambda c: dict(sigma_min=c.sigma_min, sigma_max=c.sigma_max, N=c.num_scales),
-    "cosine": lambda c: dict(N=c.num_scales),
-}
-
-
 def build_sde(config) -> sde_lib.LinearSDE:
-  args = lookup(_SDE_ARGS, config.sde.name, "SDE")(config.sde)
-  return sde_lib.get_sde(config.sde.name, **args)
+  """The SDE named by config.sde.name, from the config.sde fields its constructor takes."""
+  return sde_lib.sde_from_fields(config.sde.name, config.sde.to_dict())
+
+
+def is_discrete(config) -> bool:
+  """Whether the model is trained on the SDE's discrete chain (the release's continuous=False)."""
+  return config.training.loss != "dsm"
 
 
 def build_network(config):
@@ -83,9 +79,9 @@ def validate_config(config, num_devices: int) -> None:
   if tr.n_jitted_steps <= 0 or tr.snapshot_freq % tr.n_jitted_steps or tr.log_freq % tr.n_jitted_steps:
     raise ValueError(f"training.snapshot_freq ({tr.snapshot_freq}) and log_freq ({tr.log_freq}) must be "
                      f"multiples of n_jitted_steps ({tr.n_jitted_steps})")
-  if tr.loss != "dsm" and config.model.target not in ("auto", mutils.default_target(sde)):
+  if tr.loss != "dsm" and config.model.target not in ("auto", sde.default_target):
     raise ValueError(f"the discrete {tr.loss} loss trains the SDE's default target "
-                     f"{mutils.default_target(sde)!r}, not {config.model.target!r}")
+                     f"{sde.default_target!r}, not {config.model.target!r}")
 
 
 def make_apply_fn(network, compute_dtype=jnp.float32) -> Callable:
@@ -162,7 +158,7 @@ def load_ema_model(config, workdir: str, step=None):
 
   def score_apply(params, x, t):
     return mutils.score_fn_from_model(lambda x, label: apply(params, x, label), sde,
-                                      config.model.target)(x, t)
+                                      config.model.target, discrete=is_discrete(config))(x, t)
   return score_apply, state.ema_params, sde, shape, step
 
 

@@ -9,12 +9,9 @@ from scipy import stats
 
 from score_sde import sde as sde_lib
 
-SDES = {
-    "vp": lambda: sde_lib.VPSDE(),
-    "subvp": lambda: sde_lib.SubVPSDE(),
-    "ve": lambda: sde_lib.VESDE(sigma_min=0.01, sigma_max=10.0),
-    "cosine": lambda: sde_lib.cosine_path(),
-}
+# Every registered SDE with its defaults; VE with a smaller sigma_max (fewer Monte Carlo steps).
+SDES = {name: (lambda name=name: sde_lib.get_sde(name)) for name in sde_lib.SDES}
+SDES["vesde"] = lambda: sde_lib.VESDE(sigma_min=0.01, sigma_max=10.0)
 
 
 @pytest.mark.parametrize("name", SDES)
@@ -30,12 +27,12 @@ def test_moment_equations(name, x64):
   np.testing.assert_allclose(dv, 2 * sde.f(t) * v_val + sde.g2(t), rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["vp", "subvp", "ve"])
+@pytest.mark.parametrize("name", SDES)
 def test_general_path_form_agrees(name, x64):
-  """VP, sub-VP and VE equal the GaussianPath built from their a(t), s(t) alone."""
+  """Every SDE's closed-form f, g^2 equal those derived by autodiff from its a(t), s(t) alone."""
   sde = SDES[name]()
   path = sde_lib.as_gaussian_path(sde)
-  t = jnp.linspace(1e-3, 1.0, 50)
+  t = jnp.linspace(1e-3, 0.99, 50) * sde.T
   np.testing.assert_allclose(path.f(t), sde.f(t), rtol=1e-10, atol=1e-12)
   np.testing.assert_allclose(path.g2(t), sde.g2(t), rtol=1e-9, atol=1e-12)
   x = jnp.ones((50, 3))
@@ -51,8 +48,8 @@ def test_monte_carlo_matches_marginal(name):
   key = jax.random.key(0)
   s0 = sde.alpha_sigma(0.0)[1]  # VE starts from x0 + sigma_min z (see VESDE docstring)
   x = x0 + s0 * jax.random.normal(key, (n, 1))
-  # The cosine path's f = a'/a blows up as a(T) -> 0; stop where Euler-Maruyama is still accurate.
-  t_end = 0.9 if name == "cosine" else sde.T
+  # Paths with a(T) -> 0 have f = a'/a blowing up there; stop where Euler-Maruyama is accurate.
+  t_end = 0.9 * sde.T if float(sde.alpha_sigma(sde.T)[0]) < 0.01 else sde.T
   dt = t_end / steps
 
   def step(x, i):
@@ -80,14 +77,14 @@ def test_vp_discretize_is_ddpm():
   f, G = sde.discretize(x, jnp.asarray(i / 999 * sde.T, jnp.float32))
   np.testing.assert_allclose(G ** 2, beta, rtol=1e-5)
   np.testing.assert_allclose(f[:, 0], (np.sqrt(1 - beta) - 1) * 3.0, rtol=1e-4, atol=1e-6)  # float32 cancellation in sqrt(1 - beta) x - x
-  np.testing.assert_allclose(sde.alphas_cumprod, np.cumprod(1 - beta), rtol=1e-4)
+  np.testing.assert_allclose(sde.chain.alphas_cumprod, np.cumprod(1 - beta), rtol=1e-4)
 
 
 def test_ve_discretize_is_smld():
   """The VE chain adds variance sigma_i^2 - sigma_{i-1}^2, so after step i the variance is sigma_i^2."""
   sde = sde_lib.VESDE(sigma_min=0.01, sigma_max=50.0, N=100)
   sigmas = np.exp(np.linspace(np.log(0.01), np.log(50.0), 100))
-  np.testing.assert_allclose(sde.discrete_sigmas, sigmas, rtol=1e-5)
+  np.testing.assert_allclose(sde.chain.sigmas, sigmas, rtol=1e-5)
   i = np.arange(sde.N)
   f, G = sde.discretize(jnp.ones((sde.N, 2)), jnp.asarray(i / 99, jnp.float32))
   assert np.all(np.asarray(f) == 0)
@@ -116,5 +113,104 @@ def test_reverse_sde_drifts():
 
 
 def test_unknown_sde_lists_choices():
-  with pytest.raises(ValueError, match=r"unknown SDE 'vp'; choose from \['cosine', 'subvpsde', 'vesde', 'vpsde'\]"):
-    sde_lib.get_sde("vp")
+  with pytest.raises(ValueError, match=r"unknown SDE 'no_such'; choose from \[") as err:
+    sde_lib.get_sde("no_such")
+  assert all(repr(name) in str(err.value) for name in sde_lib.SDES)
+
+
+@pytest.mark.parametrize("name", SDES)
+def test_sigma_and_log_snr_inverses_round_trip(name, x64):
+  """t_of_sigma(sigma(t)) = t and t_of_log_snr(lambda(t)) = t, with sigma = s/a, lambda = log(a/s)."""
+  sde = SDES[name]()
+  t = jnp.linspace(1e-3, 0.99, 40) * sde.T
+  a, s = sde.alpha_sigma(t)
+  np.testing.assert_allclose(sde.sigma(t), s / a, rtol=1e-12)
+  np.testing.assert_allclose(sde.log_snr(t), np.log(a) - np.log(s), rtol=1e-10, atol=1e-12)
+  np.testing.assert_allclose(sde.t_of_sigma(sde.sigma(t)), t, rtol=1e-9, atol=1e-12 * sde.T)
+  np.testing.assert_allclose(sde.t_of_log_snr(sde.log_snr(t)), t, rtol=1e-9, atol=1e-12 * sde.T)
+  assert np.all(np.diff(np.asarray(sde.sigma(t))) > 0)
+
+
+@pytest.mark.parametrize("name", SDES)
+def test_generic_inverse_agrees_with_closed_form(name, x64):
+  """The bisection of the interface reproduces each SDE's closed-form t(sigma)."""
+  sde = SDES[name]()
+  t = jnp.linspace(1e-2, 0.98, 9) * sde.T
+  generic = sde_lib.LinearSDE.t_of_sigma(sde, sde.sigma(t))
+  np.testing.assert_allclose(generic, sde.t_of_sigma(sde.sigma(t)), rtol=1e-9, atol=1e-12 * sde.T)
+
+
+@pytest.mark.parametrize("name", SDES)
+def test_prior_and_coefficients_under_jit(name):
+  """Everything a sampler asks of the SDE traces under jit (the cosine prior failed there)."""
+  sde = SDES[name]()
+  x = jax.jit(lambda k: sde.prior_sample(k, (3, 2)) * sde.prior_std)(jax.random.key(0))
+  assert np.all(np.isfinite(np.asarray(x)))
+  t = jnp.full((3,), 0.5 * sde.T)
+  out = jax.jit(lambda t: (sde.sigma(t), sde.log_snr(t), sde.t_of_sigma(sde.sigma(t)),
+                           sde.noise_label(t), sde.g2(t), sde.f(t)))(t)
+  assert all(np.all(np.isfinite(np.asarray(v))) for v in out)
+
+
+def test_new_paths_closed_forms(x64):
+  """linear: a = 1 - t, s = t, lambda = log((1 - t)/t); EDM: a = 1, s = t, g^2 = 2 t."""
+  t = jnp.array([0.1, 0.5, 0.9])
+  lin, edm = sde_lib.LinearPath(), sde_lib.EDMPath()
+  np.testing.assert_allclose(lin.alpha_sigma(t), (1 - t, t), rtol=1e-15)
+  np.testing.assert_allclose(lin.log_snr(t), np.log((1 - t) / t), rtol=1e-12)
+  np.testing.assert_allclose(lin.g2(t), 2 * t / (1 - t), rtol=1e-12)
+  np.testing.assert_allclose(edm.alpha_sigma(t * 80), (np.ones(3), t * 80), rtol=1e-15)
+  np.testing.assert_allclose(edm.g2(t), 2 * t, rtol=1e-15)
+  assert edm.T == edm.prior_std == 80.0
+
+
+def test_cosine_std_is_cancellation_free_in_float32():
+  """Deviation 5 of issue 11: s(t) of the cosine path at t = 1e-5 in float32 matches float64's
+  sqrt(1 - a^2) (the old float32 form gave 0.959 of it), and s is increasing near 0."""
+  off = 0.008
+  u = lambda t: 0.5 * np.pi * (t + off) / (1 + off)
+  exact = lambda t: np.sqrt(1 - (np.cos(u(t)) / np.cos(u(0.0))) ** 2)
+  sde = sde_lib.CosinePath(offset=off)
+  t = np.array([1e-5, 2e-5, 5e-5, 1e-4], np.float32)
+  s = np.asarray(sde.alpha_sigma(jnp.asarray(t))[1])
+  assert s.dtype == np.float32
+  np.testing.assert_allclose(s, exact(t.astype(np.float64)), rtol=1e-5)
+  assert np.all(np.diff(s) > 0)
+
+
+def test_ve_discrete_label_is_the_release_level_index():
+  """Deviation 1 of issue 11: a discretely trained VE network is labelled with the integer level
+  round((T - t)(N - 1)/T) (0 at sigma_max), as the 2021 release; continuous: sigma(t)."""
+  sde = sde_lib.VESDE(sigma_min=0.01, sigma_max=50.0, N=1000)
+  t = jnp.array([1.0, 1e-5, 0.5])
+  np.testing.assert_array_equal(sde.noise_label(t, discrete=True), [0.0, 999.0, 500.0])
+  np.testing.assert_allclose(sde.noise_label(t), [50.0, 0.01 * 5000 ** 1e-5, 0.01 * 5000 ** 0.5],
+                             rtol=1e-5)
+
+
+def test_discrete_ddpm_std_is_the_chain_std():
+  """Deviation 2 of issue 11: a discretely trained DDPM model reads eps with sqrt(1 - alpha_bar_i)
+  of the chain (the release's continuous=False), not the continuous s(t)."""
+  from score_sde.models import utils as mutils
+  sde = sde_lib.VPSDE(beta_min=0.1, beta_max=20.0, N=1000)
+  betas = np.linspace(0.1 / 1000, 20.0 / 1000, 1000)
+  release = np.sqrt(1 - np.cumprod(1 - betas))
+  t = jnp.array([1e-3, 0.5, 1.0])   # the last sampling step (t = eps), a middle one, the first
+  np.testing.assert_allclose(sde.score_std(t, discrete=True), release[[0, 499, 999]], rtol=1e-4)
+  x, eps_out = jnp.ones((3, 2)), jnp.full((3, 2), 0.5)
+  score = mutils.score_fn_from_model(lambda x, label: eps_out, sde, discrete=True)(x, t)
+  np.testing.assert_allclose(score, -0.5 / release[[0, 499, 999], None] * np.ones((3, 2)), rtol=1e-4)
+  # The continuous s(eps) differs by several percent at the last step.
+  assert abs(float(sde.alpha_sigma(1e-3)[1]) / release[0] - 1) > 0.02
+
+
+def test_sde_from_config_fields():
+  """Every registered SDE builds from the default config section; N comes from num_scales."""
+  from score_sde.config_defaults import get_default_config
+  fields = get_default_config().sde.to_dict()
+  fields["num_scales"] = 77
+  for name in sde_lib.SDES:
+    sde = sde_lib.sde_from_fields(name, fields)
+    assert sde.N == 77 and type(sde) is type(sde_lib.get_sde(name))
+  with pytest.raises(ValueError, match="unknown SDE 'no_such'"):
+    sde_lib.sde_from_fields("no_such", fields)

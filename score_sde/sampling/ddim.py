@@ -11,20 +11,26 @@ reverse chain for VE); eta = 0 is deterministic, a first-order solver of the pro
 import jax
 import jax.numpy as jnp
 
+from score_sde.sampling import schedules
+from score_sde.sampling.base import start
 from score_sde.sde import LinearSDE, ScoreFn
 
 
-def ddim_sample(key, sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps: int = 50,
-                eta: float = 0.0, eps: float = 1e-3):
-  """num_steps DDIM steps over uniform times T = t_0 > ... > t_n = eps, from the prior.
-  Returns (x: shape, nfe = num_steps)."""
+def check(sde: LinearSDE, num_steps: int = 50, eta: float = 0.0, **_):
   if num_steps < 1:
     raise ValueError(f"num_steps must be >= 1, got {num_steps}")
   if eta < 0:
     raise ValueError(f"eta must be >= 0, got {eta}")
-  ts = jnp.linspace(sde.T, eps, num_steps + 1)
-  key, k0 = jax.random.split(key)
-  x = sde.prior_sample(k0, shape)
+
+
+def ddim_sample(key, sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps: int = 50,
+                eta: float = 0.0, eps: float = 1e-3, schedule: str = "uniform", rho: float = 7.0,
+                x_init=None):
+  """num_steps DDIM steps over the `schedule` grid T = t_0 > ... > t_n = eps, from x_T (the
+  prior draw of `key`, or `x_init`; see `base`). Returns (x: shape, nfe = num_steps)."""
+  check(sde, num_steps, eta)
+  ts = schedules.time_grid(sde, num_steps, eps, schedule, rho=rho)
+  key, x = start(key, sde, shape, x_init)
 
   def step(x, i):
     t = jnp.full(shape[:1], ts[i], x.dtype)
@@ -32,6 +38,8 @@ def ddim_sample(key, sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps: int
     a_next, s_next = sde.alpha_sigma(ts[i + 1])
     eps_hat = -s * score_fn(x, t)
     x0_hat = (x - s * eps_hat) / a
+    if eta == 0:  # deterministic: no noise drawn
+      return a_next * x0_hat + s_next * eps_hat, None
     c2 = eta ** 2 * s_next ** 2 * (s ** 2 - (a / a_next) ** 2 * s_next ** 2) / s ** 2
     c2 = jnp.clip(c2, 0.0, s_next ** 2)
     z = jax.random.normal(jax.random.fold_in(key, i), x.shape, x.dtype)

@@ -1,74 +1,76 @@
-"""Samplers by name, from `config.sampling` (runner side: the ConfigDict stops here).
+"""The table of samplers, and samplers by name from `config.sampling` (the ConfigDict stops here).
 
     sampler = sampler_from_config(config.sampling, sde)      # fails now on bad names/values
-    loop = sampler(score_fn, shape)                          # a pc.LoopSampler
+    loop = sampler(score_fn, shape)                          # a base.LoopSampler
     x, nfe = loop.output(loop.run(loop.init(key), jnp.arange(loop.num_steps)))
 
-`pc` runs its time loop in pieces (for a progress bar between on-device chunks); the other
-methods are one on-device call each, exposed as a loop of one step.
+Each row of `SAMPLERS` gives the sampling function, a LoopSampler builder where its time loop
+can run in pieces (`pc`, for a progress bar between on-device chunks; the others run as a loop
+of one step), the default number of time steps (None: the SDE's N, or adaptive for `ode`), the
+score evaluations per time step, and a check that fails before any compute. A function's
+keyword arguments are read from the config fields of the same name (`CONFIG_FIELDS` lists the
+few that are named differently there). Adding a sampler: one module and one row here.
 """
-import functools
-from typing import Callable, Dict
+import inspect
+from typing import Callable, Dict, NamedTuple, Optional, Union
 
-from score_sde import ode
 from score_sde.registry import lookup
-from score_sde.sampling import ddim, edm, ode_sampler, pc
-from score_sde.sampling.pc import LoopSampler
+from score_sde.sampling import ddim, edm, ode_sampler, pc, schedules
+from score_sde.sampling.base import LoopSampler, one_shot
 from score_sde.sde import LinearSDE
 
 
-def _one_shot(sample_fn: Callable, nfe) -> LoopSampler:
-  """A single-call sampler `sample_fn(key) -> (x, nfe)` as a LoopSampler of one step."""
-  return LoopSampler(init=lambda key: key, run=lambda key, idx: sample_fn(key),
-                     output=lambda out: out, num_steps=1, nfe=nfe)
+class SamplerEntry(NamedTuple):
+  sample: Callable                  # sample(key, sde, score_fn, shape, **opts) -> (x, nfe)
+  loop: Optional[Callable]          # loop(sde, score_fn, shape, **opts) -> LoopSampler, or None
+  default_steps: Optional[int]      # num_steps when not given; None: the function's own default
+  nfe_per_step: Union[int, Callable]  # int, or f(**opts) -> int or None (adaptive)
+  check: Callable                   # check(sde, **opts): raises ValueError before any compute
 
 
-def _pc(c, sde):
-  pc.check_predictor(sde, c.predictor, c.corrector, c.probability_flow)
-  return lambda score_fn, shape: pc.pc_sampler(
-      sde, score_fn, shape, predictor=c.predictor, corrector=c.corrector, snr=c.snr,
-      n_steps=c.n_steps_each, num_steps=c.num_steps, eps=c.eps, denoise=c.noise_removal,
-      probability_flow=c.probability_flow)
+def _pc_nfe(predictor="euler_maruyama", corrector="none", n_steps=1, **_):
+  return pc.PREDICTOR_NFE[predictor] + pc.CORRECTOR_NFE[corrector] * n_steps
 
 
-def _ode(c, sde):
-  if c.ode_method not in ode.ODE_METHODS:
-    lookup(dict.fromkeys(ode.ODE_METHODS), c.ode_method, "ODE solver")
-  if c.ode_method not in ode.ADAPTIVE and c.num_steps is None:
-    raise ValueError(f"sampling.ode_method={c.ode_method!r} is fixed-step: set sampling.num_steps")
-
-  def build(score_fn, shape):
-    fn = functools.partial(ode_sampler.ode_sample, sde=sde, score_fn=score_fn, shape=shape,
-                           method=c.ode_method, rtol=c.rtol, atol=c.atol, num_steps=c.num_steps,
-                           eps=c.eps, denoise=c.noise_removal)
-    return _one_shot(lambda key: fn(key), None)
-  return build
+def _pc_check(sde, **opts):
+  pc.pc_sampler(sde, None, (1, 1), **opts)  # builds the loop (all checks) without running it
 
 
-def _edm(c, sde):
-  steps = 18 if c.num_steps is None else c.num_steps
+SAMPLERS: Dict[str, SamplerEntry] = {
+    "pc": SamplerEntry(pc.pc_sample, pc.pc_sampler, None, _pc_nfe, _pc_check),
+    "ode": SamplerEntry(ode_sampler.ode_sample, None, None, ode_sampler.nfe_per_step,
+                        ode_sampler.check),
+    "edm_heun": SamplerEntry(edm.edm_heun_sample, None, 18, 2, edm.check),
+    "ddim": SamplerEntry(ddim.ddim_sample, None, 50, 1, ddim.check),
+}
 
-  def build(score_fn, shape):
-    fn = functools.partial(edm.edm_heun_sample, sde=sde, score_fn=score_fn, shape=shape,
-                           num_steps=steps, rho=c.rho, s_churn=c.s_churn, s_min=c.s_min,
-                           s_max=c.s_max, s_noise=c.s_noise, eps=c.eps)
-    return _one_shot(lambda key: fn(key), 2 * steps)
-  return build
-
-
-def _ddim(c, sde):
-  steps = 50 if c.num_steps is None else c.num_steps
-  if c.eta < 0:
-    raise ValueError(f"sampling.eta must be >= 0, got {c.eta}")
-
-  def build(score_fn, shape):
-    fn = functools.partial(ddim.ddim_sample, sde=sde, score_fn=score_fn, shape=shape,
-                           num_steps=steps, eta=c.eta, eps=c.eps)
-    return _one_shot(lambda key: fn(key), steps)
-  return build
+# Sampler argument -> config.sampling field, where the names differ.
+CONFIG_FIELDS = {"n_steps": "n_steps_each", "denoise": "noise_removal", "method": "ode_method"}
 
 
-SAMPLERS: Dict[str, Callable] = {"pc": _pc, "ode": _ode, "edm_heun": _edm, "ddim": _ddim}
+def get_sampler(name: str) -> SamplerEntry:
+  return lookup(SAMPLERS, name, "sampling method")
+
+
+def options_from_config(entry: SamplerEntry, sampling_cfg) -> dict:
+  """The keyword arguments of `entry.sample` found in `config.sampling` (unset fields left out)."""
+  params = inspect.signature(entry.sample).parameters
+  opts = {}
+  for name, p in params.items():
+    if p.kind != inspect.Parameter.KEYWORD_ONLY or name == "x_init":
+      continue
+    field = CONFIG_FIELDS.get(name, name)
+    if field in sampling_cfg and sampling_cfg[field] is not None:
+      opts[name] = sampling_cfg[field]
+  if "num_steps" not in opts and entry.default_steps is not None:
+    opts["num_steps"] = entry.default_steps
+  return opts
+
+
+def nfe_of(entry: SamplerEntry, num_steps: Optional[int], **opts) -> Optional[int]:
+  """Score evaluations per sample for num_steps time steps; None when only the run knows."""
+  per = entry.nfe_per_step if isinstance(entry.nfe_per_step, int) else entry.nfe_per_step(**opts)
+  return None if per is None or num_steps is None else per * num_steps
 
 
 def sampler_from_config(sampling_cfg, sde: LinearSDE) -> Callable:
@@ -76,4 +78,15 @@ def sampler_from_config(sampling_cfg, sde: LinearSDE) -> Callable:
   An adaptive ODE solve knows its NFE only after running: `output` returns it."""
   if sampling_cfg.num_steps is not None and sampling_cfg.num_steps < 1:
     raise ValueError(f"sampling.num_steps must be >= 1, got {sampling_cfg.num_steps}")
-  return lookup(SAMPLERS, sampling_cfg.method, "sampling method")(sampling_cfg, sde)
+  entry = get_sampler(sampling_cfg.method)
+  opts = options_from_config(entry, sampling_cfg)
+  if "schedule" in opts:
+    schedules.get_schedule(opts["schedule"])
+  entry.check(sde, **opts)
+
+  def build(score_fn, shape) -> LoopSampler:
+    if entry.loop is not None:
+      return entry.loop(sde, score_fn, shape, **opts)
+    fn = lambda key: entry.sample(key, sde, score_fn, shape, **opts)
+    return one_shot(fn, nfe_of(entry, opts.get("num_steps"), **opts))
+  return build

@@ -9,6 +9,8 @@ and invertible (encoding runs the same ODE from eps to T).
 import jax
 
 from score_sde import ode
+from score_sde.registry import lookup
+from score_sde.sampling.base import start
 from score_sde.sde import LinearSDE, ScoreFn, bcast
 
 
@@ -18,15 +20,31 @@ def tweedie_denoise(sde: LinearSDE, score_fn: ScoreFn, x, t):
   return (x + bcast(s ** 2, x) * score_fn(x, t)) / bcast(a, x)
 
 
+def check(sde: LinearSDE, method: str = "tsit5", num_steps=None, **_):
+  if method not in ode.ODE_METHODS:
+    lookup(dict.fromkeys(ode.ODE_METHODS), method, "ODE solver")
+  if method not in ode.ADAPTIVE and num_steps is None:
+    raise ValueError(f"ODE method {method!r} is fixed-step: set num_steps (sampling.num_steps)")
+  if num_steps is not None and num_steps < 1:
+    raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+
+
+def nfe_per_step(method: str = "tsit5", **_):
+  """Score evaluations per step of a fixed-step solve (None: adaptive, known after the solve)."""
+  if method in ode.FIXED_ONLY:
+    return ode.FIXED_ONLY[method]
+  return ode.ODE_SOLVERS[method][1] if method not in ode.ADAPTIVE else None
+
+
 def ode_sample(key, sde: LinearSDE, score_fn: ScoreFn, shape, *, method: str = "tsit5",
                rtol: float = 1e-5, atol: float = 1e-5, num_steps=None, eps: float = 1e-3,
-               denoise: bool = False):
-  """x_T ~ prior, carried to t = eps along the probability-flow ODE. Adaptive `method`s use
-  (rtol, atol) unless `num_steps` is given; fixed-step methods need `num_steps`.
-  With `denoise`, the result is Tweedie's E[x0 | x_eps] (one extra NFE).
-  Returns (x: shape, nfe: int array).
+               denoise: bool = False, x_init=None):
+  """x_T (prior draw of `key`, or `x_init`; see `base`), carried to t = eps along the
+  probability-flow ODE. Adaptive `method`s use (rtol, atol) unless `num_steps` is given;
+  fixed-step methods need `num_steps` (uniform in t). With `denoise`, the result is Tweedie's
+  E[x0 | x_eps] (one extra NFE). Returns (x: shape, nfe: int array).
   """
-  x = sde.prior_sample(key, shape)
+  _, x = start(key, sde, shape, x_init)
   x, nfe = ode.solve_probability_flow(sde, score_fn, x, sde.T, eps, method=method, rtol=rtol,
                                       atol=atol, num_steps=num_steps)
   if denoise:

@@ -1,7 +1,7 @@
 """Predictor-corrector sampling (paper Algorithm 1; VE/VP instances Algorithms 2 and 3).
 
-Predictor: `predictor(key, sde, score_fn, x, t, dt, probability_flow) -> (x, x_mean)`, one step
-of a reverse-time solver from t to t + dt (dt < 0). Corrector:
+Predictor: `predictor(key, sde, score_fn, x, t, t_next, probability_flow) -> (x, x_mean)`, one
+step of a reverse-time solver from t to t_next < t (both [B]). Corrector:
 `corrector(key, sde, score_fn, x, t, snr, n_steps) -> (x, x_mean)`, score-based MCMC that leaves
 p_t invariant. t: [B]; x: [B, ...]. x_mean is the step without its final noise, the sample
 returned when `denoise` (the paper's "noise removal") is on.
@@ -18,15 +18,20 @@ Where the 2021 release differs from the paper's text, this module follows the re
   norms are averaged over the batch, as in the release (see `langevin_corrector` for why).
 - Discrete chains: reverse_diffusion, ancestral_sampling and the Langevin alpha use the SDE's
   chain (DDPM betas, SMLD sigmas) with N = num_steps, as the release does with N = num_scales.
+- Time grid: num_steps steps from t_0 = T to t_n = eps on a grid from `schedules` (uniform by
+  default), step i from t_i to t_{i+1}. The release evaluates at linspace(T, eps, n) with
+  dt = -(T - eps) / n, so its last step ends below eps (below 0 for a two-stage predictor); here
+  every step ends on the grid and the last one exactly at eps.
 """
-import dataclasses
-from typing import Callable, Dict, NamedTuple, Optional
+from typing import Callable, Dict, Optional
 
 import jax
 import jax.numpy as jnp
 
 from score_sde.registry import lookup
-from score_sde.sde import SubVPSDE, VESDE, VPSDE, LinearSDE, ScoreFn, bcast
+from score_sde.sampling import schedules
+from score_sde.sampling.base import LoopSampler, run_loop, start
+from score_sde.sde import LinearSDE, ScoreFn, bcast
 
 PREDICTORS: Dict[str, Callable] = {}
 CORRECTORS: Dict[str, Callable] = {}
@@ -55,25 +60,28 @@ def _noise(key, x):
   return jax.random.normal(key, x.shape, x.dtype)
 
 
-def _is_vp(sde: LinearSDE) -> bool:
-  return isinstance(sde, VPSDE) and not isinstance(sde, SubVPSDE)
+# Predictors that step along the SDE's discrete chain rather than by the time grid.
+CHAIN_PREDICTORS = ("reverse_diffusion", "ancestral_sampling")
 
 
 @register_predictor("euler_maruyama", 1)
-def euler_maruyama_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, dt, probability_flow=False):
+def euler_maruyama_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, t_next,
+                             probability_flow=False):
   """Euler-Maruyama on the reverse SDE (eq. 6), or Euler on the probability-flow ODE (eq. 13):
 
       x_mean = x + [f(t) x - w g(t)^2 score(x, t)] dt,   x = x_mean + g(t) sqrt(-dt) z,
 
-  w = 1 for the SDE, w = 1/2 and no noise for the ODE.
+  dt = t_next - t < 0; w = 1 for the SDE, w = 1/2 and no noise for the ODE.
   """
   drift, diffusion = sde.reverse(score_fn, probability_flow).sde(x, t)
+  dt = bcast(t_next - t, x)
   x_mean = x + drift * dt
   return x_mean + bcast(diffusion, x) * jnp.sqrt(-dt) * _noise(key, x), x_mean
 
 
 @register_predictor("reverse_diffusion", 1)
-def reverse_diffusion_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, dt, probability_flow=False):
+def reverse_diffusion_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, t_next,
+                                probability_flow=False):
   """The reverse of the forward SDE's own discretisation (paper eq. 45-47, appendix E):
 
       x_{i} = x_{i+1} - f_{i+1}(x_{i+1}) + G_{i+1}^2 score(x_{i+1}, t_{i+1}) + G_{i+1} z,
@@ -81,14 +89,15 @@ def reverse_diffusion_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, dt
   with (f_i, G_i) from `sde.discretize` (DDPM chain for VP, SMLD chain for VE, Euler-Maruyama
   otherwise). With `probability_flow` the score term is halved and the noise dropped.
   """
-  del dt  # the step is the SDE's own chain step
+  del t_next  # the step is the SDE's own chain step
   rev_f, rev_g = sde.reverse(score_fn, probability_flow).discretize(x, t)
   x_mean = x - rev_f
   return x_mean + bcast(rev_g, x) * _noise(key, x), x_mean
 
 
 @register_predictor("ancestral_sampling", 1)
-def ancestral_sampling_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, dt, probability_flow=False):
+def ancestral_sampling_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, t_next,
+                                 probability_flow=False):
   """Ancestral sampling of the discrete chains (paper eq. 44 / appendix F).
 
   VP (DDPM, Ho et al. eq. 11 with the score in place of -eps/sqrt(1 - alpha_bar)):
@@ -96,36 +105,20 @@ def ancestral_sampling_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, d
   VE (SMLD):
       x_mean = x + (sigma_i^2 - sigma_{i-1}^2) score,
       x = x_mean + sqrt(sigma_{i-1}^2 (sigma_i^2 - sigma_{i-1}^2) / sigma_i^2) z
-  Only these two SDEs have such a chain; `check_predictor` rejects the others.
+  The step is the SDE's chain's (`sde.chain.ancestral_step`); `check_predictor` rejects SDEs
+  without a chain.
   """
-  del dt
+  del t_next
   if probability_flow:
     raise ValueError("ancestral_sampling has no probability-flow form; use reverse_diffusion or euler_maruyama")
-  score = score_fn(x, t)
-  i = sde.timestep(t)
-  if isinstance(sde, VESDE):
-    sigma = sde.discrete_sigmas[i]
-    prev = jnp.where(i == 0, 0.0, sde.discrete_sigmas[jnp.maximum(i - 1, 0)])
-    x_mean = x + bcast(sigma ** 2 - prev ** 2, x) * score
-    std = jnp.sqrt(prev ** 2 * (sigma ** 2 - prev ** 2) / sigma ** 2)
-  else:
-    beta = sde.discrete_betas[i]
-    x_mean = (x + bcast(beta, x) * score) / bcast(jnp.sqrt(1.0 - beta), x)
-    std = jnp.sqrt(beta)
+  x_mean, std = sde.chain.ancestral_step(x, score_fn(x, t), t)
   return x_mean + bcast(std, x) * _noise(key, x), x_mean
 
 
 @register_predictor("none", 0)
-def none_predictor(key, sde, score_fn, x, t, dt, probability_flow=False):
+def none_predictor(key, sde, score_fn, x, t, t_next, probability_flow=False):
   """Identity: corrector-only sampling (e.g. annealed Langevin dynamics of NCSN)."""
   return x, x
-
-
-def _langevin_alpha(sde: LinearSDE, t):
-  """alpha_i = 1 - beta_i for VP and sub-VP (Algorithm 5), 1 otherwise (Algorithm 4)."""
-  if isinstance(sde, VPSDE):
-    return 1.0 - sde.discrete_betas[sde.timestep(t)]
-  return jnp.ones_like(t)
 
 
 def _per_sample_norm(v):
@@ -149,7 +142,7 @@ def langevin_corrector(key, sde: LinearSDE, score_fn: ScoreFn, x, t, snr, n_step
   but in low dimension a sample near a mode has ||score|| -> 0 and its step size diverges
   (2-D mixtures come out with the wrong means and covariances).
   """
-  alpha = _langevin_alpha(sde, t)
+  alpha = sde.langevin_alpha(t)
 
   def step(j, carry):
     x, _ = carry
@@ -176,7 +169,7 @@ def annealed_langevin_corrector(key, sde: LinearSDE, score_fn: ScoreFn, x, t, sn
   Made for VE (NCSN). Used alone (predictor 'none') with sub-VP, whose s(t) vanishes like t, the
   late steps are too small for the samples to follow the moving marginal mean a(t) mu.
   """
-  alpha = _langevin_alpha(sde, t)
+  alpha = sde.langevin_alpha(t)
   std = sde.alpha_sigma(t)[1]
   step_size = 2.0 * alpha * (snr * std) ** 2
 
@@ -200,8 +193,8 @@ def check_predictor(sde: LinearSDE, predictor: str, corrector: str, probability_
   lookup(PREDICTORS, predictor, "predictor")
   lookup(CORRECTORS, corrector, "corrector")
   if predictor == "ancestral_sampling":
-    if not (_is_vp(sde) or isinstance(sde, VESDE)):
-      raise ValueError(f"ancestral_sampling needs the DDPM (vpsde) or SMLD (vesde) chain; "
+    if sde.chain is None:
+      raise ValueError(f"ancestral_sampling needs a discrete chain (DDPM for vpsde, SMLD for vesde); "
                        f"{type(sde).__name__} has none: use reverse_diffusion or euler_maruyama")
     if probability_flow:
       raise ValueError("ancestral_sampling has no probability-flow form; use reverse_diffusion or euler_maruyama")
@@ -209,57 +202,45 @@ def check_predictor(sde: LinearSDE, predictor: str, corrector: str, probability_
     raise ValueError("predictor and corrector are both 'none': nothing would be sampled")
 
 
-class LoopSampler(NamedTuple):
-  """A sampler whose time loop can run in pieces: `carry = init(key)`, then `run(carry, idx)`
-  over consecutive step indices (an int array; a `lax.scan`), then `output(carry) -> (x, nfe)`.
-  Splitting idx into chunks gives bitwise the same samples: step i's noise is fold_in(key, i).
-  `nfe` is the count known before running (None for adaptive solvers)."""
-  init: Callable
-  run: Callable
-  output: Callable
-  num_steps: int
-  nfe: int
-
-
 def pc_sampler(sde: LinearSDE, score_fn: ScoreFn, shape, *, predictor: str = "euler_maruyama",
                corrector: str = "none", snr: float = 0.16, n_steps: int = 1,
                num_steps: Optional[int] = None, eps: float = 1e-3, denoise: bool = True,
-               probability_flow: bool = False) -> LoopSampler:
-  """Predictor-corrector sampler over `num_steps` (default N) uniform times T = t_0 > ... > t_{n-1}
-  = eps, dt = -(T - eps) / num_steps. When num_steps differs from the SDE's N, the SDE's discrete
-  chain (used by reverse_diffusion, ancestral_sampling and the VP Langevin alpha) is rebuilt with
-  N = num_steps so that each step is one link of the chain.
+               probability_flow: bool = False, schedule: str = "uniform", rho: float = 7.0,
+               x_init=None) -> LoopSampler:
+  """Predictor-corrector sampler over `num_steps` (default N) time steps T = t_0 > ... > t_n = eps
+  of `schedule` (see `schedules`; `rho` for karras). At step i the corrector runs at t_i and the
+  predictor steps from t_i to t_{i+1}. When num_steps differs from the SDE's N, the SDE's
+  discrete chain (used by reverse_diffusion, ancestral_sampling and the Langevin alpha) is
+  rebuilt with N = num_steps so that each step is one link of the chain. `x_init`: x_T (see
+  `base` for the key rule). `n_steps`: Langevin steps per time step.
   """
   check_predictor(sde, predictor, corrector, probability_flow)
   if num_steps is None:
     num_steps = sde.N
   if num_steps < 1 or n_steps < 0:
     raise ValueError(f"num_steps must be >= 1 and n_steps_each >= 0, got {num_steps}, {n_steps}")
-  if num_steps != sde.N and dataclasses.is_dataclass(sde) and hasattr(sde, "N"):
-    sde = dataclasses.replace(sde, N=num_steps)
-  chain = ((predictor in ("reverse_diffusion", "ancestral_sampling") and _is_vp(sde))
-           or (corrector in ("langevin", "ald") and isinstance(sde, VPSDE)))
-  if chain and sde.beta_max / num_steps >= 1.0:
-    # DDPM's beta_i reach beta_max / N: at or above 1, sqrt(1 - beta_i) and alpha_i = 1 - beta_i fail.
-    raise ValueError(f"{predictor}/{corrector} on the {type(sde).__name__} uses DDPM's discrete betas, up to "
-                     f"beta_max / num_steps = {sde.beta_max / num_steps:.3g} >= 1: use num_steps > "
-                     f"{sde.beta_max:g}, or the euler_maruyama predictor without a corrector")
+  if num_steps != sde.N:
+    sde = sde.with_steps(num_steps)
+  user = f"{predictor}/{corrector} on the {type(sde).__name__}"
+  if predictor in CHAIN_PREDICTORS and sde.chain is not None:
+    sde.chain.check(user)
+  if corrector in ("langevin", "ald") and sde.langevin_chain is not None:
+    sde.langevin_chain.check(user)
   predictor_fn, corrector_fn = PREDICTORS[predictor], CORRECTORS[corrector]
-  timesteps = jnp.linspace(sde.T, eps, num_steps)
-  dt = -(sde.T - eps) / num_steps
+  ts = schedules.time_grid(sde, num_steps, eps, schedule, rho=rho)
 
   def init(key):
-    key, k0 = jax.random.split(key)
-    x = sde.prior_sample(k0, shape)
+    key, x = start(key, sde, shape, x_init)
     return key, x, x
 
   def run(carry, idx):
     def step(carry, i):
       key, x, _ = carry
-      t = jnp.full(shape[:1], timesteps[i], dtype=x.dtype)
+      t = jnp.full(shape[:1], ts[i], dtype=x.dtype)
+      t_next = jnp.full(shape[:1], ts[i + 1], dtype=x.dtype)
       kc, kp = jax.random.split(jax.random.fold_in(key, i))
       x, x_mean_c = corrector_fn(kc, sde, score_fn, x, t, snr, n_steps)
-      x, x_mean = predictor_fn(kp, sde, score_fn, x, t, dt, probability_flow)
+      x, x_mean = predictor_fn(kp, sde, score_fn, x, t, t_next, probability_flow)
       if predictor == "none":  # corrector-only: noise removal drops the corrector's last noise
         x_mean = x_mean_c
       return (key, x, x_mean), None
@@ -276,5 +257,4 @@ def pc_sampler(sde: LinearSDE, score_fn: ScoreFn, shape, *, predictor: str = "eu
 def pc_sample(key, sde: LinearSDE, score_fn: ScoreFn, shape, **kwargs):
   """Samples of shape `shape = (B, ...)` by predictor-corrector sampling (see `pc_sampler` for the
   options). Returns (x: shape, nfe: int)."""
-  s = pc_sampler(sde, score_fn, shape, **kwargs)
-  return s.output(s.run(s.init(key), jnp.arange(s.num_steps)))
+  return run_loop(pc_sampler(sde, score_fn, shape, **kwargs), key)
