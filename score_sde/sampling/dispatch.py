@@ -53,8 +53,9 @@ def get_sampler(name: str) -> SamplerEntry:
 
 
 def options_from_config(entry: SamplerEntry, sampling_cfg) -> dict:
-  """The keyword arguments of `entry.sample` found in `config.sampling` (unset fields left out)."""
-  params = inspect.signature(entry.sample).parameters
+  """The keyword-only arguments of the sampler (its loop builder where it has one) found in
+  `config.sampling` (unset fields left out)."""
+  params = inspect.signature(entry.loop or entry.sample).parameters
   opts = {}
   for name, p in params.items():
     if p.kind != inspect.Parameter.KEYWORD_ONLY or name == "x_init":
@@ -67,8 +68,10 @@ def options_from_config(entry: SamplerEntry, sampling_cfg) -> dict:
   return opts
 
 
-def nfe_of(entry: SamplerEntry, num_steps: Optional[int], **opts) -> Optional[int]:
-  """Score evaluations per sample for num_steps time steps; None when only the run knows."""
+def nfe_of(entry: SamplerEntry, **opts) -> Optional[int]:
+  """Score evaluations per sample with options `opts` (num_steps time steps); None when only the
+  run knows (adaptive solvers)."""
+  num_steps = opts.get("num_steps")
   per = entry.nfe_per_step if isinstance(entry.nfe_per_step, int) else entry.nfe_per_step(**opts)
   return None if per is None or num_steps is None else per * num_steps
 
@@ -88,5 +91,5 @@ def sampler_from_config(sampling_cfg, sde: LinearSDE) -> Callable:
     if entry.loop is not None:
       return entry.loop(sde, score_fn, shape, **opts)
     fn = lambda key: entry.sample(key, sde, score_fn, shape, **opts)
-    return one_shot(fn, nfe_of(entry, opts.get("num_steps"), **opts))
+    return one_shot(fn, nfe_of(entry, **opts))
   return build

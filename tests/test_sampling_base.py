@@ -1,0 +1,153 @@
+"""The sampler protocol across the registries: every SDE with every sampler under jit, the time
+schedules, the key -> x_T rule and x_init, and the NFE each sampler reports."""
+import inspect
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from score_sde import gmm as G
+from score_sde import sde as sde_lib
+from score_sde.config_defaults import get_default_config
+from score_sde.sampling import base, schedules
+from score_sde.sampling.dispatch import SAMPLERS, get_sampler, nfe_of, sampler_from_config
+
+MU, STD = np.array([1.0, -0.5], np.float32), 0.5
+# Few steps: these tests check the protocol, not the accuracy (the mixture tests do that).
+OPTS = {"pc": dict(num_steps=40), "ode": dict(rtol=1e-3, atol=1e-3), "edm_heun": dict(num_steps=10),
+        "ddim": dict(num_steps=20)}
+
+
+def gaussian():
+  return G.GaussianMixture(jnp.ones(1), jnp.asarray(MU)[None],
+                           jnp.asarray(STD ** 2 * np.eye(2, dtype=np.float32))[None])
+
+
+def opts_for(name, schedule=None):
+  """Few-step options (a sampler added later runs with its own defaults); `schedule` where the
+  sampler takes one."""
+  opts = dict(OPTS.get(name, {}))
+  entry = get_sampler(name)
+  if schedule is not None and "schedule" in inspect.signature(entry.loop or entry.sample).parameters:
+    opts["schedule"] = schedule
+  return opts
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+@pytest.mark.parametrize("sde_name", sorted(sde_lib.SDES))
+def test_every_sde_samples_with_every_sampler_under_jit(sde_name, sampler):
+  """2-D Gaussian data with its exact score: finite samples near the data mean and std. Grids
+  uniform in log-SNR (uniform in t is far too coarse at low noise on the EDM path's [0, 80])."""
+  sde = sde_lib.get_sde(sde_name)
+  score = G.marginal_score_fn(gaussian(), sde)
+  entry = get_sampler(sampler)
+  opts = opts_for(sampler, schedule="log_snr")
+  x, nfe = jax.jit(lambda k: entry.sample(k, sde, score, (256, 2), **opts))(
+      jax.random.key(0))
+  x = np.asarray(x)
+  assert x.shape == (256, 2) and np.all(np.isfinite(x)), (sde_name, sampler)
+  assert int(nfe) > 0
+  # 256 samples: the mean's standard error is 0.03; allow for the few steps' bias.
+  np.testing.assert_allclose(x.mean(0), MU, atol=0.25)
+  assert 0.5 * STD < x.std(0).mean() < 2.0 * STD
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_x_init_reproduces_the_key(sampler):
+  """x_init = base.initial_state(key) with the same key gives the same samples (up to XLA's
+  rounding of the fused prior draw); for a deterministic run, any key does."""
+  sde = sde_lib.VPSDE()
+  score = G.marginal_score_fn(gaussian(), sde)
+  entry = get_sampler(sampler)
+  run = jax.jit(lambda k, x0: entry.sample(k, sde, score, (16, 2), x_init=x0, **opts_for(sampler))[0])
+  run_key = jax.jit(lambda k: entry.sample(k, sde, score, (16, 2), **opts_for(sampler))[0])
+  key = jax.random.key(3)
+  x_init = base.initial_state(key, sde, (16, 2))
+  np.testing.assert_allclose(run_key(key), run(key, x_init), rtol=1e-5, atol=1e-6)
+  if sampler in ("ode", "ddim", "edm_heun"):  # deterministic at these defaults
+    np.testing.assert_array_equal(run(key, x_init), run(jax.random.key(9), x_init))
+  assert not np.array_equal(run_key(key), run_key(jax.random.key(4)))
+
+
+@pytest.mark.parametrize("schedule", sorted(schedules.SCHEDULES))
+@pytest.mark.parametrize("sde_name", sorted(sde_lib.SDES))
+def test_schedules_are_monotone_with_exact_ends(schedule, sde_name):
+  sde = sde_lib.get_sde(sde_name)
+  eps = 1e-3
+  ts = np.asarray(schedules.time_grid(sde, 12, eps, schedule))
+  assert ts.shape == (13,)
+  assert ts[0] == np.float32(sde.T) and ts[-1] == np.float32(eps)
+  assert np.all(np.diff(ts) < 0)
+
+
+def test_schedules_are_uniform_in_their_variable(x64):
+  """uniform: equal steps in t; log_snr: equal steps in lambda; karras: in sigma^(1/rho)."""
+  sde, eps, n = sde_lib.VPSDE(), 1e-3, 10
+  ts = schedules.uniform(sde, n, eps)
+  np.testing.assert_allclose(np.diff(ts), -(sde.T - eps) / n, rtol=1e-12)
+  lam = sde.log_snr(schedules.log_snr(sde, n, eps))
+  np.testing.assert_allclose(np.diff(lam), np.diff(lam)[0], rtol=1e-9)
+  u = sde.sigma(schedules.karras(sde, n, eps, rho=7.0)) ** (1 / 7)
+  np.testing.assert_allclose(np.diff(u), np.diff(u)[0], rtol=1e-9)
+
+
+def test_unknown_names_list_the_choices():
+  with pytest.raises(ValueError, match=r"unknown schedule 'no_such'; choose from \["):
+    schedules.time_grid(sde_lib.VPSDE(), 5, 1e-3, "no_such")
+  cfg = get_default_config().sampling
+  cfg.schedule = "no_such"
+  with pytest.raises(ValueError, match="unknown schedule 'no_such'"):
+    sampler_from_config(cfg, sde_lib.VPSDE())
+  with pytest.raises(ValueError, match=r"unknown sampling method 'no_such'; choose from \["):
+    get_sampler("no_such")
+
+
+def test_pc_steps_end_on_the_grid():
+  """The predictor is evaluated at t_0 = T, ..., t_{n-1} and steps to t_n = eps: the step sizes
+  add up to T - eps (the release's dt = -(T - eps)/n on linspace(T, eps, n) ends below eps)."""
+  from score_sde.sampling import pc
+  seen = []
+  steps = []
+  name = "test_record"
+
+  def record(key, sde, score_fn, x, t, t_next, probability_flow=False):
+    jax.debug.callback(lambda a, b: (seen.append(float(a[0])), steps.append(float(b[0] - a[0]))), t, t_next)
+    return x, x
+
+  pc.register_predictor(name, 0)(record)
+  try:
+    sde = sde_lib.VPSDE()
+    x, _ = pc.pc_sample(jax.random.key(0), sde, lambda x, t: -x, (2, 2), predictor=name,
+                        num_steps=7, eps=1e-3)
+    jax.block_until_ready(x)
+    jax.effects_barrier()
+  finally:
+    del pc.PREDICTORS[name], pc.PREDICTOR_NFE[name]
+  np.testing.assert_allclose(seen, np.linspace(1.0, 1e-3, 8)[:-1], rtol=1e-6)
+  np.testing.assert_allclose(sum(steps), -(1.0 - 1e-3), rtol=1e-6)
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_config_sampler_reports_its_nfe(sampler):
+  """The table's NFE (steps x NFE per step) is what the run reports and the score calls made."""
+  calls = []
+  sde = sde_lib.VPSDE()
+  exact = G.marginal_score_fn(gaussian(), sde)
+
+  def counting(x, t):
+    jax.debug.callback(lambda: calls.append(1))
+    return exact(x, t)
+  cfg = get_default_config().sampling
+  cfg.method = sampler
+  cfg.num_steps = None if sampler == "ode" else 25
+  loop = sampler_from_config(cfg, sde)(counting, (3, 2))
+  x, nfe = jax.jit(lambda k: base.run_loop(loop, k))(jax.random.key(0))
+  jax.block_until_ready(x)
+  jax.effects_barrier()
+  assert int(nfe) == len(calls)
+  if loop.nfe is not None:
+    assert loop.nfe == int(nfe)
+    entry = get_sampler(sampler)
+    assert nfe_of(entry, num_steps=25, **{"predictor": cfg.predictor, "corrector": cfg.corrector,
+                                "n_steps": cfg.n_steps_each, "method": cfg.ode_method}) == loop.nfe
