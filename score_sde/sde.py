@@ -404,6 +404,16 @@ class VPSDE(_LinearBeta):
   def chain(self):
     return DDPMChain(self.beta_min, self.beta_max, self.N, self.T)
 
+  @property
+  def discrete_betas(self) -> Array:
+    """Shorthand for chain.betas."""
+    return self.chain.betas
+
+  @property
+  def alphas_cumprod(self) -> Array:
+    """Shorthand for chain.alphas_cumprod."""
+    return self.chain.alphas_cumprod
+
 
 @dataclasses.dataclass(frozen=True)
 class SubVPSDE(_LinearBeta):
@@ -485,6 +495,11 @@ class VESDE(LinearSDE):
   @property
   def chain(self):
     return SMLDChain(self.sigma_min, self.sigma_max, self.N, self.T)
+
+  @property
+  def discrete_sigmas(self) -> Array:
+    """Shorthand for chain.sigmas."""
+    return self.chain.sigmas
 
 
 # --- other Gaussian paths --------------------------------------------------------------------
