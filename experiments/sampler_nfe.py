@@ -85,8 +85,8 @@ def run(datasets, nfes, n, seed, log):
         if missing:
           skipped.append(f"{name}: {missing} not registered in score_sde.sampling.pc")
           continue
-        if name == "pc_ancestral" and isinstance(sde, SubVPSDE):
-          continue  # ancestral sampling is defined for the VP and VE chains only
+        if name == "pc_ancestral" and sde.chain is None:
+          continue  # ancestral sampling needs a discrete chain (VP: DDPM, VE: SMLD)
         for nfe in nfes:
           jobs.append((f"{name}@{nfe}", lambda make=make, nfe=nfe: make(nfe)))
       for label, build in jobs:

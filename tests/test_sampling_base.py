@@ -149,5 +149,5 @@ def test_config_sampler_reports_its_nfe(sampler):
   if loop.nfe is not None:
     assert loop.nfe == int(nfe)
     entry = get_sampler(sampler)
-    assert nfe_of(entry, num_steps=25, **{"predictor": cfg.predictor, "corrector": cfg.corrector,
-                                "n_steps": cfg.n_steps_each, "method": cfg.ode_method}) == loop.nfe
+    assert nfe_of(entry, num_steps=25, predictor=cfg.predictor, corrector=cfg.corrector,
+                  n_steps=cfg.n_steps_each, method=cfg.ode_method) == loop.nfe
