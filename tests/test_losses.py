@@ -7,8 +7,9 @@ import pytest
 from score_sde import losses, targets
 from score_sde import sde as sde_lib
 
-SDES = {"vp": sde_lib.VPSDE(), "subvp": sde_lib.SubVPSDE(), "ve": sde_lib.VESDE(sigma_max=5.0),
-        "cosine": sde_lib.cosine_path()}
+# Every registered SDE (VE with a smaller sigma_max).
+SDES = {name: sde_lib.get_sde(name) for name in sde_lib.SDES}
+SDES["vesde"] = sde_lib.VESDE(sigma_max=5.0)
 
 
 @pytest.mark.parametrize("name", SDES)
