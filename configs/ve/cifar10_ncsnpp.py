@@ -2,13 +2,7 @@
 
     python -m score_sde.main --config configs/ve/cifar10_ncsnpp.py --workdir runs/ve_cifar10_ncsnpp
 """
-import os
-import sys
-
-_CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _CONFIGS not in sys.path:
-  sys.path.append(_CONFIGS)
-import paper_common as pc  # noqa: E402
+from score_sde import paper_configs as pc
 
 
 def get_config():

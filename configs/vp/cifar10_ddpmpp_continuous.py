@@ -2,13 +2,7 @@
 
     python -m score_sde.main --config configs/vp/cifar10_ddpmpp_continuous.py --workdir runs/vp_cifar10_ddpmpp_continuous
 """
-import os
-import sys
-
-_CONFIGS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _CONFIGS not in sys.path:
-  sys.path.append(_CONFIGS)
-import paper_common as pc  # noqa: E402
+from score_sde import paper_configs as pc
 
 
 def get_config():

@@ -2,13 +2,7 @@
 
     python -m score_sde.main --config configs/ve/ncsn/celeba_1245.py --workdir runs/ve_ncsn_celeba_1245
 """
-import os
-import sys
-
-_CONFIGS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if _CONFIGS not in sys.path:
-  sys.path.append(_CONFIGS)
-import paper_common as pc  # noqa: E402
+from score_sde import paper_configs as pc
 
 
 def get_config():

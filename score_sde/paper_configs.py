@@ -9,8 +9,8 @@ A paper config is three choices on top of `score_sde.config_defaults`:
   3. the network (`set_network`): one of `score_sde.models.presets.PRESETS`, whose parameter
      counts are checked against the reference implementation.
 
-Config files load this module by putting configs/ on sys.path (they are loaded by file path, not
-as a package): see any config file's first lines.
+It lives in the package (like `score_sde.config_defaults`) so a config file, which --config loads
+by file path, imports it as `from score_sde import paper_configs as pc` from any working directory.
 """
 from typing import Optional
 
