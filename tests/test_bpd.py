@@ -77,30 +77,16 @@ def test_mean_and_stderr():
 # --- the runner --------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def toy_run(tmp_path_factory):
-  from score_sde import runner_utils as ru
-  from score_sde.train import train
-  config = ru.load_config("configs/toy/vp_eight_gaussians.py")
-  config.model.hidden = 32
-  config.model.num_layers = 2
-  config.training.batch_size = 64
-  config.training.n_iters = 20
-  config.training.n_jitted_steps = 10
-  config.training.log_freq = 10
-  config.training.snapshot_freq = 10
-  config.training.sample_at_end = False
-  config.eval.batch_size = 2000        # the toy split is a fixed 10,000 points: 5 batches
-  config.eval.rtol = 1e-3
-  config.eval.atol = 1e-3
-  workdir = str(tmp_path_factory.mktemp("bpd_toy"))
-  train(config, workdir)
-  return config, workdir
+def bpd_toy(toy_run):
+  """The session's toy run (20 steps) with its 10,000-point test split in 5 batches."""
+  config = toy_run.config({"eval.batch_size": 2000, "eval.rtol": 1e-3, "eval.atol": 1e-3})
+  return config, toy_run.workdir
 
 
-def test_runner_resumes_to_the_uninterrupted_result(toy_run, tmp_path, capsys):
+def test_runner_resumes_to_the_uninterrupted_result(bpd_toy, tmp_path, capsys):
   import shutil
   from score_sde import bpd_runner
-  config, workdir = toy_run
+  config, workdir = bpd_toy
   copy = str(tmp_path / "run")
   shutil.copytree(workdir, copy)
 
@@ -134,7 +120,8 @@ def test_runner_on_images_reports_dequantized_bits_per_dim(tmp_path, capsys):
   from score_sde import bpd_runner
   from score_sde import runner_utils as ru
   from score_sde.train import train
-  config = ru.load_config("configs/digits/vp_small_unet.py")
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  config = ru.load_config(os.path.join(repo, "configs", "digits", "vp_small_unet.py"))
   config.data.image_size = 8
   config.model.nf = 8
   config.training.batch_size = 16
@@ -165,11 +152,12 @@ def test_cli_eval_computes_bits_per_dim(toy_run, tmp_path):
   import shutil
   import subprocess
   import sys
-  _, workdir = toy_run
   copy = str(tmp_path / "cli")
-  shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("bpd_*"))
-  cmd = [sys.executable, "-m", "score_sde.main", "--config", "configs/toy/vp_eight_gaussians.py",
-         "--workdir", copy, "--mode", "eval", "--config.model.hidden=32", "--config.model.num_layers=2",
+  shutil.copytree(toy_run.workdir, copy, ignore=shutil.ignore_patterns("bpd_*"))
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  cmd = [sys.executable, "-m", "score_sde.main",
+         "--config", os.path.join(repo, "configs", "toy", "vp_eight_gaussians.py"),
+         "--workdir", copy, "--mode", "eval", *(f"--config.{k}={v}" for k, v in toy_run.overrides.items()),
          "--config.eval.enable_sampling=False", "--config.eval.enable_bpd=True",
          "--config.eval.batch_size=5000", "--config.eval.rtol=1e-3", "--config.eval.atol=1e-3"]
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")  # as trained

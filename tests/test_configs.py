@@ -3,6 +3,7 @@ CIFAR-10 and high-resolution configs have exactly the reference implementation's
 (counted abstractly with jax.eval_shape: nothing paper-sized is allocated)."""
 import glob
 import os
+import sys
 
 import jax
 import pytest
@@ -43,6 +44,24 @@ REQUIRED = [
     "subvp/cifar10_ddpmpp_deep_continuous.py", "subvp/cifar10_ncsnpp_continuous.py",
     "subvp/cifar10_ncsnpp_deep_continuous.py",
 ]
+
+
+def test_config_flags_loads_a_paper_config_from_any_directory(tmp_path, monkeypatch):
+  """--config loads a config by file path (ml_collections.config_flags); the shared paper settings
+  come from the package, so no config edits sys.path and the working directory does not matter."""
+  from absl import flags
+  from ml_collections import config_flags
+  monkeypatch.chdir(tmp_path)
+  path_before = list(sys.path)
+  for name, model in (("ve/ncsn/cifar10.py", "ncsn"), ("toy/vp_eight_gaussians.py", "mlp")):
+    fv = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", None, "", flag_values=fv)
+    fv(["prog", f"--config={os.path.join(ROOT, name)}"])
+    assert fv.config.model.name == model
+  assert sys.path == path_before
+  for name in CONFIGS:
+    with open(os.path.join(ROOT, name)) as f:
+      assert "sys.path" not in f.read(), name
 
 
 def _load(name):

@@ -69,7 +69,7 @@ def test_preprocess_dequantization_bounds_and_flips():
 
 
 def test_unknown_dataset_and_split():
-  with pytest.raises(ValueError, match=r"unknown dataset 'mnist'; choose from \["):
-    get_dataset(DataSpec("mnist"))
-  with pytest.raises(ValueError, match="unknown split 'val'"):
-    get_dataset(DataSpec("digits"), "val")
+  with pytest.raises(ValueError, match=r"unknown dataset 'no_such'; choose from \["):
+    get_dataset(DataSpec("no_such"))
+  with pytest.raises(ValueError, match="unknown split 'no_such'"):
+    get_dataset(DataSpec("digits"), "no_such")

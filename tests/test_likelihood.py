@@ -144,7 +144,7 @@ def test_interpolate_decodes_endpoints(x64):
 def test_unknown_divergence_lists_choices():
   s = sde_lib.get_sde("vpsde")
   with pytest.raises(ValueError, match="hutchinson_rademacher"):
-    likelihood.log_likelihood(jax.random.key(0), s, lambda x, t: -x, jnp.zeros((2, 2)), divergence="trace")
+    likelihood.log_likelihood(jax.random.key(0), s, lambda x, t: -x, jnp.zeros((2, 2)), divergence="no_such")
 
 
 def test_per_sample_max_norm():

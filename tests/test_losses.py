@@ -116,11 +116,11 @@ def test_time_sampler_density_integrates_to_one():
 
 
 def test_loss_and_target_errors():
-  with pytest.raises(ValueError, match="unknown loss 'l2'; choose from"):
-    losses.get_loss("l2")
-  with pytest.raises(ValueError, match="unknown prediction target 'noise'"):
+  with pytest.raises(ValueError, match="unknown loss 'no_such'; choose from"):
+    losses.get_loss("no_such")
+  with pytest.raises(ValueError, match="unknown prediction target 'no_such'"):
     targets.to_eps(jnp.ones((1, 2)), jnp.ones((1, 2)),
-                   targets.path_coeffs(sde_lib.VPSDE(), jnp.ones(1) * 0.5), "noise")
+                   targets.path_coeffs(sde_lib.VPSDE(), jnp.ones(1) * 0.5), "no_such")
   with pytest.raises(ValueError, match="needs the vpsde"):
     losses.ddpm_loss(jax.random.key(0), lambda x, t: x, jnp.ones((2, 2)), sde_lib.SubVPSDE())
 

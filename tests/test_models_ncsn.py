@@ -8,7 +8,8 @@
 - NCSNv2's noise conditioning is exactly s(x, sigma) = net(x) / sigma; NCSN's is piecewise
   constant over the nearest level of the geometric sigma grid and changes between levels.
 - The norms: InstanceNorm++ standardizes each channel; the conditional one is the plain one with
-  the parameters of row i of its table. Convolutions start with PyTorch's uniform initialisation.
+  the parameters of row i of its table. Every convolution is an NCSNConv, which starts with
+  PyTorch's uniform initialisation.
 
 The conditioning tests use random parameters drawn in numpy on the init's tree (`_random_params`):
 eager flax init of these nets takes seconds, and the properties hold for any parameters.
@@ -22,7 +23,8 @@ import pytest
 from score_sde.models import build_model
 from score_sde.models import normalization as norms
 from score_sde.models.ncsn import sigma_grid, sigma_to_level
-from score_sde.models.refinenet_layers import ARCHITECTURES, ResidualBlock, architecture_for
+from score_sde.models.refinenet_layers import (ARCHITECTURES, NCSNConv, ResidualBlock,
+                                               architecture_for)
 
 
 def _n_params(tree):
@@ -282,21 +284,33 @@ def test_every_unconditional_norm_builds(normalization):
   assert out.shape == x.shape and bool(jnp.all(jnp.isfinite(out)))
 
 
-def test_real_initialisation_is_pytorch_uniform_and_runs():
-  """Convolutions start uniform on [-1/sqrt(fan_in), 1/sqrt(fan_in)] (PyTorch's default, as the
-  NCSN code); the freshly initialised network gives finite outputs."""
-  model = build_model("ncsnv2", dict(nf=4))
-  x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 3))
-  params = model.init(jax.random.key(1), x, jnp.ones((2,)))["params"]
-  convs = [(jax.tree_util.keystr(p), leaf) for p, leaf in jax.tree_util.tree_leaves_with_path(params)
-           if leaf.ndim == 4]
-  assert len(convs) > 20
-  for _, kernel in convs:
-    bound = float(np.prod(kernel.shape[:3])) ** -0.5
-    assert float(jnp.max(jnp.abs(kernel))) <= bound
-  first = params["RefineNet_0"]["NCSNConv_0"]["Conv_0"]
-  big = float(jnp.max(jnp.abs(first["kernel"])))
-  assert big > 0.5 * 27 ** -0.5  # 108 draws fill the interval: not a much narrower initialiser
-  assert float(jnp.max(jnp.abs(first["bias"]))) <= 27 ** -0.5
-  out = model.apply({"params": params}, x, jnp.array([0.5, 2.0]))
-  assert out.shape == x.shape and bool(jnp.all(jnp.isfinite(out)))
+@pytest.mark.parametrize("kernel_size,c_in,dilation,use_bias", [(3, 3, 1, True), (1, 8, 1, True),
+                                                                (3, 8, 2, False)])
+def test_convolutions_start_pytorch_uniform(kernel_size, c_in, dilation, use_bias):
+  """NCSNConv starts uniform on [-1/sqrt(fan_in), 1/sqrt(fan_in)], fan_in = k^2 c_in (PyTorch's
+  default, as the NCSN code), kernel and bias."""
+  conv = NCSNConv(16, kernel_size, dilation, use_bias)
+  x = jax.random.uniform(jax.random.key(0), (2, 8, 8, c_in))
+  params = jax.jit(conv.init)(jax.random.key(1), x)["params"]["Conv_0"]
+  bound = (kernel_size ** 2 * c_in) ** -0.5
+  kernel = np.asarray(params["kernel"])
+  assert kernel.shape == (kernel_size, kernel_size, c_in, 16)
+  assert np.abs(kernel).max() <= bound
+  # >= 144 draws fill the interval (not a narrower initialiser) and are centred.
+  assert np.abs(kernel).max() > 0.9 * bound and abs(kernel.mean()) < 0.2 * bound
+  assert ("bias" in params) == use_bias
+  if use_bias:
+    assert np.abs(np.asarray(params["bias"])).max() <= bound
+
+
+@pytest.mark.parametrize("name", ["ncsnv2", "ncsn"])
+def test_every_convolution_is_an_ncsn_conv(name):
+  """Every kernel of the network belongs to an NCSNConv, so the whole network starts with the
+  initialisation tested above (abstract init: compiling or eagerly running the whole network's
+  initialiser costs minutes on CPU)."""
+  params = _abstract_params(build_model(name, dict(nf=4)), 8)
+  kernels = [[getattr(k, "key", None) for k in path]
+             for path, leaf in jax.tree_util.tree_leaves_with_path(params) if leaf.ndim == 4]
+  assert len(kernels) > 20
+  for keys in kernels:
+    assert keys[-2].startswith("Conv_") and keys[-3].startswith("NCSNConv_"), keys

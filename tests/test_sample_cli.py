@@ -12,37 +12,30 @@ from score_sde import runner_utils as ru
 from score_sde import sample_runner
 from score_sde.sampling.dispatch import SAMPLERS
 from score_sde.train import train
+from score_sde.sampling.dispatch import SAMPLERS
 from score_sde.train_step import data_mesh
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOY = os.path.join(REPO, "configs", "toy", "vp_eight_gaussians.py")
-# Small enough to train in seconds; the same overrides go to the CLI (the checkpoint's run record
-# must match the model).
-OVERRIDES = {
-    "model.hidden": 32, "model.num_layers": 1,
-    "training.batch_size": 64, "training.n_iters": 20, "training.n_jitted_steps": 10,
-    "training.log_freq": 10, "training.snapshot_freq": 20, "training.sample_at_end": False,
+# Sampling settings on top of the session's toy run (conftest.py: 20 training steps).
+SAMPLING = {
     "sampling.num_steps": 40, "sampling.num_samples": 64, "sampling.batch_size": 32,
     "sampling.progress_chunks": 3,
 }
 
 
-def toy_config(**extra):
-  config = ru.load_config(TOY)
-  for path, value in {**OVERRIDES, **extra}.items():
-    section, field = path.split(".")
-    setattr(config[section], field, value)
-  return config
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("toy"))
-  train(toy_config(), workdir)
-  return workdir
+def trained(toy_run):
+  return toy_run.workdir
 
 
-def test_run_writes_npz_and_png(trained):
+@pytest.fixture
+def toy_config(toy_run):
+  """The toy run's config with the sampling settings above and `extra` on top."""
+  return lambda **extra: toy_run.config({**SAMPLING, **extra})
+
+
+def test_run_writes_npz_and_png(trained, toy_config):
   config = toy_config()
   samples, step = sample_runner.run(config, trained)
   assert step == 20 and samples.shape == (64, 2) and np.all(np.isfinite(samples))
@@ -78,7 +71,7 @@ def test_two_samplers_write_side_by_side(trained):
 @pytest.mark.parametrize("sampling", [
     dict(predictor="euler_maruyama", corrector="none"),
     dict(predictor="reverse_diffusion", corrector="langevin", n_steps_each=2)])
-def test_chunked_loop_equals_one_loop(trained, sampling):
+def test_chunked_loop_equals_one_loop(trained, toy_config, sampling):
   """The progress bar's chunks change nothing: 7 on-device chunks = 1, bit for bit (8 devices)."""
   config = toy_config(**{f"sampling.{k}": v for k, v in sampling.items()})
   sde = ru.build_sde(config)
@@ -97,18 +90,18 @@ def test_chunked_loop_equals_one_loop(trained, sampling):
 
 @pytest.mark.parametrize("extra,match", [
     ({"sampling.num_samples": 50}, "num_samples"),
-    ({"sampling.predictor": "ancestral"}, r"unknown predictor 'ancestral'; choose from"),
-    ({"sampling.method": "euler"}, r"unknown sampling method 'euler'; choose from"),
+    ({"sampling.predictor": "no_such"}, r"unknown predictor 'no_such'; choose from"),
+    ({"sampling.method": "no_such"}, r"unknown sampling method 'no_such'; choose from"),
     ({"sde.name": "subvpsde", "sampling.predictor": "ancestral_sampling"}, "ancestral"),
 ])
-def test_bad_sampling_config_fails_before_loading(tmp_path, extra, match):
+def test_bad_sampling_config_fails_before_loading(tmp_path, toy_config, extra, match):
   """Config errors come first, even in a workdir without any checkpoint."""
   with pytest.raises(ValueError, match=match):
     sample_runner.run(toy_config(**extra), str(tmp_path))
 
 
-def test_cli_sample_mode(trained):
-  flags = [f"--config.{k}={v}" for k, v in OVERRIDES.items()]
+def test_cli_sample_mode(trained, toy_run):
+  flags = [f"--config.{k}={v}" for k, v in {**toy_run.overrides, **SAMPLING}.items()]
   cmd = [sys.executable, "-m", "score_sde.main", f"--config={TOY}", f"--workdir={trained}",
          "--mode=sample", "--config.seed=3"] + flags
   out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)

@@ -129,6 +129,6 @@ def test_invalid_inputs_fail_clearly():
   with pytest.raises(ValueError, match="num_steps"):
     ddim_sample(jax.random.key(0), sde, sf, (4, 2), num_steps=0)
   with pytest.raises(ValueError, match="unknown ODE solver"):
-    ode_sample(jax.random.key(0), sde, sf, (4, 2), method="rk45")
+    ode_sample(jax.random.key(0), sde, sf, (4, 2), method="no_such")
   with pytest.raises(ValueError, match="fixed-step"):
     ode_sample(jax.random.key(0), sde, sf, (4, 2), method="heun")

@@ -160,9 +160,9 @@ def test_sigterm_saves_and_exits(tmp_path):
 # --- bad input --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("section,field,value,kind", [
-    ("sde", "name", "vp", "SDE"), ("model", "name", "unet", "model"),
-    ("data", "name", "mnist", "dataset"), ("optim", "optimizer", "sgd", "optimizer"),
-    ("training", "loss", "l1", "loss"), ("training", "compute_dtype", "fp8", "compute dtype"),
+    ("sde", "name", "no_such", "SDE"), ("model", "name", "no_such", "model"),
+    ("data", "name", "no_such", "dataset"), ("optim", "optimizer", "no_such", "optimizer"),
+    ("training", "loss", "no_such", "loss"), ("training", "compute_dtype", "no_such", "compute dtype"),
 ])
 def test_unknown_names_fail_before_compute(section, field, value, kind, tmp_path):
   config = tiny_config()
