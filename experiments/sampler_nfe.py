@@ -25,7 +25,7 @@ from score_sde.sampling import pc
 from score_sde.sampling.ddim import ddim_sample
 from score_sde.sampling.edm import edm_heun_sample
 from score_sde.sampling.ode_sampler import ode_sample
-from score_sde.sde import SubVPSDE, VESDE, VPSDE
+from score_sde.sde import VESDE, VPSDE, SubVPSDE
 
 SDES = {"vp": VPSDE(), "subvp": SubVPSDE(), "ve": VESDE()}
 

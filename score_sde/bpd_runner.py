@@ -26,9 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from score_sde import bpd as bpd_lib
-from score_sde import likelihood, ode
-from score_sde import runner_utils as ru
+from score_sde import bpd as bpd_lib, likelihood, ode, runner_utils as ru
 from score_sde.data import get_dataset
 from score_sde.registry import lookup
 

@@ -9,6 +9,7 @@ are tested against it, and `experiments/` uses it as a noise-free "perfect netwo
 Shapes: `x: [B, D]`, `t: [B]`; means `[K, D]`, covariances `[K, D, D]`, weights `[K]`.
 """
 import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np

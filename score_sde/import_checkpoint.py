@@ -238,6 +238,7 @@ def _check_against_network(config, params, shape) -> None:
   """The imported tree has exactly the structure and shapes of the config's network."""
   import jax
   from flax.traverse_util import flatten_dict
+
   from score_sde import runner_utils as ru
 
   network = ru.build_network(config)
@@ -258,6 +259,7 @@ def import_checkpoint(config, source: str, path: str, workdir: str) -> int:
   network and writes it to `workdir` as an orbax checkpoint at the release's step; returns it."""
   import jax
   import jax.numpy as jnp
+
   from score_sde import runner_utils as ru
   from score_sde.checkpoint import Checkpointer, check_run_record
   from score_sde.train_step import TrainState

@@ -18,7 +18,13 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from score_sde import runner_utils as ru
 from score_sde.checkpoint import Checkpointer, check_run_record
 from score_sde.data import get_dataset
-from score_sde.train_step import data_mesh, init_state, jit_train_steps, make_train_steps, shard_batches
+from score_sde.train_step import (
+  data_mesh,
+  init_state,
+  jit_train_steps,
+  make_train_steps,
+  shard_batches,
+)
 
 
 class _Preemption:

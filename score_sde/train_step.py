@@ -93,8 +93,8 @@ def make_train_steps(loss_fn: Callable, optimizer: optax.GradientTransformation,
 
       def acc(carry, inp):
         j, x = inp
-        l, g = grad_fn(state.params, jax.random.fold_in(step_key, j), x)
-        return jax.tree.map(jnp.add, carry, (l, g)), None
+        loss, g = grad_fn(state.params, jax.random.fold_in(step_key, j), x)
+        return jax.tree.map(jnp.add, carry, (loss, g)), None
       zero = (jnp.zeros(()), jax.tree.map(jnp.zeros_like, state.params))
       (loss, grads), _ = _loop(acc, zero, (jnp.arange(micro_batches), slices), unroll)
       loss, grads = jax.tree.map(lambda v: v / micro_batches, (loss, grads))

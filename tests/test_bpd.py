@@ -85,6 +85,7 @@ def bpd_toy(toy_run):
 
 def test_runner_resumes_to_the_uninterrupted_result(bpd_toy, tmp_path, capsys):
   import shutil
+
   from score_sde import bpd_runner
   config, workdir = bpd_toy
   copy = str(tmp_path / "run")
@@ -117,8 +118,7 @@ def test_runner_resumes_to_the_uninterrupted_result(bpd_toy, tmp_path, capsys):
 @pytest.mark.slow
 def test_runner_on_images_reports_dequantized_bits_per_dim(tmp_path, capsys):
   """Digits (8-bit images): the image path, J = 2 dequantization draws, the saved summary."""
-  from score_sde import bpd_runner
-  from score_sde import runner_utils as ru
+  from score_sde import bpd_runner, runner_utils as ru
   from score_sde.train import train
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   config = ru.load_config(os.path.join(repo, "configs", "digits", "vp_small_unet.py"))

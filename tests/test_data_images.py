@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from score_sde.data import DATASETS, DataSpec, get_dataset
-from score_sde.data import image_folder
 
 
 def _png(path, array):

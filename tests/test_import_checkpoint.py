@@ -20,8 +20,7 @@ import pytest
 from flax import serialization
 from flax.traverse_util import flatten_dict
 
-from score_sde import import_checkpoint as ic
-from score_sde import runner_utils as ru
+from score_sde import import_checkpoint as ic, runner_utils as ru
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VE_NCSNPP = os.path.join(REPO, "configs", "digits", "ve_ncsnpp.py")

@@ -4,8 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from score_sde import losses, targets
-from score_sde import sde as sde_lib
+from score_sde import losses, sde as sde_lib, targets
 
 # Every registered SDE (VE with a smaller sigma_max).
 SDES = {name: sde_lib.get_sde(name) for name in sde_lib.SDES}

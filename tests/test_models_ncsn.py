@@ -20,11 +20,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from score_sde.models import build_model
-from score_sde.models import normalization as norms
+from score_sde.models import build_model, normalization as norms
 from score_sde.models.ncsn import sigma_grid, sigma_to_level
-from score_sde.models.refinenet_layers import (ARCHITECTURES, NCSNConv, ResidualBlock,
-                                               architecture_for)
+from score_sde.models.refinenet_layers import (
+  ARCHITECTURES,
+  NCSNConv,
+  ResidualBlock,
+  architecture_for,
+)
 
 
 def _n_params(tree):

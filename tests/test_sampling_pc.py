@@ -18,7 +18,7 @@ from score_sde import gmm as G
 from score_sde.sampling import pc
 from score_sde.sampling.dispatch import sampler_from_config
 from score_sde.sampling.pc import pc_sample
-from score_sde.sde import SubVPSDE, VESDE, VPSDE, cosine_path
+from score_sde.sde import VESDE, VPSDE, SubVPSDE, cosine_path
 
 N_SAMPLES = 4000
 NUM_STEPS = 300

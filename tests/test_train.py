@@ -14,7 +14,13 @@ from score_sde import runner_utils as ru
 from score_sde.checkpoint import Checkpointer, IncompatibleCheckpointError
 from score_sde.config_defaults import get_default_config
 from score_sde.train import train
-from score_sde.train_step import data_mesh, init_state, jit_train_steps, make_train_steps, shard_batches
+from score_sde.train_step import (
+  data_mesh,
+  init_state,
+  jit_train_steps,
+  make_train_steps,
+  shard_batches,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -63,7 +69,7 @@ def test_eight_devices_equal_one():
 def test_gradient_accumulation_matches_full_batch():
   """Averaging the gradients of 4 micro-batches equals the full-batch gradient (same loss samples)."""
   config = tiny_config()
-  sde, net = ru.build_sde(config), ru.build_network(config)
+  net = ru.build_network(config)
   params = ru.init_params(config, net, jax.random.key(0), (2,))
   # A deterministic loss isolates the accumulation arithmetic from the per-micro-batch noise keys.
   loss_fn = lambda k, p, x: (jnp.mean(jnp.sum((net.apply({"params": p}, x, jnp.full(x.shape[:1], 5.0)) - x) ** 2, 1)), None)
@@ -81,7 +87,7 @@ def test_gradient_accumulation_matches_full_batch():
 def test_training_reduces_loss_and_checkpoints(tmp_path):
   config = tiny_config(n_iters=200, log_freq=200, snapshot_freq=100)
   config.optim.lr = 3e-3
-  first = train(config, str(tmp_path))
+  train(config, str(tmp_path))
   assert Checkpointer(str(tmp_path)).all_steps() == [100, 200]
   lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
   assert len(lines) == 1 and '"step": 200' in lines[0]
