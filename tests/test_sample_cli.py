@@ -50,7 +50,7 @@ def test_run_writes_npz_and_png(trained, toy_config):
   np.testing.assert_array_equal(sample_runner.run(config, trained)[0], samples)
 
 
-def test_two_samplers_write_side_by_side(trained):
+def test_two_samplers_write_side_by_side(trained, toy_config):
   """Files are named by sampler and settings: a DDIM run does not overwrite the PC run's."""
   from score_sde.evaluate import sample_quality
   configs = {"pc-euler_maruyama-none-n40": toy_config(),
@@ -130,6 +130,7 @@ def test_image_run_writes_clipped_samples_and_a_grid(tmp_path):
     np.testing.assert_array_equal(f["images"], np.round(255 * (samples + 1) / 2).astype(np.uint8))
     images = f["images"]
   import matplotlib.image
+
   from score_sde.plotting import image_grid
   grid = matplotlib.image.imread(stem + ".png")
   # A 4 x 4 grid of 8-pixel images with 1-pixel borders is 37 pixels wide; each pixel becomes a
