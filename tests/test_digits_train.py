@@ -17,8 +17,8 @@ def test_digits_ddpmpp_loss_decreases(tmp_path):
   tr = config.training
   tr.batch_size = 32
   tr.n_iters = 24
-  tr.n_jitted_steps = 1  # the smallest program: compiling the step is most of this test's time
-  tr.log_freq = 1
+  tr.n_jitted_steps = 2  # small unrolled programs compile fast on CPU
+  tr.log_freq = 2
   tr.snapshot_freq = 24
   tr.sample_at_end = False
   config.optim.warmup = 5
@@ -26,9 +26,9 @@ def test_digits_ddpmpp_loss_decreases(tmp_path):
   train(config, str(tmp_path))
   rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
   losses = np.array([r["loss"] for r in rows])
-  assert len(losses) == 24 and np.all(np.isfinite(losses))
+  assert len(losses) == 12 and np.all(np.isfinite(losses))
   # The last layer starts at zero (init_scale 0), so eps_theta = 0 and the per-dimension loss
-  # starts at E z^2 = 1; averages over 6 steps damp the DSM loss's per-batch noise.
-  first, last = losses[:6].mean(), losses[-6:].mean()
+  # starts at E z^2 = 1; averages over 3 logged steps damp the DSM loss's per-batch noise.
+  first, last = losses[:3].mean(), losses[-3:].mean()
   assert first > 0.7
   assert last < 0.75 * first, (first, last)
