@@ -8,11 +8,9 @@ import jax
 import numpy as np
 import pytest
 
-from score_sde import runner_utils as ru
-from score_sde import sample_runner
+from score_sde import runner_utils as ru, sample_runner
 from score_sde.sampling.dispatch import SAMPLERS
 from score_sde.train import train
-from score_sde.sampling.dispatch import SAMPLERS
 from score_sde.train_step import data_mesh
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -7,8 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from score_sde import gmm as G
-from score_sde import sde as sde_lib
+from score_sde import gmm as G, sde as sde_lib
 from score_sde.config_defaults import get_default_config
 from score_sde.sampling import base, schedules
 from score_sde.sampling.dispatch import SAMPLERS, get_sampler, nfe_of, sampler_from_config

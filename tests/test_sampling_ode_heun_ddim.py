@@ -8,11 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_sampling_pc import N_SAMPLES, SDES, assert_reproduces, separated_mixture
 
 from score_sde import gmm as G, ode
 from score_sde.sampling import ddim_sample, edm_heun_sample, ode_sample, schedules
-from score_sde.sde import SubVPSDE, VESDE, VPSDE, cosine_path
-from test_sampling_pc import N_SAMPLES, SDES, assert_reproduces, separated_mixture
+from score_sde.sde import VPSDE, SubVPSDE
 
 SAMPLERS = {
     "ode_tsit5": lambda k, sde, sf, shape: ode_sample(k, sde, sf, shape, rtol=1e-4, atol=1e-4),
