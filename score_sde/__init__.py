@@ -1,9 +1,8 @@
-"""Score-based generative modeling through stochastic differential equations, in JAX."""
-import os
+"""Score-based generative modeling through stochastic differential equations, in JAX.
 
-# XLA:CPU's concurrency-optimized scheduler (jax 0.10) deadlocks on some long lax.scan programs
-# (seen: Langevin correctors inside a 100-step scan on a [4000, 2] batch hang forever with every
-# thread idle). Turned off before the backend starts; the flag only concerns the CPU backend.
-_XLA_CPU_FIX = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
-if _XLA_CPU_FIX.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
-  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _XLA_CPU_FIX).strip()
+Importing the package changes no process-wide setting. The runners turn off XLA:CPU's
+concurrency-optimized scheduler before jax starts (it deadlocks on some long lax.scan programs
+with jax 0.10); library users who hit such a hang can set
+XLA_FLAGS=--xla_cpu_enable_concurrency_optimized_scheduler=false themselves
+(see `score_sde.runner_utils.apply_cpu_workaround`).
+"""

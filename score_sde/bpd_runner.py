@@ -24,11 +24,12 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from score_sde import bpd as bpd_lib, likelihood, ode, runner_utils as ru
 from score_sde.data import get_dataset
 from score_sde.registry import lookup
+from score_sde.train_step import data_mesh
 
 
 def _settings(config, step: int, is_image: bool) -> dict:
@@ -95,15 +96,19 @@ def _pixels(batch: np.ndarray) -> np.ndarray:
   return k.astype(np.int32)
 
 
-def run(config, workdir: str, *, max_batches: Optional[int] = None) -> dict:
+def run(config, workdir: str, *, max_batches: Optional[int] = None, bundle=None) -> dict:
   """Evaluates log-likelihood over the config.eval.bpd_dataset split; returns the summary dict.
 
   `max_batches` stops after that many new batches (the summary then covers the batches done so
   far and says `complete: false`); a later call resumes.
   """
+  ru.apply_cpu_workaround()
   _check(config)
   ev = config.eval
-  score_apply, params, sde, shape, step = ru.load_ema_model(config, workdir, ev.checkpoint)
+  bundle = ru.build(config) if bundle is None else bundle
+  # Only the EMA parameters are read from the checkpoint.
+  params, step = ru.load_ema_params(config, workdir, bundle, ev.checkpoint)
+  score_apply, sde, shape = bundle.score_apply, bundle.sde, bundle.shape
   spec = ru.data_spec(config)
   dataset = get_dataset(spec, ev.bpd_dataset)
   is_image = dataset.is_image
@@ -122,7 +127,8 @@ def run(config, workdir: str, *, max_batches: Optional[int] = None) -> dict:
   if done:
     print(f"resuming bits/dim evaluation: {len(done)} batches already in {progress_path}", flush=True)
 
-  mesh = Mesh(np.asarray(jax.local_devices()), ("data",))
+  # Batches are host-local: each process evaluates its own over its local devices.
+  mesh = data_mesh(jax.local_devices())
   # The parameters are an argument of the compiled solve, not constants baked into it.
   loglik_p = jax.jit(lambda p, k, y: likelihood.log_likelihood(
       k, sde, lambda x, t: score_apply(p, x, t), y, divergence=ev.divergence, method=ev.ode_method,

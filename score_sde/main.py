@@ -31,13 +31,14 @@ flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and sample
 flags.DEFINE_enum("mode", "train", ["train", "sample", "eval"], "What to run.")
 flags.DEFINE_bool("print_config", False, "Print the config (defaults, the file's changes and any "
                   "--config.* overrides), one field a line, and exit.")
-flags.DEFINE_bool("verbose", False, "On errors, print the full traceback, not one line.")
+flags.DEFINE_bool("verbose", False, "Show orbax / absl INFO logs; on errors, the full traceback.")
 flags.mark_flags_as_required(["config"])
 
-def _sample_and_report(config, workdir):
+
+def _sample_and_report(config, workdir, bundle=None, mesh=None):
   from score_sde import sample_runner
   from score_sde.evaluate import sample_quality
-  samples, step = sample_runner.run(config, workdir)
+  samples, step = sample_runner.run(config, workdir, bundle=bundle, mesh=mesh)
   q = sample_quality(config, workdir, samples, step)
   print(f"sample quality at step {step}: sliced W2 = {q['sliced_w2']:.4f} "
         f"(floor between two real sample sets: {q['sliced_w2_floor']:.4f}; n = {q['num_samples']})",
@@ -45,23 +46,58 @@ def _sample_and_report(config, workdir):
   return q
 
 
+def _quiet_logs(verbose: bool) -> None:
+  """orbax and absl log every checkpoint step at INFO; keep those off unless --verbose."""
+  import logging
+  from absl import logging as absl_logging
+  level = logging.INFO if verbose else logging.WARNING
+  absl_logging.set_verbosity(absl_logging.INFO if verbose else absl_logging.WARNING)
+  for name in ("absl", "orbax", "jax"):
+    logging.getLogger(name).setLevel(level)
+
+
+def _setup_devices(config):
+  """jax.distributed (when config.distributed) and the one data mesh over all processes' devices.
+
+  On a cluster jax finds the coordinator itself; elsewhere set JAX_COORDINATOR_ADDRESS,
+  JAX_NUM_PROCESSES and JAX_PROCESS_ID (e.g. several processes on one machine).
+  """
+  import os
+  import jax
+  from score_sde.train_step import data_mesh
+  if config.distributed:
+    kwargs = {}
+    if "JAX_NUM_PROCESSES" in os.environ:
+      kwargs = dict(num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+                    process_id=int(os.environ["JAX_PROCESS_ID"]))
+    jax.distributed.initialize(**kwargs)
+  return data_mesh()
+
+
 def main(argv):
   del argv
   config, workdir = FLAGS.config, FLAGS.workdir
+  _quiet_logs(FLAGS.verbose)
+  from score_sde import runner_utils as ru
+  ru.apply_cpu_workaround()  # before jax starts its backend
+  mesh = _setup_devices(config)
+  bundle = ru.build(config)  # validates the config once, for every mode
   if FLAGS.mode == "train":
     from score_sde.train import train
-    train(config, workdir)
+    result = train(config, workdir, bundle=bundle, mesh=mesh)
+    if result["preempted"]:
+      return  # a half-trained model: no sampling; the rerun resumes and samples at the end
     if config.training.sample_at_end:
-      _sample_and_report(config, workdir)
+      _sample_and_report(config, workdir, bundle, mesh)
   elif FLAGS.mode == "sample":
     from score_sde import sample_runner
-    sample_runner.run(config, workdir)
+    sample_runner.run(config, workdir, bundle=bundle, mesh=mesh)
   else:
     if config.eval.enable_sampling:
-      _sample_and_report(config, workdir)
+      _sample_and_report(config, workdir, bundle, mesh)
     if config.eval.enable_bpd:
       from score_sde import bpd_runner
-      bpd_runner.run(config, workdir)
+      bpd_runner.run(config, workdir, bundle=bundle)
 
 
 # Errors that mean a bad input (config, files, workdir): one line, exit code 2.

@@ -1,5 +1,11 @@
-"""Config -> typed pieces, for the runners (train, sample, evaluate). The ConfigDict stops here."""
-from typing import Callable, Tuple
+"""Config -> typed pieces, for the runners (train, sample, evaluate). The ConfigDict stops here.
+
+`build(config)` validates the config once and returns a frozen `Bundle` (SDE, network, score
+function, optimizer, loss, shapes) that the train, sample and eval runners share.
+"""
+import dataclasses
+import os
+from typing import Any, Callable, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -58,6 +64,11 @@ def _type_check(config: ml_collections.ConfigDict, default: ml_collections.Confi
 
 def validate_config(config, num_devices: int) -> None:
   """Fails fast, before any compute, on unknown names, wrong types and impossible sizes."""
+  _validate(config, num_devices)
+
+
+def _validate(config, num_devices: int):
+  """validate_config; returns the (sde, network) it had to build to check the config."""
   from score_sde.config_defaults import get_default_config
   _type_check(config, get_default_config())
   lookup(sde_lib.SDES, config.sde.name, "SDE")
@@ -68,8 +79,11 @@ def validate_config(config, num_devices: int) -> None:
   sde = build_sde(config)
   mutils.resolve_target(sde, config.model.target)
   lookup(DTYPES, config.training.compute_dtype, "compute dtype")
-  build_network(config)
+  network = build_network(config)
   tr = config.training
+  if tr.keep_checkpoints < 1:
+    raise ValueError(f"training.keep_checkpoints must be >= 1 (got {tr.keep_checkpoints}): with 0 "
+                     f"every checkpoint would be deleted")
   if tr.batch_size <= 0 or tr.batch_size % num_devices:
     raise ValueError(f"training.batch_size={tr.batch_size} is not divisible by the {num_devices} devices")
   if tr.micro_batch_size is not None:
@@ -82,6 +96,7 @@ def validate_config(config, num_devices: int) -> None:
   if tr.loss != "dsm" and config.model.target not in ("auto", sde.default_target):
     raise ValueError(f"the discrete {tr.loss} loss trains the SDE's default target "
                      f"{sde.default_target!r}, not {config.model.target!r}")
+  return sde, network
 
 
 def make_apply_fn(network, compute_dtype=jnp.float32) -> Callable:
@@ -138,28 +153,110 @@ def run_record(config, shape) -> dict:
   return {"model": config.model.to_dict(), "data_shape": list(shape), "sde": config.sde.name}
 
 
+@dataclasses.dataclass(frozen=True)
+class Bundle:
+  """The pieces of a run, built once from the config (see `build`).
+
+  shape: one example's shape (e.g. (2,) or (H, W, C)); score_apply(params, x [B, *shape], t [B])
+  -> score [B, *shape]; loss_fn(key, params, x0) -> (loss, per-sample losses); optimizer: optax;
+  unroll_train: whether the train step loop is unrolled (convolutional networks on CPU, where
+  XLA runs convolution gradients inside a while loop far slower); run_record: what a checkpoint
+  and the config resuming it must agree on.
+  """
+  sde: Any
+  network: Any
+  shape: Tuple[int, ...]
+  optimizer: Any
+  loss_fn: Callable
+  score_apply: Callable
+  unroll_train: bool
+  ema_rate: float
+  ema_warmup: bool
+  micro_batches: int
+  run_record: dict
+  init_params: Callable  # key -> network parameters
+
+  def init_state(self, key) -> TrainState:
+    return init_state(self.init_params(key), self.optimizer)
+
+  def abstract_state(self) -> TrainState:
+    return jax.eval_shape(self.init_state, jax.random.key(0))
+
+  def abstract_params(self) -> Any:
+    return jax.eval_shape(self.init_params, jax.random.key(0))
+
+
+def build(config, num_devices: Optional[int] = None, shape: Optional[Tuple[int, ...]] = None
+          ) -> Bundle:
+  """Validates `config` once and builds the run's pieces (no parameters are allocated)."""
+  num_devices = jax.device_count() if num_devices is None else num_devices
+  sde, network = _validate(config, num_devices)
+  shape = example_shape(config) if shape is None else tuple(shape)
+  tr = config.training
+  apply = make_apply_fn(network, DTYPES[tr.compute_dtype])
+  target = config.model.target
+  discrete = is_discrete(config)
+
+  def score_apply(params, x, t):
+    return mutils.score_fn_from_model(lambda x, label: apply(params, x, label), sde, target,
+                                      discrete=discrete)(x, t)
+  return Bundle(
+      sde=sde, network=network, shape=shape, optimizer=optimizer_from_config(config),
+      loss_fn=make_loss_fn(config, network, sde), score_apply=score_apply,
+      unroll_train=jax.default_backend() == "cpu" and len(shape) > 1,
+      ema_rate=float(tr.ema_rate), ema_warmup=bool(tr.get("ema_warmup", True)),
+      micro_batches=tr.batch_size // tr.micro_batch_size if tr.micro_batch_size else 1,
+      run_record=run_record(config, shape),
+      init_params=lambda key: init_params(None, network, key, shape))
+
+
+def apply_cpu_workaround() -> None:
+  """Turns off XLA:CPU's concurrency-optimized scheduler for this process, if jax has not started.
+
+  It deadlocks on some long lax.scan programs with jax 0.10 (seen: Langevin correctors inside a
+  100-step scan on a [4000, 2] batch hang with every thread idle). The runners call this before
+  jax initialises its backend; library users who hit the hang can set the same XLA_FLAGS.
+  """
+  flag = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+  from jax._src import xla_bridge
+  if getattr(xla_bridge, "_backends", None):
+    return  # too late: XLA_FLAGS are read when the backend starts
+  if flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()
+
+
+def load_ema_params(config, workdir: str, bundle: Bundle, step=None, mesh=None):
+  """(EMA parameters, step) of a workdir's checkpoint (latest verified one if `step` is None).
+
+  Only the EMA parameters are read, not the raw parameters or the optimizer moments.
+  """
+  from score_sde.checkpoint import Checkpointer, check_run_record
+  check_run_record(workdir, bundle.run_record)
+  ckpt = Checkpointer(workdir, mesh=mesh)
+  try:
+    if ckpt.latest_step() is None:
+      raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first")
+    abstract = bundle.abstract_params()
+    if step is None:
+      params, step = ckpt.restore_latest_ema(abstract)
+      if step is None:
+        raise FileNotFoundError(f"no readable checkpoint in {workdir}/checkpoints: train first")
+    else:
+      params = ckpt.restore_ema(abstract, step)
+  finally:
+    ckpt.close()
+  return params, step
+
+
 def load_ema_model(config, workdir: str, step=None):
   """(score_apply(params, x, t), EMA params, sde, example shape, step) from a workdir's checkpoint.
 
   The parameters come apart from the function so that jitted samplers take them as arguments
   instead of baking tens of millions of constants into the compiled program.
   """
-  from score_sde.checkpoint import Checkpointer, check_run_record
-  sde = build_sde(config)
-  network = build_network(config)
-  shape = example_shape(config)
-  check_run_record(workdir, run_record(config, shape))
-  ckpt = Checkpointer(workdir)
-  step = ckpt.latest_step() if step is None else step
-  if step is None:
-    raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train first")
-  state = ckpt.restore(abstract_state(config, network, shape), step)
-  apply = make_apply_fn(network, DTYPES[config.training.compute_dtype])
-
-  def score_apply(params, x, t):
-    return mutils.score_fn_from_model(lambda x, label: apply(params, x, label), sde,
-                                      config.model.target, discrete=is_discrete(config))(x, t)
-  return score_apply, state.ema_params, sde, shape, step
+  bundle = build(config)
+  params, step = load_ema_params(config, workdir, bundle, step)
+  return bundle.score_apply, params, bundle.sde, bundle.shape, step
 
 
 def load_score_fn(config, workdir: str, step=None):

@@ -118,7 +118,7 @@ def _gather(x):
   return np.asarray(x)
 
 
-def run(config, workdir: str):
+def run(config, workdir: str, *, bundle=None, mesh=None):
   """Writes workdir/samples_<step>_<run>.npz and .png (<run>: `run_name`); returns (samples, step).
 
   samples: [num_samples, *shape] float32 in the data set's own space (that of its batches; images
@@ -126,13 +126,15 @@ def run(config, workdir: str):
   per sample) and, for images, `images` (uint8 [n, H, W, C]). The PNG is a scatter plot over real
   data for vector data, an image grid for images. Prints the NFE and the wall time.
   """
+  ru.apply_cpu_workaround()
   ndev = jax.device_count()
-  sde = ru.build_sde(config)
-  build = check_sampling_config(config, sde, ndev)
-  score_apply, params, sde, shape, step = ru.load_ema_model(config, workdir, config.eval.checkpoint)
+  bundle = ru.build(config) if bundle is None else bundle
+  build = check_sampling_config(config, bundle.sde, ndev)
+  params, step = ru.load_ema_params(config, workdir, bundle, config.eval.checkpoint, mesh)
+  score_apply, sde, shape = bundle.score_apply, bundle.sde, bundle.shape
   s = config.sampling
   # Shard the batch over all devices when it divides evenly; a single device otherwise.
-  mesh = data_mesh() if s.batch_size % ndev == 0 else None
+  mesh = (data_mesh() if mesh is None else mesh) if s.batch_size % ndev == 0 else None
   key = jax.random.fold_in(jax.random.key(config.seed), step)
   start = time.time()
   out, nfes = [], []
