@@ -49,6 +49,16 @@ def state_digest(state: Any) -> str:
   return h.hexdigest()
 
 
+def flax_state_dict(tree: Any) -> Any:
+  import flax
+  return flax.serialization.to_state_dict(tree)
+
+
+def _keys(tree: Any) -> list:
+  return sorted(jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(
+      tree, is_leaf=lambda v: hasattr(v, "shape") or v is None)[0])
+
+
 def _all_finite(tree: Any) -> bool:
   for leaf in jax.tree.leaves(jax.device_get(tree)):
     a = np.asarray(leaf)
@@ -147,7 +157,7 @@ class Checkpointer:
       state = self.manager.restore(step, args=ocp.args.StandardRestore(target))
     except (ValueError, KeyError, TypeError) as e:
       msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-      if self._readable_structure(step):
+      if self._readable_structure(step, target):
         raise IncompatibleCheckpointError(
             f"checkpoint {step} in {self.directory} does not fit this model and optimizer: "
             f"{msg}") from None
@@ -172,7 +182,7 @@ class Checkpointer:
           partial_restore=True))
     except (ValueError, KeyError, TypeError) as e:
       msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-      if self._readable_structure(step):
+      if self._readable_structure(step, target):
         raise IncompatibleCheckpointError(
             f"checkpoint {step} in {self.directory} does not fit this model: {msg}") from None
       raise CorruptCheckpointError(f"cannot be read ({msg[:200]})") from None
@@ -188,11 +198,19 @@ class Checkpointer:
         raise CorruptCheckpointError("its bytes do not match the digest written at save time")
     return params
 
-  def _readable_structure(self, step: int) -> bool:
-    """True when the step's metadata reads (a structure mismatch, not damage)."""
+  def _readable_structure(self, step: int, target: Any) -> bool:
+    """True when the step's metadata reads and describes another tree than `target` (the
+    checkpoint belongs to another model); False when it cannot be read or matches (damage)."""
     try:
       meta = self.manager.item_metadata(step)
-      return meta is not None and bool(jax.tree.leaves(meta))
+      meta = getattr(meta, "tree", meta)
+      if meta is None or not jax.tree.leaves(meta):
+        return False
+      shapes = lambda t: sorted(str(tuple(getattr(v, "shape", ()))) for v in jax.tree.leaves(t))
+      want = target if isinstance(target, dict) else flax_state_dict(target)
+      if isinstance(target, dict) and isinstance(meta, dict):  # a partial restore
+        meta = {k: meta.get(k) for k in target}
+      return _keys(meta) != _keys(want) or shapes(meta) != shapes(want)
     except Exception:  # noqa: BLE001 - any failure to read metadata means damage
       return False
 

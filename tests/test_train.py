@@ -147,20 +147,33 @@ def test_sigkill_and_resume_equals_uninterrupted(tmp_path):
     np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-7)
 
 
-def test_sigterm_saves_and_exits(tmp_path):
-  """Preemption (SIGTERM) writes a checkpoint at the current step and exits cleanly."""
-  cmd, env = _cli(tmp_path, "--config.training.n_iters=1000000", "--config.training.snapshot_freq=100000")
+def _wait_ready(proc):
+  """Reads the trainer's stdout until it says its signal handlers are installed."""
+  from score_sde.train import READY_MESSAGE
+  lines = []
+  for line in proc.stdout:
+    lines.append(line)
+    if READY_MESSAGE in line:
+      return lines
+  raise AssertionError("trainer exited before it was ready:\n" + "".join(lines))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_preemption_signal_saves_and_exits_without_sampling(sig, tmp_path):
+  """SIGTERM (preemption) and SIGINT (Ctrl-C) write a checkpoint at the current step and exit
+  cleanly; the half-trained model is not sampled although sample_at_end is on."""
+  cmd, env = _cli(tmp_path, "--config.training.n_iters=1000000", "--config.training.snapshot_freq=100000",
+                  "--config.training.sample_at_end=True")
   proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
-  time.sleep(1.0)
-  deadline = time.time() + 60
-  while time.time() < deadline and not (tmp_path / "run.json").exists():
-    time.sleep(0.1)
-  time.sleep(3.0)
-  proc.send_signal(signal.SIGTERM)
-  out, _ = proc.communicate(timeout=60)
-  assert proc.returncode == 0
+  head = _wait_ready(proc)
+  proc.send_signal(sig)
+  out, _ = proc.communicate(timeout=120)
+  out = "".join(head) + out
+  assert proc.returncode == 0, out
   step = Checkpointer(str(tmp_path)).latest_step()
-  assert step is not None and step > 0 and f"saved checkpoint at step {step}" in out
+  assert step is not None and step > 0 and f"{sig.name}: saved checkpoint at step {step}" in out
+  assert "sample quality" not in out and not list(tmp_path.glob("samples_*"))
+  assert (tmp_path / "run.json").exists()
 
 
 # --- bad input --------------------------------------------------------------------------
@@ -224,7 +237,61 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path):
   snapshot = {p: p.read_bytes() for p in ck.rglob("*") if p.is_file()}
   config = tiny_config(n_iters=100)
   config.optim.lr = 1e30
-  with pytest.raises(FloatingPointError, match=r"at step \d+; training stopped, the last good checkpoint \(step 20\)"):
+  with pytest.raises(FloatingPointError, match=r"training stopped at step \d+: .*the last good "
+                     r"checkpoint \(step 20 in .*\) is kept"):
     train(config, str(tmp_path))
   assert Checkpointer(str(tmp_path)).all_steps() == [20]
   assert {p: p.read_bytes() for p in ck.rglob("*") if p.is_file()} == snapshot
+
+
+def test_infinite_gradient_on_a_fresh_run_stops_and_writes_nothing(tmp_path):
+  """lr = 1e10 without clipping: the gradient norm overflows while the loss may stay finite; the
+  run stops, says no checkpoint exists, and leaves no checkpoint and no run record behind."""
+  config = tiny_config(n_iters=100)
+  config.optim.lr, config.optim.grad_clip, config.optim.warmup = 1e10, 0.0, 0
+  with pytest.raises(FloatingPointError, match=r"training stopped at step \d+: (gradient norm|loss|a "
+                     r"parameter).*no checkpoint had been written yet"):
+    train(config, str(tmp_path))
+  assert Checkpointer(str(tmp_path)).all_steps() == []
+  assert not (tmp_path / "run.json").exists()
+
+
+def test_keep_checkpoints_zero_is_refused(tmp_path):
+  with pytest.raises(ValueError, match="keep_checkpoints must be >= 1"):
+    train(tiny_config(keep_checkpoints=0), str(tmp_path))
+  assert not (tmp_path / "checkpoints").exists()
+
+
+def test_metrics_jsonl_one_record_per_step_across_resume(tmp_path):
+  """A resume drops the records written after the checkpoint it resumes from; every line is JSON."""
+  import json
+  train(tiny_config(n_iters=40, log_freq=10, snapshot_freq=20), str(tmp_path))
+  # Pretend the run was killed at step 30, after logging step 30 but before checkpointing it.
+  ck = Checkpointer(str(tmp_path))
+  ck.manager.delete(40)
+  ck.close()
+  train(tiny_config(n_iters=40, log_freq=10, snapshot_freq=20), str(tmp_path))
+  recs = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in recs] == [10, 20, 30, 40]
+
+
+def test_ema_warmup_closed_form():
+  """With params moving by +1 per step, ema_n = d_n ema_{n-1} + (1 - d_n) params_n with
+  d_n = min(rate, (1 + n) / (10 + n)); the initialisation's weight prod d_n is ~1e-12 by n = 200
+  (0.999^200 = 0.82 without warm-up)."""
+  import optax
+  from score_sde.train_step import ema_decay
+  ones = optax.GradientTransformation(lambda p: (), lambda g, s, p=None: (jax.tree.map(jnp.ones_like, g), s))
+  loss_fn = lambda k, p, x: (jnp.sum(p["w"]) * 0.0, None)
+  params = {"w": jnp.zeros((3,))}
+  n = 200
+  for warmup in (True, False):
+    steps = jax.jit(make_train_steps(loss_fn, ones, ema_rate=0.999, ema_warmup=warmup))
+    state, _ = steps(init_state(params, ones), np.zeros((n, 1, 1), np.float32), jax.random.key(0))
+    ema, weight = 0.0, 1.0
+    for k in range(1, n + 1):
+      d = min(0.999, (1 + k) / (10 + k)) if warmup else 0.999
+      ema, weight = d * ema + (1 - d) * k, weight * d
+    np.testing.assert_allclose(np.asarray(state.ema_params["w"]), ema, rtol=1e-4)
+    np.testing.assert_allclose(float(ema_decay(n, 0.999, warmup)), d, rtol=1e-6)
+    assert (weight < 1e-10) if warmup else (weight > 0.8)
