@@ -172,7 +172,9 @@ def train(config, workdir: str, *, bundle: Optional[ru.Bundle] = None, mesh=None
     batches = dataset.batches(tr.batch_size, start, config.seed, jax.process_index(),
                               jax.process_count())
     preempt = _Preemption()
-    log(READY_MESSAGE, flush=True)
+    # Every process says it is ready (a test or a job scheduler may signal any of them).
+    print(READY_MESSAGE + (f" [process {jax.process_index()}]" if jax.process_count() > 1 else ""),
+          flush=True)
     log(f"compiling the train step ({per_call} step(s) per call, {n} per block)...", flush=True)
     step, last, window = start, {}, []
     t_compiled = step_compiled = None

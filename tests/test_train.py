@@ -286,7 +286,7 @@ def test_ema_warmup_closed_form():
   params = {"w": jnp.zeros((3,))}
   n = 200
   for warmup in (True, False):
-    steps = jax.jit(make_train_steps(loss_fn, ones, ema_rate=0.999, ema_warmup=warmup))
+    steps = jax.jit(make_train_steps(loss_fn, ones, ema_rate=0.999, ema_warmup=warmup, unroll=False))
     state, _ = steps(init_state(params, ones), np.zeros((n, 1, 1), np.float32), jax.random.key(0))
     ema, weight = 0.0, 1.0
     for k in range(1, n + 1):
