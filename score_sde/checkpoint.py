@@ -272,10 +272,11 @@ def read_run_record(workdir: str) -> Optional[dict]:
     return json.load(f)
 
 
-def check_run_record(workdir: str, record: dict, write: bool = False) -> None:
+def check_run_record(workdir: str, record: dict, write: bool = True) -> None:
   """Fails if `workdir/run.json` exists and differs from `record`; with `write`, writes it if absent.
 
-  Runners write the record only once a checkpoint exists, so a failed run leaves none behind.
+  The runners compare first (`write=False`) and write the record only once a checkpoint exists,
+  so a failed run leaves none behind.
   """
   record = json.loads(json.dumps(record))  # as stored: tuples in the config become lists
   old = read_run_record(workdir)

@@ -231,7 +231,7 @@ def load_ema_params(config, workdir: str, bundle: Bundle, step=None, mesh=None):
   Only the EMA parameters are read, not the raw parameters or the optimizer moments.
   """
   from score_sde.checkpoint import Checkpointer, check_run_record
-  check_run_record(workdir, bundle.run_record)
+  check_run_record(workdir, bundle.run_record, write=False)  # sampling never writes the record
   ckpt = Checkpointer(workdir, mesh=mesh)
   try:
     if ckpt.latest_step() is None:

@@ -138,7 +138,8 @@ def train(config, workdir: str, *, bundle: Optional[ru.Bundle] = None, mesh=None
   bundle = ru.build(config) if bundle is None else bundle
   mesh = data_mesh() if mesh is None else mesh
   dataset = get_dataset(ru.data_spec(config), "train")
-  check_run_record(workdir, bundle.run_record)  # compare only; written with the first checkpoint
+  # Compare only; the record is written with the first checkpoint.
+  check_run_record(workdir, bundle.run_record, write=False)
 
   repl = NamedSharding(mesh, P())
   n = tr.n_jitted_steps
