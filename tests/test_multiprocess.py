@@ -83,6 +83,7 @@ def _single_process_params(steps):
   return jax.device_get(state), bundle
 
 
+@pytest.mark.slow
 def test_two_processes_sigterm_resume_equal_single_process(tmp_path):
   procs = _start(tmp_path, 100000)
   heads = [_wait_ready(p) for p in procs]
@@ -90,7 +91,8 @@ def test_two_processes_sigterm_resume_equal_single_process(tmp_path):
   outs = _finish(procs, heads)
   saved = Checkpointer(str(tmp_path)).latest_step()
   assert saved is not None and saved % 5 == 0
-  assert f"saved checkpoint at step {saved}" in outs[0] and f"saved checkpoint at step {saved}" in outs[1]
+  # Process 0 (which alone prints) learned of the other's SIGTERM and saved the agreed step.
+  assert f"SIGTERM (another process): saved checkpoint at step {saved}" in outs[0]
 
   final = saved + 10
   outs = _finish(_start(tmp_path, final))
