@@ -45,6 +45,7 @@ def get_default_config() -> ml_collections.ConfigDict:
   training.importance_sampling = False  # draw t with density ~ the weighting (variance reduction)
   training.eps = 1e-5               # time cut-off: t ~ U(eps, T)
   training.ema_rate = 0.999
+  training.ema_warmup = True        # decay min(ema_rate, (1 + step) / (10 + step)); False: 2021 release
   training.compute_dtype = "float32"  # float32 | bfloat16 (parameters and optimizer stay float32)
   training.micro_batch_size = placeholder(int)  # per-step gradient accumulation when set
   training.sample_at_end = True     # write samples and a quality number when training ends

@@ -204,7 +204,7 @@ def build(config, num_devices: Optional[int] = None, shape: Optional[Tuple[int, 
       sde=sde, network=network, shape=shape, optimizer=optimizer_from_config(config),
       loss_fn=make_loss_fn(config, network, sde), score_apply=score_apply,
       unroll_train=jax.default_backend() == "cpu" and len(shape) > 1,
-      ema_rate=float(tr.ema_rate), ema_warmup=bool(tr.get("ema_warmup", True)),
+      ema_rate=float(tr.ema_rate), ema_warmup=bool(tr.ema_warmup),
       micro_batches=tr.batch_size // tr.micro_batch_size if tr.micro_batch_size else 1,
       run_record=run_record(config, shape),
       init_params=lambda key: init_params(None, network, key, shape))
