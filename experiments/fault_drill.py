@@ -33,7 +33,7 @@ TRAIN = ["--config.model.hidden=32", "--config.model.num_layers=1", "--config.tr
          "--config.training.n_iters=2000", "--config.training.n_jitted_steps=10",
          "--config.training.log_freq=100", "--config.training.snapshot_freq=100",
          "--config.training.keep_checkpoints=3", "--config.training.sample_at_end=False"]
-EVAL = ["--mode=eval", "--config.eval.enable_sampling=False", "--config.eval.enable_bpd=True",
+EVAL = TRAIN[:3] + ["--mode=eval", "--config.eval.enable_sampling=False", "--config.eval.enable_bpd=True",
         "--config.eval.batch_size=500", "--config.eval.rtol=1e-3", "--config.eval.atol=1e-3"]
 
 
