@@ -68,9 +68,10 @@ def _killed_then_finished(workdir, extra, kills, duration, rng):
 
 
 def _state(workdir):
+  import jax
+
   from score_sde import runner_utils as ru
   from score_sde.checkpoint import Checkpointer
-  import jax
   config = ru.load_config(CONFIG)
   config.model.hidden, config.model.num_layers = 32, 1
   bundle = ru.build(config)

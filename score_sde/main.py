@@ -49,6 +49,7 @@ def _sample_and_report(config, workdir, bundle=None, mesh=None):
 def _quiet_logs(verbose: bool) -> None:
   """orbax and absl log every checkpoint step at INFO; keep those off unless --verbose."""
   import logging
+
   from absl import logging as absl_logging
   level = logging.INFO if verbose else logging.WARNING
   absl_logging.set_verbosity(absl_logging.INFO if verbose else absl_logging.WARNING)
@@ -63,7 +64,9 @@ def _setup_devices(config):
   JAX_NUM_PROCESSES and JAX_PROCESS_ID (e.g. several processes on one machine).
   """
   import os
+
   import jax
+
   from score_sde.train_step import data_mesh
   if config.distributed:
     kwargs = {}

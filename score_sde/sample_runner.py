@@ -131,7 +131,7 @@ def run(config, workdir: str, *, bundle=None, mesh=None):
   bundle = ru.build(config) if bundle is None else bundle
   build = check_sampling_config(config, bundle.sde, ndev)
   params, step = ru.load_ema_params(config, workdir, bundle, config.eval.checkpoint, mesh)
-  score_apply, sde, shape = bundle.score_apply, bundle.sde, bundle.shape
+  score_apply, shape = bundle.score_apply, bundle.shape
   s = config.sampling
   # Shard the batch over all devices when it divides evenly; a single device otherwise.
   mesh = (data_mesh() if mesh is None else mesh) if s.batch_size % ndev == 0 else None

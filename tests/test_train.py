@@ -280,6 +280,7 @@ def test_ema_warmup_closed_form():
   d_n = min(rate, (1 + n) / (10 + n)); the initialisation's weight prod d_n is ~1e-12 by n = 200
   (0.999^200 = 0.82 without warm-up)."""
   import optax
+
   from score_sde.train_step import ema_decay
   ones = optax.GradientTransformation(lambda p: (), lambda g, s, p=None: (jax.tree.map(jnp.ones_like, g), s))
   loss_fn = lambda k, p, x: (jnp.sum(p["w"]) * 0.0, None)
