@@ -101,6 +101,25 @@ def marginal_score_fn(gmm: GaussianMixture, sde: LinearSDE):
   return score_fn
 
 
+def marginal_class_logits(gmm: GaussianMixture, sde: LinearSDE):
+  """Exact noisy classifier for "class = component": logits_fn(x: [B, D], t: [B]) -> [B, K] with
+  log_softmax(logits)[b, k] = log p_t(k | x_b) = log w_k N(x_b; a mu_k, a^2 C_k + s^2 I)
+  - log p_t(x_b), the posterior component probabilities of the noised mixture."""
+  parts = _marginal_parts(gmm, sde)
+  return lambda x, t: parts(x, t)[0]
+
+
+def component_score_fn(gmm: GaussianMixture, sde: LinearSDE):
+  """Exact conditional score_fn(x: [B, D], t: [B], y: [B] int) -> [B, D] of p_t(x | y), class y
+  being component y: (a^2 C_y + s^2 I)^{-1} (a mu_y - x)."""
+  parts = _marginal_parts(gmm, sde)
+
+  def score_fn(x, t, y):
+    scores = parts(x, t)[1]                                        # [B, K, D]
+    return jnp.take_along_axis(scores, y[:, None, None], axis=1)[:, 0]
+  return score_fn
+
+
 def marginal_log_prob(gmm: GaussianMixture, sde: LinearSDE, x: jax.Array, t) -> jax.Array:
   """Exact log p_t(x), `x: [B, D]`, `t` scalar or [B] -> [B]."""
   return jax.nn.logsumexp(_marginal_parts(gmm, sde)(x, t)[0], axis=-1)

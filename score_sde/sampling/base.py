@@ -12,14 +12,27 @@ Starting state: `key` is split once as `key_loop, key_init = jax.random.split(ke
 x_T = sde.prior_sample(key_init, shape) unless `x_init` (the sample at t = T) is given, and any
 noise the loop draws comes from `key_loop` (step i from fold_in(key_loop, i)). So passing
 `x_init = initial_state(key, sde, shape)` reproduces the samples of `key`.
+
+Projection hook (conditional generation: inpainting, colorization): every sampler takes
+`project=None` or a function `project(x, t, key) -> x` (x: [B, ...], t: [B]) that maps a state
+at time t onto the constraint set at that time, e.g. known pixels re-noised to t. A sampler
+applies it to x_T and after every step, at the time the state has reached; `key=None` asks for
+the noise-free version (samplers pass it for the `x_mean` they return with noise removal). Its
+keys come from their own stream, `projection_key(key_loop, point, sub)`, so a sampler without a
+projection draws exactly the same noise as before.
 """
 from typing import Callable, NamedTuple, Optional, Tuple
 
 import jax
+import jax.numpy as jnp
 
 from score_sde.sde import LinearSDE
 
 Array = jax.Array
+Projection = Callable[[Array, Array, Optional[Array]], Array]  # project(x, t, key) -> x
+
+# fold_in constant of the projection's key stream (disjoint from the step indices i of the loop).
+_PROJECTION_STREAM = 0x7072_6F6A
 
 
 class LoopSampler(NamedTuple):
@@ -52,6 +65,20 @@ def start(key: Array, sde: LinearSDE, shape, x_init: Optional[Array] = None):
   return key_loop, x
 
 
+def projection_key(key_loop: Array, point, sub: int = 0) -> Array:
+  """Key of the projection applied at grid point `point` (0: x_T; i + 1: after step i); `sub`
+  tells apart several projections at one point (pc: after the corrector and after the predictor)."""
+  key = jax.random.fold_in(jax.random.fold_in(key_loop, _PROJECTION_STREAM), point)
+  return jax.random.fold_in(key, sub)
+
+
+def project_at(project: Optional[Projection], x: Array, t, key: Optional[Array]) -> Array:
+  """project(x, t, key) with t broadcast to [B]; x unchanged when there is no projection."""
+  if project is None:
+    return x
+  return project(x, jnp.broadcast_to(jnp.asarray(t, x.dtype), x.shape[:1]), key)
+
+
 def one_shot(sample_fn: Callable, nfe: Optional[int]) -> LoopSampler:
   """A single-call sampler `sample_fn(key) -> (x, nfe)` as a LoopSampler of one step."""
   return LoopSampler(init=lambda key: key, run=lambda key, idx: sample_fn(key),
@@ -60,5 +87,4 @@ def one_shot(sample_fn: Callable, nfe: Optional[int]) -> LoopSampler:
 
 def run_loop(loop: LoopSampler, key: Array):
   """Runs a LoopSampler in one piece: (x, nfe)."""
-  import jax.numpy as jnp
   return loop.output(loop.run(loop.init(key), jnp.arange(loop.num_steps)))

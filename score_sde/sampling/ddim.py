@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from score_sde.sampling import schedules
-from score_sde.sampling.base import start
+from score_sde.sampling.base import project_at, projection_key, start
 from score_sde.sde import LinearSDE, ScoreFn
 
 
@@ -25,25 +25,31 @@ def check(sde: LinearSDE, num_steps: int = 50, eta: float = 0.0, **_):
 
 def ddim_sample(key, sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps: int = 50,
                 eta: float = 0.0, eps: float = 1e-3, schedule: str = "uniform", rho: float = 7.0,
-                x_init=None):
+                x_init=None, project=None):
   """num_steps DDIM steps over the `schedule` grid T = t_0 > ... > t_n = eps, from x_T (the
-  prior draw of `key`, or `x_init`; see `base`). Returns (x: shape, nfe = num_steps)."""
+  prior draw of `key`, or `x_init`; see `base`); `project` (see `base`) is applied to x_T and
+  after every step. Returns (x: shape, nfe = num_steps)."""
   check(sde, num_steps, eta)
   ts = schedules.time_grid(sde, num_steps, eps, schedule, rho=rho)
   key, x = start(key, sde, shape, x_init)
+  x = project_at(project, x, ts[0], projection_key(key, 0))
 
-  def step(x, i):
+  def _step(x, i):
     t = jnp.full(shape[:1], ts[i], x.dtype)
     a, s = sde.alpha_sigma(ts[i])
     a_next, s_next = sde.alpha_sigma(ts[i + 1])
     eps_hat = -s * score_fn(x, t)
     x0_hat = (x - s * eps_hat) / a
     if eta == 0:  # deterministic: no noise drawn
-      return a_next * x0_hat + s_next * eps_hat, None
+      return a_next * x0_hat + s_next * eps_hat
     c2 = eta ** 2 * s_next ** 2 * (s ** 2 - (a / a_next) ** 2 * s_next ** 2) / s ** 2
     c2 = jnp.clip(c2, 0.0, s_next ** 2)
     z = jax.random.normal(jax.random.fold_in(key, i), x.shape, x.dtype)
-    return a_next * x0_hat + jnp.sqrt(s_next ** 2 - c2) * eps_hat + jnp.sqrt(c2) * z, None
+    return a_next * x0_hat + jnp.sqrt(s_next ** 2 - c2) * eps_hat + jnp.sqrt(c2) * z
+
+  def step(x, i):
+    x = _step(x, i)
+    return project_at(project, x, ts[i + 1], projection_key(key, i + 1)), None
 
   x, _ = jax.lax.scan(step, x, jnp.arange(num_steps))
   return x, num_steps

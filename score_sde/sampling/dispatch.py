@@ -58,7 +58,7 @@ def options_from_config(entry: SamplerEntry, sampling_cfg) -> dict:
   params = inspect.signature(entry.loop or entry.sample).parameters
   opts = {}
   for name, p in params.items():
-    if p.kind != inspect.Parameter.KEYWORD_ONLY or name == "x_init":
+    if p.kind != inspect.Parameter.KEYWORD_ONLY or name in ("x_init", "project"):
       continue
     field = CONFIG_FIELDS.get(name, name)
     if field in sampling_cfg and sampling_cfg[field] is not None:
@@ -77,7 +77,8 @@ def nfe_of(entry: SamplerEntry, **opts) -> Optional[int]:
 
 
 def sampler_from_config(sampling_cfg, sde: LinearSDE) -> Callable:
-  """Checks `config.sampling` against `sde` and returns build(score_fn, shape) -> LoopSampler.
+  """Checks `config.sampling` against `sde` and returns build(score_fn, shape, project=None) ->
+  LoopSampler, `project` the per-step projection of `base` (inpainting, colorization).
   An adaptive ODE solve knows its NFE only after running: `output` returns it."""
   if sampling_cfg.num_steps is not None and sampling_cfg.num_steps < 1:
     raise ValueError(f"sampling.num_steps must be >= 1, got {sampling_cfg.num_steps}")
@@ -87,9 +88,12 @@ def sampler_from_config(sampling_cfg, sde: LinearSDE) -> Callable:
     schedules.get_schedule(opts["schedule"])
   entry.check(sde, **opts)
 
-  def build(score_fn, shape) -> LoopSampler:
+  def build(score_fn, shape, project=None) -> LoopSampler:
+    extra = {} if project is None else {"project": project}
+    if project is not None:
+      entry.check(sde, **opts, **extra)
     if entry.loop is not None:
-      return entry.loop(sde, score_fn, shape, **opts)
-    fn = lambda key: entry.sample(key, sde, score_fn, shape, **opts)
+      return entry.loop(sde, score_fn, shape, **opts, **extra)
+    fn = lambda key: entry.sample(key, sde, score_fn, shape, **opts, **extra)
     return one_shot(fn, nfe_of(entry, **opts))
   return build

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from score_sde.sampling import schedules
-from score_sde.sampling.base import start
+from score_sde.sampling.base import project_at, projection_key, start
 from score_sde.sde import LinearSDE, ScoreFn
 
 
@@ -26,7 +26,7 @@ def check(sde: LinearSDE, num_steps: int = 18, **_):
 def edm_heun_sample(key, sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps: int = 18,
                     rho: float = 7.0, s_churn: float = 0.0, s_min: float = 0.0,
                     s_max: float = float("inf"), s_noise: float = 1.0, eps: float = 1e-3,
-                    schedule: str = "karras", x_init=None):
+                    schedule: str = "karras", x_init=None, project=None):
   """EDM Algorithm 2 (Algorithm 1 when s_churn = 0) from sigma(T) to sigma(eps):
 
       gamma_i = min(S_churn / n, sqrt(2) - 1) if S_min <= sigma_i <= S_max else 0
@@ -37,7 +37,8 @@ def edm_heun_sample(key, sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps:
   sigma_i = sigma(t_i) on the `schedule` grid (default karras with `rho`, EDM eq. 5). Unlike EDM
   the last step ends at sigma(eps) > 0, not 0, so every step takes the Heun correction:
   NFE = 2 num_steps. The start is x_T (prior draw of `key`, or `x_init`; see `base`) divided by
-  a(T). Returns (x = a(eps) x_hat: shape, nfe: int).
+  a(T). `project` (see `base`) acts on x = a(t) x_hat: on x_T and after every step (not between
+  the churn and the Heun step). Returns (x = a(eps) x_hat: shape, nfe: int).
   """
   check(sde, num_steps)
   ts = schedules.time_grid(sde, num_steps, eps, schedule, rho=rho)
@@ -45,7 +46,7 @@ def edm_heun_sample(key, sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps:
   a_t = sde.alpha_sigma(ts)[0]
   gamma_max = min(s_churn / num_steps, math.sqrt(2.0) - 1.0)
   key, x = start(key, sde, shape, x_init)
-  x = x / a_t[0]
+  x = project_at(project, x, ts[0], projection_key(key, 0)) / a_t[0]
 
   def grad_logp(x_hat, sigma):
     t = sde.t_of_sigma(sigma)
@@ -63,7 +64,10 @@ def edm_heun_sample(key, sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps:
     d = -sigma_hat * grad_logp(x_hat, sigma_hat)
     x_next = x_hat + (sigma_next - sigma_hat) * d
     d_next = -sigma_next * grad_logp(x_next, sigma_next)
-    return x_hat + (sigma_next - sigma_hat) * 0.5 * (d + d_next), None
+    x = x_hat + (sigma_next - sigma_hat) * 0.5 * (d + d_next)
+    if project is not None:
+      x = project_at(project, a_t[i + 1] * x, ts[i + 1], projection_key(key, i + 1)) / a_t[i + 1]
+    return x, None
 
   x, _ = jax.lax.scan(step, x, jnp.arange(num_steps))
   return a_t[-1] * x, 2 * num_steps

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from score_sde.registry import lookup
 from score_sde.sampling import schedules
-from score_sde.sampling.base import LoopSampler, run_loop, start
+from score_sde.sampling.base import LoopSampler, project_at, projection_key, run_loop, start
 from score_sde.sde import LinearSDE, ScoreFn, bcast
 
 PREDICTORS: Dict[str, Callable] = {}
@@ -206,13 +206,14 @@ def pc_sampler(sde: LinearSDE, score_fn: ScoreFn, shape, *, predictor: str = "eu
                corrector: str = "none", snr: float = 0.16, n_steps: int = 1,
                num_steps: Optional[int] = None, eps: float = 1e-3, denoise: bool = True,
                probability_flow: bool = False, schedule: str = "uniform", rho: float = 7.0,
-               x_init=None) -> LoopSampler:
+               x_init=None, project=None) -> LoopSampler:
   """Predictor-corrector sampler over `num_steps` (default N) time steps T = t_0 > ... > t_n = eps
   of `schedule` (see `schedules`; `rho` for karras). At step i the corrector runs at t_i and the
   predictor steps from t_i to t_{i+1}. When num_steps differs from the SDE's N, the SDE's
   discrete chain (used by reverse_diffusion, ancestral_sampling and the Langevin alpha) is
   rebuilt with N = num_steps so that each step is one link of the chain. `x_init`: x_T (see
-  `base` for the key rule). `n_steps`: Langevin steps per time step.
+  `base` for the key rule). `n_steps`: Langevin steps per time step. `project(x, t, key)`
+  (see `base`): applied to x_T, after the corrector (at t_i) and after the predictor (at t_{i+1}).
   """
   check_predictor(sde, predictor, corrector, probability_flow)
   if num_steps is None:
@@ -231,7 +232,13 @@ def pc_sampler(sde: LinearSDE, score_fn: ScoreFn, shape, *, predictor: str = "eu
 
   def init(key):
     key, x = start(key, sde, shape, x_init)
+    x = project_at(project, x, ts[0], None if project is None else projection_key(key, 0))
     return key, x, x
+
+  def projected(x, x_mean, t, key):
+    if project is None:
+      return x, x_mean
+    return project_at(project, x, t, key), project_at(project, x_mean, t, None)
 
   def run(carry, idx):
     def step(carry, i):
@@ -240,7 +247,11 @@ def pc_sampler(sde: LinearSDE, score_fn: ScoreFn, shape, *, predictor: str = "eu
       t_next = jnp.full(shape[:1], ts[i + 1], dtype=x.dtype)
       kc, kp = jax.random.split(jax.random.fold_in(key, i))
       x, x_mean_c = corrector_fn(kc, sde, score_fn, x, t, snr, n_steps)
+      if corrector != "none":
+        x, x_mean_c = projected(x, x_mean_c, t, projection_key(key, i, 1))
       x, x_mean = predictor_fn(kp, sde, score_fn, x, t, t_next, probability_flow)
+      if predictor != "none":
+        x, x_mean = projected(x, x_mean, t_next, projection_key(key, i + 1))
       if predictor == "none":  # corrector-only: noise removal drops the corrector's last noise
         x_mean = x_mean_c
       return (key, x, x_mean), None
