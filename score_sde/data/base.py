@@ -47,6 +47,17 @@ def get_dataset(spec: DataSpec, split: str = "train") -> Dataset:
   return lookup(DATASETS, spec.name, "dataset")(spec, split)
 
 
+def labelled_batches(dataset, batch_size: int, start_step: int, seed: int, process_index: int = 0,
+                     process_count: int = 1):
+  """(x, labels [n] int32) batches of a data set with classes; one line naming the sets that
+  have them otherwise. Sets with classes expose `labelled_batches` and `num_classes`."""
+  if not hasattr(dataset, "labelled_batches") or not getattr(dataset, "num_classes", 0):
+    raise ValueError(f"data set {getattr(dataset, 'spec', dataset)!r} has no class labels; "
+                     "labelled sets: digits, eight_gaussians, two_moons and the TFDS sets with a "
+                     "'label' feature (cifar10, svhn_cropped, ...)")
+  return dataset.labelled_batches(batch_size, start_step, seed, process_index, process_count)
+
+
 def per_host_batch(batch_size: int, process_count: int) -> int:
   if batch_size % process_count:
     raise ValueError(f"batch size {batch_size} is not divisible by the process count {process_count}")

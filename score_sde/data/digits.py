@@ -34,28 +34,42 @@ class DigitsDataset:
 
   is_image = True
 
+  num_classes = 10
+
+  def _split(self, arrays):
+    order = np.random.default_rng(0).permutation(len(arrays))
+    n_train = int(0.9 * len(arrays))
+    return arrays[order[:n_train] if self.split == "train" else order[n_train:]]
+
   def images(self) -> np.ndarray:
-    images = load_digits_uint8(self.spec.image_size)
-    order = np.random.default_rng(0).permutation(len(images))
-    n_train = int(0.9 * len(images))
-    return images[order[:n_train] if self.split == "train" else order[n_train:]]
+    return self._split(load_digits_uint8(self.spec.image_size))
+
+  def labels(self) -> np.ndarray:
+    """The digit (0..9) of each image of `images()`, int32."""
+    from sklearn.datasets import load_digits
+    return self._split(load_digits().target.astype(np.int32))
 
   @property
   def num_examples(self) -> int:
     return len(self.images())
 
   def batches(self, batch_size, start_step, seed, process_index=0, process_count=1):
+    for x, _ in self.labelled_batches(batch_size, start_step, seed, process_index, process_count):
+      yield x
+
+  def labelled_batches(self, batch_size, start_step, seed, process_index=0, process_count=1):
+    """As `batches`, yielding (images, digits [n] int32); the images are those of `batches`."""
     if self.spec.num_channels != 1:
       raise ValueError(f"digits are greyscale: set data.num_channels=1, not {self.spec.num_channels}")
     n = per_host_batch(batch_size, process_count)
-    images = self.images()
+    images, labels = self.images(), self.labels()
     step = start_step
     while True:
       rng = step_rng(seed, step, process_index)
       idx = rng.integers(0, len(images), size=n)
       yield preprocess_images(images[idx], rng, centered=self.spec.centered,
                               uniform_dequantization=self.spec.uniform_dequantization,
-                              random_flip=self.spec.random_flip)
+                              random_flip=self.spec.random_flip), labels[idx]
       step += 1
 
   def epoch(self, batch_size: int):

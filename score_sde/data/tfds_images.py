@@ -124,6 +124,9 @@ class TFRecordSource:
   what: str
 
 
+# Data sets whose TFDS examples carry a class 'label', and their number of classes.
+LABELLED: Dict[str, int] = {"cifar10": 10, "svhn": 10}
+
 SOURCES: Dict[str, object] = {
     "cifar10": TFDSSource("cifar10", "train", "test"),
     "svhn": TFDSSource("svhn_cropped", "train", "test"),
@@ -205,8 +208,15 @@ class TFImageDataset:
     elif not tf.io.gfile.glob(self.spec.data_dir):
       raise FileNotFoundError(f"{self.spec.name}: no TFRecord files match {self.spec.data_dir!r}")
 
-  def _records(self, process_index: int, process_count: int, shuffle_files: bool, seed: int):
-    """This host's part of the split as a tf.data.Dataset of uint8 [S, S, C] images."""
+  @property
+  def num_classes(self) -> int:
+    """Classes of `labelled_batches` (0: the set has no 'label' feature here)."""
+    return LABELLED.get(self.spec.name, 0)
+
+  def _records(self, process_index: int, process_count: int, shuffle_files: bool, seed: int,
+               with_labels: bool = False):
+    """This host's part of the split as a tf.data.Dataset of uint8 [S, S, C] images (with
+    `with_labels`, of (image, label) pairs)."""
     tf, tfds = import_tf()
     if self.spec.num_channels != 3:
       raise ValueError(f"{self.spec.name} images are RGB: set data.num_channels=3, "
@@ -219,6 +229,9 @@ class TFImageDataset:
       read_config = tfds.ReadConfig(shuffle_seed=seed)
       ds = builder.as_dataset(split=split, shuffle_files=shuffle_files, read_config=read_config)
       transform = self.source.transform
+      if with_labels:
+        return ds.map(lambda ex: (transform(tf, ex["image"], size), ex["label"]),
+                      num_parallel_calls=tf.data.AUTOTUNE)
       return ds.map(lambda ex: transform(tf, ex["image"], size), num_parallel_calls=tf.data.AUTOTUNE)
     if not self.spec.data_dir:
       raise ValueError(f"{self.spec.name}: set data.data_dir to the {self.source.what} TFRecord "
@@ -248,6 +261,23 @@ class TFImageDataset:
     step = start_step
     for images in tfds.as_numpy(ds):
       yield self._preprocess(images, step_rng(seed, step, process_index), self.spec.random_flip)
+      step += 1
+
+  def labelled_batches(self, batch_size: int, start_step: int, seed: int, process_index: int = 0,
+                       process_count: int = 1):
+    """As `batches`, yielding (images, labels [n] int32)."""
+    if not self.num_classes:
+      raise ValueError(f"{self.spec.name} has no class labels here; labelled: {sorted(LABELLED)}")
+    tf, tfds = import_tf()
+    n = per_host_batch(batch_size, process_count)
+    tf_seed = int(np.random.default_rng([seed, start_step, process_index]).integers(2 ** 31))
+    ds = self._records(process_index, process_count, shuffle_files=True, seed=tf_seed,
+                       with_labels=True)
+    ds = ds.repeat().shuffle(SHUFFLE_BUFFER, seed=tf_seed).batch(n, drop_remainder=True)
+    step = start_step
+    for images, labels in tfds.as_numpy(ds.prefetch(tf.data.AUTOTUNE)):
+      yield (self._preprocess(images, step_rng(seed, step, process_index), self.spec.random_flip),
+             labels.astype(np.int32))
       step += 1
 
   def epoch(self, batch_size: int) -> Iterator[np.ndarray]:

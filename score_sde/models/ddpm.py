@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from score_sde.models import layers
-from score_sde.models.embeddings import timestep_embedding
+from score_sde.models.embeddings import add_class_embedding, timestep_embedding
 from score_sde.models.registry import register_model
 from score_sde.sde import bcast
 
@@ -36,9 +36,10 @@ class DDPM(nn.Module):
   nonlinearity: str = "swish"
   remat: bool = False
   dtype: Any = jnp.float32
+  num_classes: int = 0  # > 0: label-conditional (class embedding added to the time embedding)
 
   @nn.compact
-  def __call__(self, x, noise_label, train: bool = False):
+  def __call__(self, x, noise_label, train: bool = False, labels=None):
     act = layers.get_activation(self.nonlinearity)
     nf, dt = self.nf, self.dtype
     num_resolutions = len(self.ch_mult)
@@ -56,7 +57,10 @@ class DDPM(nn.Module):
       temb = timestep_embedding(noise_label.astype(jnp.float32), nf)
       temb = nn.Dense(nf * 4, kernel_init=layers.default_init(), dtype=dt)(temb)
       temb = nn.Dense(nf * 4, kernel_init=layers.default_init(), dtype=dt)(act(temb))
+      temb = add_class_embedding(temb, labels, self.num_classes, dt)
     else:
+      if self.num_classes:
+        raise ValueError("a class embedding needs conditional=True (it joins the time embedding)")
       temb = None
 
     h = x.astype(dt)

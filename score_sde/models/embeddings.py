@@ -43,3 +43,39 @@ def embed_noise_label(labels: jax.Array, kind: str, dim: int, fourier_scale: flo
   if kind == "positional":
     return timestep_embedding(labels, dim)
   raise ValueError(f"unknown embedding_type {kind!r}; choose from ['fourier', 'positional']")
+
+
+def class_labels(labels, num_classes: int, batch: int) -> jax.Array:
+  """The class index fed to a label-conditional network, [B] int32.
+
+  `labels` None (or a network without classes) means "no label": the extra index num_classes,
+  which classifier-free guidance training uses for its dropped labels. A network built with
+  num_classes = 0 refuses labels."""
+  if num_classes <= 0:
+    if labels is not None:
+      raise ValueError("labels given to a network built without classes: set model.num_classes")
+    return None
+  if labels is None:
+    return jnp.full((batch,), num_classes, jnp.int32)
+  return jnp.asarray(labels, jnp.int32)
+
+
+def add_class_embedding(emb: jax.Array, labels, num_classes: int, dtype=jnp.float32) -> jax.Array:
+  """emb + E[labels] with a learned table E: [num_classes + 1, dim] (row num_classes: no label);
+  emb: [B, dim]. Unchanged (no parameters) when num_classes = 0."""
+  labels = class_labels(labels, num_classes, emb.shape[0])
+  if labels is None:
+    return emb
+  table = nn.Embed(num_classes + 1, emb.shape[-1], dtype=dtype, name="class_embedding")
+  return emb + table(labels).astype(emb.dtype)
+
+
+def class_channels(x: jax.Array, labels, num_classes: int, dim: int = 4) -> jax.Array:
+  """x: [B, H, W, C] with `dim` channels of a learned class embedding appended (constant over
+  the image): class conditioning for the RefineNets (NCSN, NCSNv2), which have no time embedding
+  to join; they return the first C output channels. Unchanged when num_classes = 0."""
+  labels = class_labels(labels, num_classes, x.shape[0])
+  if labels is None:
+    return x
+  e = nn.Embed(num_classes + 1, dim, name="class_embedding")(labels).astype(x.dtype)
+  return jnp.concatenate([x, jnp.broadcast_to(e[:, None, None, :], x.shape[:3] + (dim,))], -1)

@@ -2,7 +2,7 @@
 import flax.linen as nn
 import jax
 
-from score_sde.models.embeddings import embed_noise_label
+from score_sde.models.embeddings import add_class_embedding, embed_noise_label
 from score_sde.models.registry import register_model
 from score_sde.sde import bcast
 
@@ -21,11 +21,13 @@ class ScoreMLP(nn.Module):
   embedding_dim: int = 128
   fourier_scale: float = 16.0
   scale_by_sigma: bool = False
+  num_classes: int = 0  # > 0: label-conditional (class embedding added to the time embedding)
 
   @nn.compact
-  def __call__(self, x, noise_label, train: bool = False):
+  def __call__(self, x, noise_label, train: bool = False, labels=None):
     emb = embed_noise_label(noise_label, self.embedding_type, self.embedding_dim, self.fourier_scale)
     emb = nn.Dense(self.hidden)(nn.swish(nn.Dense(self.hidden)(emb)))
+    emb = add_class_embedding(emb, labels, self.num_classes)
     h = nn.Dense(self.hidden)(x) + emb
     for _ in range(self.num_layers):
       r = nn.Dense(self.hidden)(nn.swish(nn.LayerNorm()(h)))

@@ -17,6 +17,7 @@ import math
 import flax.linen as nn
 import jax.numpy as jnp
 
+from score_sde.models.embeddings import class_channels
 from score_sde.models.layers import get_activation
 from score_sde.models.normalization import get_normalization
 from score_sde.models.refinenet_layers import RefineNet, architecture_for
@@ -54,15 +55,18 @@ class NCSN(nn.Module):
   interpolation: str = "bilinear"
   scale_by_sigma: bool = False  # divide the output by the grid sigma of the label's level
   centered: bool = False  # False: inputs are in [0, 1] and the network maps x -> 2x - 1 first
+  num_classes: int = 0  # > 0: label-conditional (see `class_channels`)
 
   @nn.compact
-  def __call__(self, x, noise_label, train: bool = False):
+  def __call__(self, x, noise_label, train: bool = False, labels=None):
     del train  # no dropout
+    x, out_channels = class_channels(x, labels, self.num_classes), x.shape[-1]
     level = sigma_to_level(noise_label, self.sigma_min, self.sigma_max, self.num_scales)
     norm = get_normalization(self.normalization, num_classes=self.num_scales)
     h = x if self.centered else 2.0 * x - 1.0
     h = RefineNet(self.nf, architecture_for(x.shape[1]), norm, get_activation(self.nonlinearity),
                   self.interpolation, refine_norm=norm)(h, level)
+    h = h[..., :out_channels]
     if self.scale_by_sigma:
       sigmas = sigma_grid(self.sigma_min, self.sigma_max, self.num_scales)
       h = h / bcast(sigmas[level].astype(h.dtype), h)

@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from score_sde.models import layerspp
-from score_sde.models.embeddings import embed_noise_label
+from score_sde.models.embeddings import add_class_embedding, embed_noise_label
 from score_sde.models.layers import BlockFactory, default_init, get_activation
 from score_sde.models.registry import register_model
 from score_sde.sde import bcast
@@ -66,9 +66,10 @@ class NCSNpp(nn.Module):
   nonlinearity: str = "swish"
   remat: bool = False  # recompute each block in the backward pass (memory for compute)
   dtype: Any = jnp.float32  # compute dtype; parameters stay float32
+  num_classes: int = 0  # > 0: label-conditional (class embedding added to the time embedding)
 
   @nn.compact
-  def __call__(self, x, noise_label, train: bool = False):
+  def __call__(self, x, noise_label, train: bool = False, labels=None):
     _check("resblock_type", self.resblock_type, _RESBLOCKS)
     _check("progressive", self.progressive, _PROGRESSIVE)
     _check("progressive_input", self.progressive_input, _PROGRESSIVE_INPUT)
@@ -87,7 +88,10 @@ class NCSNpp(nn.Module):
     if self.conditional:
       temb = nn.Dense(nf * 4, kernel_init=default_init(), dtype=dt)(temb)
       temb = nn.Dense(nf * 4, kernel_init=default_init(), dtype=dt)(act(temb))
+      temb = add_class_embedding(temb, labels, self.num_classes, dt)
     else:
+      if self.num_classes:
+        raise ValueError("a class embedding needs conditional=True (it joins the time embedding)")
       temb = None
 
     def resnet_block(**kw):

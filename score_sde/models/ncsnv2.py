@@ -14,6 +14,7 @@ The layout follows the input size, as the release's `get_network` did: < 96 px t
 import flax.linen as nn
 import jax.numpy as jnp
 
+from score_sde.models.embeddings import class_channels
 from score_sde.models.layers import get_activation
 from score_sde.models.normalization import get_normalization
 from score_sde.models.refinenet_layers import RefineNet, architecture_for
@@ -34,13 +35,16 @@ class NCSNv2(nn.Module):
   interpolation: str = "bilinear"  # upsampling in the RefineBlocks: bilinear | nearest_neighbor
   scale_by_sigma: bool = True  # divide the output by noise_label; False for an eps / x0 target
   centered: bool = False  # False: inputs are in [0, 1] and the network maps x -> 2x - 1 first
+  num_classes: int = 0  # > 0: label-conditional (see `class_channels`)
 
   @nn.compact
-  def __call__(self, x, noise_label, train: bool = False):
+  def __call__(self, x, noise_label, train: bool = False, labels=None):
     del train  # no dropout
+    x, out_channels = class_channels(x, labels, self.num_classes), x.shape[-1]
     h = x if self.centered else 2.0 * x - 1.0
     h = RefineNet(self.nf, architecture_for(x.shape[1]), get_normalization(self.normalization),
                   get_activation(self.nonlinearity), self.interpolation)(h)
+    h = h[..., :out_channels]
     if self.scale_by_sigma:
       h = h / bcast(jnp.asarray(noise_label, h.dtype), h)
     return h

@@ -5,7 +5,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from score_sde.models.embeddings import embed_noise_label
+from score_sde.models.embeddings import add_class_embedding, embed_noise_label
 from score_sde.models.registry import register_model
 from score_sde.sde import bcast
 
@@ -41,11 +41,13 @@ class SmallUNet(nn.Module):
   embedding_type: str = "positional"
   fourier_scale: float = 16.0
   scale_by_sigma: bool = False
+  num_classes: int = 0  # > 0: label-conditional (class embedding added to the time embedding)
 
   @nn.compact
-  def __call__(self, x, noise_label, train: bool = False):
+  def __call__(self, x, noise_label, train: bool = False, labels=None):
     temb = embed_noise_label(noise_label, self.embedding_type, self.nf * 4, self.fourier_scale)
     temb = nn.Dense(self.nf * 4)(nn.swish(nn.Dense(self.nf * 4)(temb)))
+    temb = add_class_embedding(temb, labels, self.num_classes)
     h = nn.Conv(self.nf, (3, 3))(x)
     skips = [h]
     for level, mult in enumerate(self.ch_mult):
