@@ -133,7 +133,10 @@ def smld_loss(key: jax.Array, pred_fn: PredFn, x0: jax.Array, sde: LinearSDE, *,
               reduce_mean: bool = False, **_):
   """NCSN's discrete loss: i ~ U{0..N-1}, sigma_i^2 |score(x0 + sigma_i z) + z / sigma_i|^2.
 
-  The network is queried at t_i = i T / (N - 1), where sigma(t_i) = sigma_i.
+  The network is queried at t_i = i T / (N - 1), where sigma(t_i) = sigma_i. Through
+  `models.utils.pred_fn_from_model(..., discrete=True)` (the runner's) it sees the release's
+  label, the level index k = N - 1 - i (int32), and reads sigma_k = sigma_i from its table: the
+  release draws k ~ U{0..N-1} with sigma from its descending table, the same objective.
   """
   chain = _chain(sde, "smld", "smld", "vesde")
   ki, kz = jax.random.split(key)

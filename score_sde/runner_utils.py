@@ -30,9 +30,32 @@ def is_discrete(config) -> bool:
   return config.training.loss != "dsm"
 
 
-def build_network(config):
+SIGMA_TABLE_KEYS = ("sigma_min", "sigma_max", "num_scales")
+
+
+def network_kwargs(config) -> dict:
+  """The network's hyperparameters: config.model, and for a discretely trained VE model the
+  SMLD sigma table (config.sde.sigma_min, sigma_max, num_scales) that its integer level labels
+  index (`models.noise_levels`), where the network has those fields and the config leaves them
+  out. A table given in config.model (NCSN's norms) must be the SDE's."""
   kwargs = {k: v for k, v in config.model.items() if k not in NON_NETWORK_KEYS}
-  return models.build_model(config.model.name, kwargs)
+  if config.sde.name != "vesde" or not is_discrete(config):
+    return kwargs
+  fields = {f.name for f in dataclasses.fields(models.get_model_class(config.model.name))}
+  for key in SIGMA_TABLE_KEYS:
+    if key not in fields:
+      continue
+    want = config.sde[key]
+    if kwargs.get(key) is None:
+      kwargs[key] = want
+    elif kwargs[key] != want:
+      raise ValueError(f"config.model.{key}={kwargs[key]!r} differs from config.sde.{key}={want!r}: "
+                       "a discrete VE network's level labels index the SDE's sigma table")
+  return kwargs
+
+
+def build_network(config):
+  return models.build_model(config.model.name, network_kwargs(config))
 
 
 def data_spec(config) -> DataSpec:
@@ -124,7 +147,8 @@ def make_loss_fn(config, network, sde):
 
   def loss_fn(key, params, x0):
     k_loss, k_drop = jax.random.split(key)
-    pred_fn = lambda x, t: apply(params, x, mutils.noise_label(sde, t), True, k_drop)
+    pred_fn = mutils.pred_fn_from_model(lambda x, label: apply(params, x, label, True, k_drop),
+                                        sde, discrete=is_discrete(config))
     return loss(k_loss, pred_fn, x0, sde, target=target, reduce_mean=tr.reduce_mean,
                 likelihood_weighting=tr.likelihood_weighting, time_sampler=time_sampler, eps=tr.eps)
   return loss_fn

@@ -482,10 +482,12 @@ class VESDE(LinearSDE):
     return self.sigma_max
 
   def noise_label(self, t, discrete=False):
-    """sigma(t) (continuous); for discrete (SMLD-trained) models the release's integer level
-    round((T - t) (N - 1) / T), 0 at sigma_max and N - 1 at sigma_min (deviation 1 of issue 11)."""
+    """sigma(t) (continuous); for discrete (SMLD-trained) models the release's level index
+    k = round((T - t) (N - 1) / T), int32, 0 at sigma_max and N - 1 at sigma_min, which the
+    network turns into sigma_k = sigma_i of the chain with i = N - 1 - k
+    (`models.noise_levels`; deviation 1 of issue 11)."""
     if discrete:
-      return jnp.round((self.T - _float(t)) * (self.N - 1) / self.T)
+      return jnp.round((self.T - _float(t)) * (self.N - 1) / self.T).astype(jnp.int32)
     return self.sigma(t)
 
   @property

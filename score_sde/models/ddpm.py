@@ -5,13 +5,14 @@ Layout (num_resolutions = len(ch_mult)): conv3x3(nf); per level num_res_blocks R
 attention, ResnetBlock; per level in reverse num_res_blocks + 1 ResnetBlocks on [h, skip]
 concatenations (+ attention) and an Upsample except at level 0; GroupNorm, act, conv3x3 (init 0).
 """
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from score_sde.models import layers
 from score_sde.models.embeddings import add_class_embedding, timestep_embedding
+from score_sde.models.noise_levels import label_sigma
 from score_sde.models.registry import register_model
 from score_sde.sde import bcast
 
@@ -20,9 +21,10 @@ from score_sde.sde import bcast
 class DDPM(nn.Module):
   """DDPM score / noise-prediction network.
 
-  __call__(x: [B, H, W, C], noise_label: [B] float, train: bool) -> [B, H, W, C]; the label
-  (999 t for VP) gets DDPM's sinusoidal embedding. scale_by_sigma divides the output by the
-  label (for VE, label = sigma). H, W divisible by 2^(len(ch_mult) - 1).
+  __call__(x: [B, H, W, C], noise_label: [B], train: bool) -> [B, H, W, C]; the label (999 t for
+  VP, the int32 level index k for discrete VE: `models.noise_levels`) gets DDPM's sinusoidal
+  embedding. scale_by_sigma divides the output by sigma (sigma_k of the table sigma_min,
+  sigma_max, num_scales for a level label). H, W divisible by 2^(len(ch_mult) - 1).
   """
   nf: int = 128
   ch_mult: Tuple[int, ...] = (1, 2, 2, 2)
@@ -37,6 +39,10 @@ class DDPM(nn.Module):
   remat: bool = False
   dtype: Any = jnp.float32
   num_classes: int = 0  # > 0: label-conditional (class embedding added to the time embedding)
+  # The SMLD sigma table that integer level labels index (discrete VE; set by the runner).
+  sigma_min: Optional[float] = None
+  sigma_max: Optional[float] = None
+  num_scales: Optional[int] = None
 
   @nn.compact
   def __call__(self, x, noise_label, train: bool = False, labels=None):
@@ -95,5 +101,6 @@ class DDPM(nn.Module):
     h = layers.conv3x3(out_channels, init_scale=0.0, dtype=dt)(h)
     h = h.astype(in_dtype)
     if self.scale_by_sigma:
-      h = h / bcast(noise_label, h).astype(in_dtype)
+      sigma = label_sigma(noise_label, self.sigma_min, self.sigma_max, self.num_scales)
+      h = h / bcast(sigma, h).astype(in_dtype)
     return h

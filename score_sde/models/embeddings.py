@@ -1,13 +1,16 @@
 """Noise-level embeddings shared by the networks.
 
-positional: DDPM's sinusoidal embedding of the label (Vaswani et al. / Ho et al.);
-fourier: random Fourier features of log(label) (Tancik et al.; NCSN++ for continuous VE).
+positional: DDPM's sinusoidal embedding of the label (Vaswani et al. / Ho et al.): the level
+  index k for discrete VE models, 999 t for VP (see `models.noise_levels` for the label rule);
+fourier: random Fourier features of log sigma (Tancik et al.; NCSN++ for continuous VE).
 """
 import math
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from score_sde.models.noise_levels import label_sigma
 
 
 def timestep_embedding(labels: jax.Array, dim: int, max_positions: int = 10000) -> jax.Array:
@@ -36,10 +39,14 @@ class GaussianFourierProjection(nn.Module):
     return jnp.concatenate([jnp.sin(proj), jnp.cos(proj)], axis=-1)
 
 
-def embed_noise_label(labels: jax.Array, kind: str, dim: int, fourier_scale: float = 16.0):
-  """Embeds the noise label; 'fourier' embeds log(label) (label = sigma), 'positional' the label."""
+def embed_noise_label(labels: jax.Array, kind: str, dim: int, fourier_scale: float = 16.0,
+                      sigma_min=None, sigma_max=None, num_scales=None):
+  """[B] -> [B, dim]: 'positional' embeds the label itself, 'fourier' log sigma, where sigma is
+  the float label or, for an integer level label, the table entry of (sigma_min, sigma_max,
+  num_scales) (`noise_levels.label_sigma`)."""
   if kind == "fourier":
-    return GaussianFourierProjection(embedding_size=dim // 2, scale=fourier_scale)(jnp.log(labels))
+    sigma = label_sigma(labels, sigma_min, sigma_max, num_scales)
+    return GaussianFourierProjection(embedding_size=dim // 2, scale=fourier_scale)(jnp.log(sigma))
   if kind == "positional":
     return timestep_embedding(labels, dim)
   raise ValueError(f"unknown embedding_type {kind!r}; choose from ['fourier', 'positional']")

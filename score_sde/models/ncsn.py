@@ -6,8 +6,9 @@ one per noise level of the geometric grid
     sigma_i = sigma_max (sigma_min / sigma_max)^(i / (L - 1)),   i = 0, ..., L - 1  (L = num_scales),
 largest first, as in the release's `get_sigmas`.
 
-Float labels (noise_label = sigma(t) of the VE SDE) are mapped to the nearest grid level in
-log-space,
+The label follows `models.noise_levels`, as in the release: the int32 level index i of the
+SMLD-trained model (`VESDE.noise_label(t, discrete=True)`) selects the norms' row directly. A
+float label is read as sigma and mapped to the nearest grid level in log-space,
     i(sigma) = clip(round((L - 1) log(sigma_max / sigma) / log(sigma_max / sigma_min)), 0, L - 1),
 so the grid's own sigmas map to their exact index and any other sigma to the closest level; the
 network is therefore piecewise constant in sigma (it was only ever trained at the L levels).
@@ -19,6 +20,7 @@ import jax.numpy as jnp
 
 from score_sde.models.embeddings import class_channels
 from score_sde.models.layers import get_activation
+from score_sde.models.noise_levels import is_level, sigma_table
 from score_sde.models.normalization import get_normalization
 from score_sde.models.refinenet_layers import RefineNet, architecture_for
 from score_sde.models.registry import register_model
@@ -26,8 +28,8 @@ from score_sde.sde import bcast
 
 
 def sigma_grid(sigma_min: float, sigma_max: float, num_scales: int) -> jnp.ndarray:
-  """[L] geometric sigmas from sigma_max down to sigma_min."""
-  return jnp.exp(jnp.linspace(math.log(sigma_max), math.log(sigma_min), num_scales))
+  """[L] geometric sigmas from sigma_max down to sigma_min (`noise_levels.sigma_table`)."""
+  return sigma_table(sigma_min, sigma_max, num_scales)
 
 
 def sigma_to_level(sigma, sigma_min: float, sigma_max: float, num_scales: int) -> jnp.ndarray:
@@ -40,7 +42,7 @@ def sigma_to_level(sigma, sigma_min: float, sigma_max: float, num_scales: int) -
 
 @register_model("ncsn")
 class NCSN(nn.Module):
-  """NCSN score network. __call__(x: [B, H, W, C], noise_label: [B] = sigma, train) -> [B, H, W, C].
+  """NCSN score network. __call__(x: [B, H, W, C], noise_label: [B], train) -> [B, H, W, C].
 
   The release's CIFAR-10 config: nf 128, L = 10 levels from sigma_max = 1 to sigma_min = 0.01, and
   the output is the score itself (scale_by_sigma False). The release defined NCSN only in the
@@ -61,7 +63,10 @@ class NCSN(nn.Module):
   def __call__(self, x, noise_label, train: bool = False, labels=None):
     del train  # no dropout
     x, out_channels = class_channels(x, labels, self.num_classes), x.shape[-1]
-    level = sigma_to_level(noise_label, self.sigma_min, self.sigma_max, self.num_scales)
+    if is_level(noise_label):
+      level = jnp.asarray(noise_label, jnp.int32)
+    else:
+      level = sigma_to_level(noise_label, self.sigma_min, self.sigma_max, self.num_scales)
     norm = get_normalization(self.normalization, num_classes=self.num_scales)
     h = x if self.centered else 2.0 * x - 1.0
     h = RefineNet(self.nf, architecture_for(x.shape[1]), norm, get_activation(self.nonlinearity),

@@ -12,7 +12,7 @@ Layout (num_resolutions = len(ch_mult)):
   up: for each level in reverse, num_res_blocks + 1 ResnetBlocks on [h, skip] concatenations,
   attention, the output pyramid (progressive) and an upsampling; GroupNorm, act, conv3x3.
 """
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from score_sde.models import layerspp
 from score_sde.models.embeddings import add_class_embedding, embed_noise_label
 from score_sde.models.layers import BlockFactory, default_init, get_activation
+from score_sde.models.noise_levels import is_level, label_sigma
 from score_sde.models.registry import register_model
 from score_sde.sde import bcast
 
@@ -39,10 +40,11 @@ def _check(name, value, valid):
 class NCSNpp(nn.Module):
   """NCSN++ / DDPM++ score network.
 
-  __call__(x: [B, H, W, C], noise_label: [B] float, train: bool) -> [B, H, W, C]. H and W must be
-  divisible by 2^(len(ch_mult) - 1). noise_label is sigma for VE ('fourier' embeds log sigma) and
-  999 t for VP ('positional' embeds the label itself); with scale_by_sigma the output is divided
-  by the label, s(x, sigma) = net(x, sigma) / sigma.
+  __call__(x: [B, H, W, C], noise_label: [B], train: bool) -> [B, H, W, C]. H and W must be
+  divisible by 2^(len(ch_mult) - 1). The label follows `models.noise_levels`: the int32 level
+  index k of a discrete VE model (sigma_k from the table sigma_min, sigma_max, num_scales),
+  sigma for continuous VE, 999 t for VP. 'positional' embeds the label itself, 'fourier' log
+  sigma; with scale_by_sigma the output is divided by sigma, s(x, sigma) = net(x, label) / sigma.
   """
   nf: int = 128
   ch_mult: Tuple[int, ...] = (1, 2, 2, 2)
@@ -67,6 +69,10 @@ class NCSNpp(nn.Module):
   remat: bool = False  # recompute each block in the backward pass (memory for compute)
   dtype: Any = jnp.float32  # compute dtype; parameters stay float32
   num_classes: int = 0  # > 0: label-conditional (class embedding added to the time embedding)
+  # The SMLD sigma table that integer level labels index (discrete VE; set by the runner).
+  sigma_min: Optional[float] = None
+  sigma_max: Optional[float] = None
+  num_scales: Optional[int] = None
 
   @nn.compact
   def __call__(self, x, noise_label, train: bool = False, labels=None):
@@ -84,7 +90,10 @@ class NCSNpp(nn.Module):
 
     # The embedding is computed in float32: sin(999 t w) in bfloat16 would be noise.
     emb_dim = 2 * nf if self.embedding_type == "fourier" else nf
-    temb = embed_noise_label(noise_label.astype(jnp.float32), self.embedding_type, emb_dim, self.fourier_scale)
+    table = (self.sigma_min, self.sigma_max, self.num_scales)
+    if not is_level(noise_label):
+      noise_label = noise_label.astype(jnp.float32)
+    temb = embed_noise_label(noise_label, self.embedding_type, emb_dim, self.fourier_scale, *table)
     if self.conditional:
       temb = nn.Dense(nf * 4, kernel_init=default_init(), dtype=dt)(temb)
       temb = nn.Dense(nf * 4, kernel_init=default_init(), dtype=dt)(act(temb))
@@ -186,5 +195,5 @@ class NCSNpp(nn.Module):
 
     h = h.astype(in_dtype)
     if self.scale_by_sigma:
-      h = h / bcast(noise_label, h).astype(in_dtype)
+      h = h / bcast(label_sigma(noise_label, *table), h).astype(in_dtype)
     return h

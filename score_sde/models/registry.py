@@ -3,8 +3,9 @@
 Every network is a `flax.linen.Module` whose dataclass fields are its hyperparameters and
 whose call is `model(x, noise_label, train=False) -> array shaped like x`:
   x: [B, H, W, C] images (NHWC) or [B, D] vectors;
-  noise_label: [B] float, the conditioning scalar chosen by `models.utils.noise_label`
-    (999 t for VP-type SDEs, the marginal std sigma(t) for VE);
+  noise_label: [B], the conditioning label chosen by `models.utils.noise_label` (999 t for
+    VP-type SDEs, sigma(t) for continuous VE, the int32 level index for discrete VE; see
+    `models.noise_levels` for the rule and the sigma table of the networks that need one);
   train: enables dropout (rng collection 'dropout').
 """
 import dataclasses

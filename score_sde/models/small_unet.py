@@ -1,11 +1,12 @@
 """A small time-conditioned U-Net for low-resolution images (the digits data)."""
-from typing import Sequence
+from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from score_sde.models.embeddings import add_class_embedding, embed_noise_label
+from score_sde.models.noise_levels import label_sigma
 from score_sde.models.registry import register_model
 from score_sde.sde import bcast
 
@@ -42,10 +43,19 @@ class SmallUNet(nn.Module):
   fourier_scale: float = 16.0
   scale_by_sigma: bool = False
   num_classes: int = 0  # > 0: label-conditional (class embedding added to the time embedding)
+  # The SMLD sigma table that integer level labels index (`models.noise_levels`).
+  sigma_min: Optional[float] = None
+  sigma_max: Optional[float] = None
+  num_scales: Optional[int] = None
+
+  @property
+  def _table(self):
+    return self.sigma_min, self.sigma_max, self.num_scales
 
   @nn.compact
   def __call__(self, x, noise_label, train: bool = False, labels=None):
-    temb = embed_noise_label(noise_label, self.embedding_type, self.nf * 4, self.fourier_scale)
+    temb = embed_noise_label(noise_label, self.embedding_type, self.nf * 4, self.fourier_scale,
+                            *self._table)
     temb = nn.Dense(self.nf * 4)(nn.swish(nn.Dense(self.nf * 4)(temb)))
     temb = add_class_embedding(temb, labels, self.num_classes)
     h = nn.Conv(self.nf, (3, 3))(x)
@@ -68,5 +78,5 @@ class SmallUNet(nn.Module):
     h = nn.swish(nn.GroupNorm(_groups(h.shape[-1]))(h))
     out = nn.Conv(x.shape[-1], (3, 3), kernel_init=jax.nn.initializers.zeros)(h)
     if self.scale_by_sigma:
-      out = out / bcast(noise_label, out)
+      out = out / bcast(label_sigma(noise_label, *self._table), out)
     return out

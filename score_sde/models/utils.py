@@ -1,12 +1,18 @@
-"""How a network becomes a score function: decided here, once.
+"""How a network becomes a function of time and a score function: decided here, once.
 
-    score(x, t) = convert(model(x, sde.noise_label(t)), from=target, to='score')
+    pred(x, t)  = model(x, sde.noise_label(t, discrete))
+    score(x, t) = convert(pred(x, t), from=target, to='score')
 
 with the exact conversions of `score_sde.targets`. The SDE gives the label and the default
 target (the 2021 release's conventions: VP-type SDEs feed label 999 t and read the output as eps,
-score = -output / s(t), "scaling by the std"; VE feeds sigma(t) and reads the output as the
-score). `discrete` marks a model trained on the SDE's discrete chain (`continuous=False` in the
-release): the SDE then gives the chain's label and std (for DDPM sqrt(1 - alpha_bar_i)).
+score = -output / s(t), "scaling by the std"; VE reads the output as the score). `discrete`
+marks a model trained on the SDE's discrete chain (`continuous=False` in the release): the SDE
+then gives the chain's label and std. The labels, as in the release:
+  VP / sub-VP   999 t / T (continuous); t (N - 1) / T (discrete DDPM), std sqrt(1 - alpha_bar_i);
+  VE            sigma(t) (continuous); the int32 level index k = round((T - t)(N - 1) / T)
+                (discrete SMLD), 0 at t = T, N - 1 at t = eps, from which the network reads
+                sigma_k in its sigma table (`models.noise_levels`).
+Training (`losses` through `pred_fn_from_model`) and sampling use the same labels.
 """
 from typing import Callable
 
@@ -36,14 +42,22 @@ def resolve_target(sde: LinearSDE, target: str) -> str:
   return target
 
 
+def pred_fn_from_model(apply_fn: ApplyFn, sde: LinearSDE, discrete: bool = False):
+  """pred_fn(x: [B, ...], t: [B]) = apply_fn(x, sde.noise_label(t, discrete)): the network as a
+  function of time, in its target's space (what the losses take)."""
+  return lambda x, t: apply_fn(x, noise_label(sde, t, discrete))
+
+
 def score_fn_from_model(apply_fn: ApplyFn, sde: LinearSDE, target: str = "auto",
                         discrete: bool = False):
   """score_fn(x: [B, ...], t: [B]) -> [B, ...] from a network `apply_fn(x, label)` predicting
-  `target`. With `discrete`, an eps output is scaled by the chain's std (`sde.score_std`)."""
+  `target`. With `discrete`, the network gets the chain's label (the level index for VE) and an
+  eps output is scaled by the chain's std (`sde.score_std`)."""
   target = resolve_target(sde, target)
+  pred_fn = pred_fn_from_model(apply_fn, sde, discrete)
 
   def score_fn(x, t):
-    out = apply_fn(x, noise_label(sde, t))
+    out = pred_fn(x, t)
     c = targets.path_coeffs(sde, t)
     if discrete:
       c = c._replace(s=sde.score_std(t, discrete=True))
