@@ -122,3 +122,57 @@ def test_ncsn_levels_follow_sde_overrides():
   assert config.model.num_scales == 100
   config.data.centered = True
   assert config.model.centered
+
+
+DISCRETE_VE = [c for c in CONFIGS if c.startswith("ve/") and _load(c).training.loss == "smld"]
+
+
+def test_discrete_ve_configs_are_the_papers():
+  assert {"ve/cifar10_ncsnpp.py", "ve/celeba_ncsnpp.py", "ve/cifar10_ddpm.py", "ve/ncsn/cifar10.py",
+          "ve/ncsnv2/cifar10.py", "ve/ncsnv2/bedroom.py"} <= set(DISCRETE_VE)
+
+
+@pytest.mark.parametrize("name", DISCRETE_VE)
+def test_discrete_ve_networks_get_the_level_index_and_the_sdes_sigma_table(name):
+  """Issue 11, deviation 1: through the score function the runners build, a discretely trained
+  VE network sees the release's level index, int32 0 at t = T and N - 1 at t = sampling.eps, and
+  holds the SDE's sigma table to read sigma_k from it."""
+  import jax.numpy as jnp
+  import numpy as np
+
+  from score_sde.models import utils as mutils
+  config = _load(name)
+  network, sde = ru.build_network(config), ru.build_sde(config)
+  table = (network.sigma_min, network.sigma_max, network.num_scales)
+  assert table == (config.sde.sigma_min, config.sde.sigma_max, config.sde.num_scales)
+  seen = []
+
+  def spy(x, label):
+    seen.append(label)
+    return jnp.zeros_like(x)
+  score_fn = mutils.score_fn_from_model(spy, sde, config.model.target, discrete=ru.is_discrete(config))
+  score_fn(jnp.zeros((2, 4)), jnp.array([sde.T, config.sampling.eps]))
+  assert seen[0].dtype == jnp.int32
+  np.testing.assert_array_equal(seen[0], [0, sde.N - 1])
+
+
+@pytest.mark.parametrize("name", ["ve/cifar10_ncsnpp_continuous.py", "digits/ve_ncsnpp.py"])
+def test_continuous_ve_networks_keep_sigma_labels(name):
+  import jax.numpy as jnp
+  import numpy as np
+
+  from score_sde.models import utils as mutils
+  config = _load(name)
+  network, sde = ru.build_network(config), ru.build_sde(config)
+  assert (network.sigma_min, network.sigma_max, network.num_scales) == (None, None, None)
+  t = jnp.array([sde.T, config.sampling.eps])
+  label = mutils.noise_label(sde, t, ru.is_discrete(config))
+  assert label.dtype == jnp.float32
+  np.testing.assert_allclose(label, [config.sde.sigma_max, sde.sigma(config.sampling.eps)], rtol=1e-6)
+
+
+def test_a_network_table_other_than_the_sdes_is_refused():
+  config = _load("ve/cifar10_ncsnpp.py")
+  config.model.num_scales = 10
+  with pytest.raises(ValueError, match="config.sde.num_scales"):
+    ru.build_network(config)

@@ -152,3 +152,38 @@ def test_sum_reduction_is_half_the_sum_as_in_the_release(loss_name):
     value, per_sample = loss(jax.random.key(0), pred, x0, sde, reduce_mean=reduce_mean, **kw)
     np.testing.assert_allclose(np.asarray(per_sample), want, rtol=1e-3)
     np.testing.assert_allclose(float(value), want, rtol=1e-3)
+
+
+def test_smld_loss_feeds_the_release_level_index():
+  """Issue 11, deviation 1: through the runner's loss (configs/ve/ncsn/cifar10.py, N = 10), the
+  network sees the int32 level index k and reads sigma_k from its table. A network that returns
+  the exact score of N(x0, sigma_k^2 I), -(x - x0) / sigma_k^2, has zero SMLD loss exactly when
+  sigma_k is the sigma the loss perturbed with, i.e. when k = N - 1 - i for chain step i."""
+  import os
+
+  from score_sde import runner_utils as ru
+  from score_sde.models.noise_levels import is_level, label_sigma
+
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  config = ru.load_config(os.path.join(root, "configs", "ve", "ncsn", "cifar10.py"))
+  sde = ru.build_sde(config)
+  x0 = jax.random.uniform(jax.random.key(0), (64, 4, 4, 3))
+  seen = []
+
+  def exact_score(flip):
+    class ExactScore:
+      def apply(self, variables, x, label, train=False, rngs=None):
+        assert is_level(label), label.dtype
+        seen.append(label)
+        k = sde.N - 1 - label if flip else label
+        sigma = label_sigma(k, config.sde.sigma_min, config.sde.sigma_max, sde.N)
+        return -(x - x0) / sigma[:, None, None, None] ** 2
+    return ExactScore()
+
+  loss, per_sample = ru.make_loss_fn(config, exact_score(False), sde)(jax.random.key(1), {}, x0)
+  np.testing.assert_allclose(np.asarray(per_sample), 0.0, atol=1e-4)
+  assert float(loss) < 1e-5
+  assert set(np.asarray(seen[0]).tolist()) == set(range(sde.N))  # 64 draws cover the 10 levels
+  # Read in the opposite direction (sigma of level i for chain step i), the same labels cost a lot.
+  loss, _ = ru.make_loss_fn(config, exact_score(True), sde)(jax.random.key(1), {}, x0)
+  assert float(loss) > 1.0

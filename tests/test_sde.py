@@ -179,13 +179,27 @@ def test_cosine_std_is_cancellation_free_in_float32():
 
 
 def test_ve_discrete_label_is_the_release_level_index():
-  """Deviation 1 of issue 11: a discretely trained VE network is labelled with the integer level
-  round((T - t)(N - 1)/T) (0 at sigma_max), as the 2021 release; continuous: sigma(t)."""
+  """Deviation 1 of issue 11: a discretely trained VE network is labelled with the int32 level
+  k = round((T - t)(N - 1)/T) (0 at sigma_max), as the 2021 release; continuous: sigma(t)."""
+  from score_sde.models.noise_levels import label_sigma, sigma_table
   sde = sde_lib.VESDE(sigma_min=0.01, sigma_max=50.0, N=1000)
   t = jnp.array([1.0, 1e-5, 0.5])
-  np.testing.assert_array_equal(sde.noise_label(t, discrete=True), [0.0, 999.0, 500.0])
-  np.testing.assert_allclose(sde.noise_label(t), [50.0, 0.01 * 5000 ** 1e-5, 0.01 * 5000 ** 0.5],
-                             rtol=1e-5)
+  label = sde.noise_label(t, discrete=True)
+  assert label.dtype == jnp.int32
+  np.testing.assert_array_equal(label, [0, 999, 500])
+  continuous = sde.noise_label(t)
+  assert continuous.dtype == jnp.float32
+  np.testing.assert_allclose(continuous, [50.0, 0.01 * 5000 ** 1e-5, 0.01 * 5000 ** 0.5], rtol=1e-5)
+  # Step i of the SMLD chain (t_i = i T / (N - 1)) is level k = N - 1 - i, and the network's
+  # table gives back the chain's sigma_i (float32 exp of two linspaces: a few ulps apart).
+  i = np.arange(1000)
+  k = sde.noise_label(jnp.asarray(i * sde.T / 999, jnp.float32), discrete=True)
+  np.testing.assert_array_equal(k, 999 - i)
+  np.testing.assert_allclose(label_sigma(k, 0.01, 50.0, 1000), sde.chain.sigmas, rtol=2e-6)
+  release = np.exp(np.linspace(np.log(50.0), np.log(0.01), 1000))  # the release's get_sigmas
+  np.testing.assert_allclose(sigma_table(0.01, 50.0, 1000), release, rtol=2e-6)
+  # Float labels are sigma itself.
+  np.testing.assert_array_equal(label_sigma(continuous, 0.01, 50.0, 1000), continuous)
 
 
 def test_discrete_ddpm_std_is_the_chain_std():
