@@ -257,3 +257,53 @@ def test_bfloat16_runs_every_convolution_and_matmul_in_bfloat16(kind):
            if e.primitive.name in ("conv_general_dilated", "dot_general")]
   assert heavy and all(d == jnp.bfloat16 for d in heavy)
   assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(params))
+
+
+# Noise labels (issue 11, deviation 1; `models.noise_levels`) ----------------------------------
+
+_TABLE = dict(sigma_min=0.01, sigma_max=50.0, num_scales=1000)
+
+
+def test_level_labels_separate_adjacent_positional_embeddings():
+  """With the release's level index, adjacent levels of N = 1000 are sqrt(sum_j 4 sin^2(w_j / 2))
+  = 1.94 apart in the 128-d positional embedding (for any k: e(k + 1) - e(k) is a rotation);
+  with sigma in [0.01, 50] as the label the lowest levels were 1.7e-4 apart."""
+  from score_sde import sde as sde_lib
+  from score_sde.models.embeddings import timestep_embedding
+  sde = sde_lib.VESDE(sigma_min=0.01, sigma_max=50.0, N=1000)
+  t = jnp.linspace(1.0, 1e-5, 1000)  # the sampler's time grid
+  w = 10000.0 ** (-np.arange(64) / 63)
+  want = np.sqrt(np.sum(4 * np.sin(w / 2) ** 2))
+  gaps = lambda label: np.linalg.norm(np.diff(np.asarray(timestep_embedding(label, 128)), axis=0), axis=1)
+  np.testing.assert_allclose(gaps(sde.noise_label(t, discrete=True)), want, rtol=1e-4)
+  assert 1.9 < want < 2.0
+  assert gaps(sde.noise_label(t)).min() < 2e-4
+
+
+@pytest.mark.parametrize("kind", ["ncsnpp_ve_skip_cat", "ddpm"])
+def test_level_labels_read_sigma_from_the_table(kind):
+  """An int32 level k stands for sigma_k = exp(linspace(log 50, log 0.01, 1000))[k]: the Fourier
+  NCSN++ gives what it gives for the float label sigma_k (it embeds log sigma_k and divides by
+  it); the positional DDPM embeds k itself and divides its output by sigma_k (the release's
+  used_sigmas = sigmas[labels])."""
+  x, _ = _inputs()
+  k = jnp.array([0, 999], jnp.int32)
+  sigma_k = jnp.array([50.0, 0.01])
+  if kind == "ddpm":
+    model = _tiny(kind, scale_by_sigma=True, **_TABLE)
+    params = _random_params(model, x, k)
+    want = _apply(_tiny(kind))(params, x, k.astype(jnp.float32)) / sigma_k[:, None, None, None]
+  else:  # one level fewer: the two compilations stay short
+    model = _tiny(kind, ch_mult=(1, 2), **_TABLE)
+    params = _random_params(model, x, k)
+    want = _apply(model)(params, x, sigma_k)
+  got = _apply(model)(params, x, k)
+  np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4,
+                             atol=1e-5 * float(jnp.abs(want).max()))
+
+
+def test_a_level_label_without_a_table_is_refused():
+  model = _tiny("ddpm", scale_by_sigma=True)
+  x, label = _inputs()
+  with pytest.raises(ValueError, match="sigma table"):
+    jax.eval_shape(lambda: model.init({"params": jax.random.key(0)}, x, label.astype(jnp.int32)))
