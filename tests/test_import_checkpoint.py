@@ -523,3 +523,28 @@ def test_pth_files_round_trip_when_torch_is_installed(tmp_path):
   with pytest.raises(ic.CheckpointImportError, match="truncated") as e:
     ic.read_pytorch(str(bad))
   _one_line(e)
+
+
+def test_imported_discrete_ve_model_gets_the_release_level_labels(tmp_path):
+  """Issue 11, deviation 1: weights of a discretely trained VE NCSN++ (positional embedding, the
+  release's configs/ve/cifar10_ncsnpp.py at digits size) were trained on the level index. Imported
+  and reloaded as --mode sample does, the score at t = T and t = sampling.eps is the network at
+  the int32 levels 0 and N - 1, divided by sigma_max and sigma_min; not the network at sigma."""
+  config = _small_config()
+  config.training.loss = "smld"
+  config.model.embedding_type = "positional"
+  config.sampling.eps = 1e-5  # the release's VE cut-off: level round((T - eps)(N - 1)/T) = N - 1
+  _, file = _write_jax_checkpoint(tmp_path, config)
+  workdir = str(tmp_path / "run")
+  ic.import_checkpoint(config, "jax", str(file), workdir)
+  score_apply, ema, sde, shape, _ = ru.load_ema_model(config, workdir)
+  network = ru.build_network(config)
+  assert (network.sigma_min, network.sigma_max, network.num_scales) == (0.01, 8.0, sde.N)
+  x = jax.random.uniform(jax.random.key(0), (2, *shape))
+  t = jnp.array([sde.T, config.sampling.eps])
+  score = jax.jit(score_apply)(ema, x, t)
+  apply = jax.jit(lambda label: network.apply({"params": ema}, x, label))
+  levels = apply(jnp.array([0, sde.N - 1], jnp.int32))
+  np.testing.assert_allclose(np.asarray(score), np.asarray(levels), rtol=1e-5, atol=1e-6)
+  by_sigma = apply(jnp.array([8.0, 0.01]))  # what the networks were fed before the fix
+  assert not np.allclose(np.asarray(by_sigma), np.asarray(levels), rtol=1e-5, atol=1e-6)

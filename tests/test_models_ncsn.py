@@ -316,3 +316,15 @@ def test_every_convolution_is_an_ncsn_conv(name):
   assert len(kernels) > 20
   for keys in kernels:
     assert keys[-2].startswith("Conv_") and keys[-3].startswith("NCSNConv_"), keys
+
+
+def test_level_labels_index_the_sigma_table():
+  """Issue 11, deviation 1 (`models.noise_levels`): an int32 level k means sigma_k of the table,
+  as the release's sigmas[labels]: NCSNv2 divides by it and NCSN selects row k of its norms, so
+  both give what the float label sigma_k gives."""
+  grid = sigma_grid(0.01, 1.0, 10)
+  k = jnp.array([0, 4, 9], jnp.int32)
+  v2, params, x = _tiny("ncsnv2", sigma_min=0.01, sigma_max=1.0, num_scales=10)
+  np.testing.assert_allclose(_apply(v2, params, x, k), _apply(v2, params, x, grid[k]), rtol=1e-6)
+  v1, params, x = _tiny("ncsn", num_scales=10, scale_by_sigma=True)
+  np.testing.assert_allclose(_apply(v1, params, x, k), _apply(v1, params, x, grid[k]), rtol=1e-6)
