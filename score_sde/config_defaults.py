@@ -49,6 +49,8 @@ def get_default_config() -> ml_collections.ConfigDict:
   training.compute_dtype = "float32"  # float32 | bfloat16 (parameters and optimizer stay float32)
   training.micro_batch_size = placeholder(int)  # per-step gradient accumulation when set
   training.sample_at_end = True     # write samples and a quality number when training ends
+  training.snapshot_sampling = False  # at each checkpoint: sample with the EMA params, write a PNG
+  training.snapshot_num_samples = 64  # (workdir/snapshots/, TensorBoard); config.sampling's sampler
 
   config.optim = optim = ml_collections.ConfigDict()
   optim.optimizer = "adam"          # adam | adamw

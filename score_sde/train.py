@@ -2,7 +2,8 @@
 
 Prints step, loss (running mean since the last line), steps/s and ETA (both measured after the
 train step has compiled); writes TensorBoard events (`workdir/tb`) and `workdir/metrics.jsonl`
-(one JSON record per logged step, also across resumes; non-finite values as null). Checkpoints
+(one JSON record per logged step, also across resumes; non-finite values as null) and, with
+`training.snapshot_sampling`, sample pictures at each checkpoint (score_sde/snapshots.py). Checkpoints
 every `training.snapshot_freq` steps (orbax's save interval), at the end, and when the process
 receives SIGTERM (preemption) or SIGINT (Ctrl-C; a second Ctrl-C aborts at once). With several
 processes the stop is agreed at a step boundary, so every process saves the same step. Restarting
@@ -172,6 +173,10 @@ def train(config, workdir: str, *, bundle: Optional[ru.Bundle] = None, mesh=None
       metrics_log = _MetricsLog(workdir, start)
     batches = dataset.batches(tr.batch_size, start, config.seed, jax.process_index(),
                               jax.process_count())
+    snapshot = None
+    if tr.snapshot_sampling:
+      from score_sde.snapshots import SnapshotSampler
+      snapshot = SnapshotSampler(config, bundle, dataset, workdir)
     preempt = _Preemption()
     # Every process says it is ready (a test or a job scheduler may signal any of them).
     print(READY_MESSAGE + (f" [process {jax.process_index()}]" if jax.process_count() > 1 else ""),
@@ -212,6 +217,10 @@ def train(config, workdir: str, *, bundle: Optional[ru.Bundle] = None, mesh=None
           metrics_log.write({"step": step, **last, "steps_per_s": rate})
       if ckpt.save(step, state, force=step == tr.n_iters or stop is not None):
         check_run_record(workdir, bundle.run_record, write=True)
+        # Pictures at the periodic and final checkpoints, not on the way out of a preemption.
+        if snapshot is not None and not stop:
+          path = snapshot(state.ema_params, step, writer, write=is_main)
+          log(f"step {step:7d}  snapshot samples: {path}", flush=True)
       if stop:
         ckpt.wait()
         log(f"{stop}: saved checkpoint at step {step}, exiting; rerun the same command to resume",

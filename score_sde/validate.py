@@ -61,6 +61,7 @@ RANGES: Dict[str, Tuple[Callable, str]] = {
     "training.batch_size": _ONE, "training.n_iters": _ONE, "training.n_jitted_steps": _ONE,
     "training.log_freq": _ONE, "training.snapshot_freq": _ONE, "training.keep_checkpoints": _ONE,
     "training.eps": _UNIT_OPEN, "training.ema_rate": _UNIT_LC, "training.micro_batch_size": _ONE,
+    "training.snapshot_num_samples": _ONE,
     "optim.lr": _POS, "optim.beta1": _UNIT_LC, "optim.beta2": _UNIT_LC, "optim.eps": _POS,
     "optim.weight_decay": _NONNEG, "optim.warmup": _NONNEG,
     "sampling.snr": _NONNEG, "sampling.n_steps_each": _ONE, "sampling.num_steps": _ONE,
