@@ -16,7 +16,7 @@ def _execute(name: str, report: str) -> dict:
   nb = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
   nb.cells.append(nbformat.v4.new_code_cell(
       "import json as _json\nprint(_json.dumps(" + report + "))"))
-  NotebookClient(nb, timeout=600, kernel_name="python3",
+  NotebookClient(nb, timeout=1200, kernel_name="python3",
                  resources={"metadata": {"path": NOTEBOOKS}}).execute()
   out = [o for o in nb.cells[-1].outputs if o.get("name") == "stdout"]
   return json.loads(out[-1]["text"].strip().splitlines()[-1])
