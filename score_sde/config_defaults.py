@@ -88,10 +88,18 @@ def get_default_config() -> ml_collections.ConfigDict:
 
   config.eval = evaluate = ml_collections.ConfigDict()
   evaluate.checkpoint = placeholder(int)  # step to evaluate; default: latest
+  # --mode eval: checkpoints with begin_ckpt <= step <= end_ckpt (either may be unset: no bound);
+  # both unset: eval.checkpoint, else the latest.
+  evaluate.begin_ckpt = placeholder(int)
+  evaluate.end_ckpt = placeholder(int)
+  evaluate.enable_loss = True       # --mode eval: the loss (EMA parameters) on the test split
   evaluate.enable_sampling = True
+  evaluate.num_samples = 1024       # --mode eval: drawn in rounds of eval.batch_size, each saved
+  evaluate.fid_stats = ""           # images: Inception statistics .npz (python -m score_sde.fid_stats)
+  evaluate.inception_weights = ""   # images: Inception .npz (score_sde/inception.py says how)
   evaluate.enable_bpd = False
   evaluate.bpd_dataset = "test"     # train | test
-  evaluate.batch_size = 256
+  evaluate.batch_size = 256         # eval loss, sampling rounds and bits/dim batches
   evaluate.rtol = 1e-5
   evaluate.atol = 1e-5
   evaluate.ode_method = "tsit5"

@@ -4,9 +4,12 @@
     score-sde --config configs/digits/vp_small_unet.py --workdir runs/digits --config.training.n_iters=500
     score-sde --config configs/toy/vp_eight_gaussians.py --print_config   # every config field
 
-Modes: train (then, unless training.sample_at_end=False, sample and report quality), sample
-(write samples .npz + PNG from the latest checkpoint), eval (sampling quality and, with
---config.eval.enable_bpd, bits/dim).
+Modes: train (then, unless training.sample_at_end=False, sample and report quality: the digits
+metric on digits, sliced W2 / exact NLL / off-mode fraction on toys), sample (write samples .npz +
+PNG from the latest checkpoint), eval (score_sde/eval_runner.py: for checkpoints eval.begin_ckpt
+to eval.end_ckpt, the test-split loss, eval.num_samples samples in resumable rounds and their
+quality, and with --config.eval.enable_bpd bits/dim; metrics JSON per checkpoint under
+workdir/eval/).
 
 Any config field can be set with --config.<section>.<field>=VALUE (--print_config lists them with
 their values; score_sde/config_defaults.py says what each means). --config.sampling.num_steps=0
@@ -36,13 +39,14 @@ flags.mark_flags_as_required(["config"])
 
 
 def _sample_and_report(config, workdir, bundle=None, mesh=None):
+  """Samples, then one quality line: the digits metric on digits, the toy metrics on toys."""
   from score_sde import sample_runner
-  from score_sde.evaluate import sample_quality
+  from score_sde.evaluate import quality_line, sample_quality
   samples, step = sample_runner.run(config, workdir, bundle=bundle, mesh=mesh)
   q = sample_quality(config, workdir, samples, step)
-  print(f"sample quality at step {step}: sliced W2 = {q['sliced_w2']:.4f} "
-        f"(floor between two real sample sets: {q['sliced_w2_floor']:.4f}; n = {q['num_samples']})",
-        flush=True)
+  print(f"sample quality at step {step} (n = {q['num_samples']}): {quality_line(q)}", flush=True)
+  for note in q["notes"]:
+    print(f"note: {note}", flush=True)
   return q
 
 
@@ -96,11 +100,8 @@ def main(argv):
     from score_sde import sample_runner
     sample_runner.run(config, workdir, bundle=bundle, mesh=mesh)
   else:
-    if config.eval.enable_sampling:
-      _sample_and_report(config, workdir, bundle, mesh)
-    if config.eval.enable_bpd:
-      from score_sde import bpd_runner
-      bpd_runner.run(config, workdir, bundle=bundle)
+    from score_sde import eval_runner
+    eval_runner.run(config, workdir, bundle=bundle, mesh=mesh)
 
 
 # Errors that mean a bad input (config, files, workdir): one line, exit code 2.

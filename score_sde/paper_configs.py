@@ -94,6 +94,7 @@ def dataset_config(dataset: str) -> ml_collections.ConfigDict:
   s.batch_size = d["eval_batch_size"]
 
   config.eval.batch_size = d["eval_batch_size"]
+  config.eval.num_samples = 50_000  # FID / IS, drawn in rounds of eval.batch_size
   config.eval.enable_bpd = False
   config.eval.bpd_dataset = "test"
   # Network dropout of the data set; set_network reads it back.

@@ -65,10 +65,12 @@ def save_image_grid(path: str, images: np.ndarray, ncols: int = None, min_side: 
   integer factor (nearest neighbour) to at least `min_side` pixels on its longer side."""
   plt = _pyplot()
   grid = upscale(np.clip(image_grid(images, ncols), 0.0, 1.0), min_side)
-  if grid.shape[-1] == 1:
-    plt.imsave(path, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
-  else:
-    plt.imsave(path, grid)
+  # Written as uint8 round(255 v), the pixels the .npz `images` hold: a float image through
+  # matplotlib's colormap lands up to 2 levels lower (its 8-bit lookup table truncates).
+  pixels = np.round(255.0 * grid).astype(np.uint8)
+  if pixels.shape[-1] == 1:
+    pixels = np.repeat(pixels, 3, axis=-1)
+  plt.imsave(path, pixels)
 
 
 def save_samples_png(path: str, samples: np.ndarray, reference: np.ndarray = None, title: str = ""):

@@ -133,8 +133,9 @@ def make_apply_fn(network, compute_dtype=jnp.float32) -> Callable:
   return apply
 
 
-def make_loss_fn(config, network, sde):
-  """loss_fn(key, params, x0) -> (loss, per-sample losses) for the configured objective."""
+def make_loss_fn(config, network, sde, train: bool = True):
+  """loss_fn(key, params, x0) -> (loss, per-sample losses) for the configured objective; with
+  train=False the network runs in eval mode (no dropout), as for the eval-split loss."""
   tr = config.training
   target = mutils.resolve_target(sde, config.model.target)
   apply = make_apply_fn(network, DTYPES[tr.compute_dtype])
@@ -147,8 +148,9 @@ def make_loss_fn(config, network, sde):
 
   def loss_fn(key, params, x0):
     k_loss, k_drop = jax.random.split(key)
-    pred_fn = mutils.pred_fn_from_model(lambda x, label: apply(params, x, label, True, k_drop),
-                                        sde, discrete=is_discrete(config))
+    pred_fn = mutils.pred_fn_from_model(
+        lambda x, label: apply(params, x, label, train, k_drop if train else None),
+        sde, discrete=is_discrete(config))
     return loss(k_loss, pred_fn, x0, sde, target=target, reduce_mean=tr.reduce_mean,
                 likelihood_weighting=tr.likelihood_weighting, time_sampler=time_sampler, eps=tr.eps)
   return loss_fn

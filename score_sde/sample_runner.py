@@ -6,7 +6,9 @@ one checkpoint sit side by side instead of overwriting each other.
 Loads the EMA parameters of the workdir's latest (or `eval.checkpoint`) checkpoint, builds the
 sampler named by `sampling.method`, and draws `sampling.num_samples` samples in batches of
 `sampling.batch_size`, each batch sharded over all devices when it divides evenly (on one device
-otherwise), with the key fold_in(fold_in(key(seed), step), batch). Long loops run on device in
+otherwise), with the key fold_in(fold_in(key(seed), step), batch) (`round_key`). When the batch
+size does not divide num_samples (the paper's 50,000 in batches of 1024), the last batch is drawn
+whole, like every other (one compilation, the same key rule), and cut to num_samples. Long loops run on device in
 `sampling.progress_chunks` jitted chunks, with a progress bar updated between chunks.
 """
 import functools
@@ -29,9 +31,9 @@ from score_sde.train_step import data_mesh
 def check_sampling_config(config, sde, num_devices: int):
   """Fails before compute on bad sampling settings; returns the sampler builder."""
   s = config.sampling
-  if s.num_samples <= 0 or s.batch_size <= 0 or s.num_samples % s.batch_size:
-    raise ValueError(f"sampling.num_samples={s.num_samples} must be a positive multiple of "
-                     f"sampling.batch_size={s.batch_size}")
+  if s.num_samples <= 0 or s.batch_size <= 0:
+    raise ValueError(f"sampling.num_samples={s.num_samples} and sampling.batch_size="
+                     f"{s.batch_size} must be positive")
   if s.batch_size % num_devices and jax.process_count() > 1:
     raise ValueError(f"sampling.batch_size={s.batch_size} is not divisible by the {num_devices} devices")
   if s.progress_chunks < 1:
@@ -63,6 +65,28 @@ def run_name(s) -> str:
   if s.eps != get_default_config().sampling.eps:  # other end times get their own files
     parts.append(f"eps{s.eps:g}")
   return "-".join([s.method] + parts)
+
+
+def round_key(seed: int, step: int, i: int) -> jax.Array:
+  """The key of batch (round) i of checkpoint `step`: fold_in(fold_in(key(seed), step), i), a
+  function of these three only (not of how many rounds were drawn before), so that a resumed
+  evaluation draws exactly the samples of an uninterrupted one."""
+  return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), step), i)
+
+
+def num_rounds(num_samples: int, batch_size: int) -> int:
+  """ceil(num_samples / batch_size): the last round is drawn whole and cut."""
+  return -(-num_samples // batch_size)
+
+
+def to_data_range(samples: np.ndarray, is_image: bool, centered: bool):
+  """(samples, extra): images clipped to the data range ([0, 1], or [-1, 1] when centered) with
+  extra = {'images': uint8 [n, H, W, C]}; other data unchanged, extra = {}."""
+  if not is_image:
+    return samples, {}
+  shown = postprocess_images(samples, centered)
+  samples = (2.0 * shown - 1.0 if centered else shown).astype(np.float32)
+  return samples, {"images": np.round(255.0 * shown).astype(np.uint8)}
 
 
 def _chunks(num_steps: int, num_chunks: int):
@@ -135,28 +159,23 @@ def run(config, workdir: str, *, bundle=None, mesh=None):
   s = config.sampling
   # Shard the batch over all devices when it divides evenly; a single device otherwise.
   mesh = (data_mesh() if mesh is None else mesh) if s.batch_size % ndev == 0 else None
-  key = jax.random.fold_in(jax.random.key(config.seed), step)
   start = time.time()
   out, nfes = [], []
   batch_shape = (s.batch_size,) + tuple(shape)
   compiled = compile_loop(build, score_apply, batch_shape, mesh, params=params)
-  for b in range(s.num_samples // s.batch_size):
-    x, nfe = draw(build, None, batch_shape, jax.random.fold_in(key, b), s.progress_chunks,
+  for b in range(num_rounds(s.num_samples, s.batch_size)):
+    x, nfe = draw(build, None, batch_shape, round_key(config.seed, step, b), s.progress_chunks,
                   mesh, progress=jax.process_index() == 0, compiled=compiled)
     out.append(_gather(x))
     nfes.append(nfe)
-  samples = np.concatenate(out).astype(np.float32)
+  samples = np.concatenate(out).astype(np.float32)[:s.num_samples]
   nfe = int(round(np.mean(nfes)))  # adaptive ODE solvers may differ between batches
   seconds = time.time() - start
   dataset = get_dataset(ru.data_spec(config), "test")
-  extra = {}
-  shown = samples
-  if dataset.is_image:
-    # Pixels outside the data range are clipped: [0, 1] for display, and back to the model's
-    # range (that of the data set's batches, which sample_quality compares against).
-    shown = postprocess_images(samples, config.data.centered)
-    samples = (2.0 * shown - 1.0 if config.data.centered else shown).astype(np.float32)
-    extra["images"] = np.round(255.0 * shown).astype(np.uint8)
+  # Pixels outside the data range are clipped: [0, 1] for display, and back to the model's
+  # range (that of the data set's batches, which sample_quality compares against).
+  samples, extra = to_data_range(samples, dataset.is_image, config.data.centered)
+  shown = extra["images"] / 255.0 if dataset.is_image else samples
   if jax.process_index() == 0:
     stem = os.path.join(workdir, f"samples_{step}_{run_name(s)}")
     np.savez(stem + ".npz", samples=samples, nfe=nfe, sampling=s.to_json(), **extra)

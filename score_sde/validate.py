@@ -70,7 +70,8 @@ RANGES: Dict[str, Tuple[Callable, str]] = {
     "sampling.s_churn": _NONNEG, "sampling.s_min": _NONNEG, "sampling.s_max": _NONNEG,
     "sampling.s_noise": _NONNEG, "sampling.eta": _NONNEG, "sampling.progress_chunks": _ONE,
     "eval.checkpoint": _NONNEG, "eval.batch_size": _ONE, "eval.rtol": _POS, "eval.atol": _POS,
-    "eval.num_dequant": _ONE,
+    "eval.num_dequant": _ONE, "eval.num_samples": _ONE, "eval.begin_ckpt": _NONNEG,
+    "eval.end_ckpt": _NONNEG,
 }
 CHOICES = {"eval.bpd_dataset": ("test", "train"),
            "model.target": ("auto", "score", "eps", "x0", "v")}
@@ -123,10 +124,11 @@ def _check_ranges(config, mode: str):
     if _get(config, field) not in allowed:
       _fail(field, _get(config, field), f"choose from {list(allowed)}")
   s, tr = config.sampling, config.training
-  # Paper configs ask for 50,000 samples in batches of 1024: a problem only when sampling.
-  if (mode != "train" or tr.sample_at_end) and s.num_samples % s.batch_size:
-    _fail("sampling.num_samples", s.num_samples,
-          f"must be a multiple of sampling.batch_size={s.batch_size}")
+  # num_samples need not be a multiple of the batch size (the paper's 50,000 in batches of
+  # 1024): the last batch is drawn whole and cut (sample_runner.num_rounds).
+  ev = config.eval
+  if ev.begin_ckpt is not None and ev.end_ckpt is not None and ev.end_ckpt < ev.begin_ckpt:
+    _fail("eval.end_ckpt", ev.end_ckpt, f"must be >= eval.begin_ckpt={ev.begin_ckpt}")
   if tr.micro_batch_size is not None and tr.batch_size % tr.micro_batch_size:
     _fail("training.micro_batch_size", tr.micro_batch_size,
           f"must divide training.batch_size={tr.batch_size}")
@@ -231,9 +233,22 @@ def validate_workdir(config, workdir: str, mode: str) -> None:
   if mode == "eval" and not (config.eval.enable_sampling or config.eval.enable_bpd):
     raise ConfigError("--mode=eval with config.eval.enable_sampling=False and "
                       "config.eval.enable_bpd=False has nothing to do")
+  if mode == "eval":
+    for field in ("fid_stats", "inception_weights"):
+      path = config.eval[field]
+      if path and not os.path.isfile(path):
+        raise ConfigError(f"config.eval.{field}={path!r}: no such file")
   steps = checkpoint_steps(workdir)
   if not steps:
     raise ConfigError(f"--mode={mode}: no checkpoint in {workdir}/checkpoints; train first")
+  ev = config.eval
+  if mode == "eval" and (ev.begin_ckpt is not None or ev.end_ckpt is not None):
+    lo = -1 if ev.begin_ckpt is None else ev.begin_ckpt
+    hi = math.inf if ev.end_ckpt is None else ev.end_ckpt
+    if not any(lo <= s <= hi for s in steps):
+      raise ConfigError(f"config.eval.begin_ckpt={ev.begin_ckpt}, end_ckpt={ev.end_ckpt}: no "
+                        f"checkpoint in that range in {workdir}/checkpoints; there are {steps}")
+    return
   step = config.eval.checkpoint
   if step is not None and step not in steps:
     raise ConfigError(f"config.eval.checkpoint={step}: no such checkpoint in {workdir}/checkpoints;"

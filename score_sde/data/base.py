@@ -28,6 +28,9 @@ class Dataset(Protocol):
   shape: Tuple[int, ...]        # one example, e.g. (2,) or (H, W, C)
   is_image: bool
   num_examples: Optional[int]   # None when generated on the fly
+  # Images: grey levels per channel value (256 for 8-bit images); the batches hold the level k of
+  # the 8-bit pixel round(255 k / (L - 1)) as round(255 k / (L - 1)) / 255. Used by bits/dim.
+  num_levels: int
 
   def batches(self, batch_size: int, start_step: int, seed: int, process_index: int = 0,
               process_count: int = 1) -> Iterator[np.ndarray]:

@@ -1,4 +1,4 @@
-"""scikit-learn's handwritten digits (1,797 images of 8x8, 17 grey levels) as an image data set.
+"""scikit-learn's handwritten digits (1,797 images of 8x8, 17 grey levels: num_levels) as an image data set.
 
 Grey levels 0..16 become uint8 via round(255 k / 16); images are optionally resized (bilinear) to
 `image_size` and then go through the same preprocessing as every image set. Split: a fixed
@@ -40,6 +40,12 @@ class DigitsDataset:
     order = np.random.default_rng(0).permutation(len(arrays))
     n_train = int(0.9 * len(arrays))
     return arrays[order[:n_train] if self.split == "train" else order[n_train:]]
+
+  @property
+  def num_levels(self) -> int:
+    """17 grey levels (0..16) at the native 8 x 8; resizing interpolates between them, so a
+    resized set holds any of the 256 uint8 values."""
+    return 17 if self.spec.image_size == 8 else 256
 
   def images(self) -> np.ndarray:
     return self._split(load_digits_uint8(self.spec.image_size))

@@ -127,6 +127,7 @@ class ImageFolderDataset:
   split: str
 
   is_image = True
+  num_levels = 256  # 8-bit images
 
   @property
   def shape(self) -> Tuple[int, int, int]:

@@ -155,6 +155,7 @@ class TFImageDataset:
   source: object
 
   is_image = True
+  num_levels = 256  # 8-bit images
 
   @property
   def shape(self) -> Tuple[int, int, int]:
