@@ -4,8 +4,9 @@ Images: bits/dim of the data's L levels (the data set's `num_levels`: 256 for 8-
 for the 8 x 8 digits) with uniform dequantization u = (x + U)/L and the data scaling of
 config.data.centered, every term as derived in `score_sde.bpd` (J = config.eval.num_dequant draws
 per image, averaged), reported beside the per-pixel categorical baseline over the L levels fitted
-on the train split (`bpd.categorical_baseline`; `baseline_mean` in the summary). 2-D toy data are continuous: the report is the
-negative log-likelihood in nats per dimension, -log p(x) / D, with no dequantization.
+on the train split (`bpd.categorical_baseline`; `baseline_mean` in the summary). 2-D toy data
+are continuous: the report is the negative log-likelihood in nats per dimension, -log p(x) / D,
+with no dequantization.
 
 log p comes from `score_sde.likelihood.log_likelihood` (probability-flow ODE, config.eval.ode_method,
 rtol, atol, divergence) from the EMA parameters of checkpoint config.eval.checkpoint (latest if unset).
@@ -224,5 +225,6 @@ def run(config, workdir: str, *, max_batches: Optional[int] = None, bundle=None,
         flush=True)
   if "baseline_mean" in summary:
     print(f"  baseline (per-pixel categorical over {num_levels} levels, fitted on train): "
-          f"{summary['baseline_mean']:.4f} +- {summary['baseline_stderr']:.4f} bits/dim", flush=True)
+          f"{summary['baseline_mean']:.4f} +- {summary['baseline_stderr']:.4f} bits/dim",
+          flush=True)
   return summary

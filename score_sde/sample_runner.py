@@ -8,8 +8,9 @@ sampler named by `sampling.method`, and draws `sampling.num_samples` samples in 
 `sampling.batch_size`, each batch sharded over all devices when it divides evenly (on one device
 otherwise), with the key fold_in(fold_in(key(seed), step), batch) (`round_key`). When the batch
 size does not divide num_samples (the paper's 50,000 in batches of 1024), the last batch is drawn
-whole, like every other (one compilation, the same key rule), and cut to num_samples. Long loops run on device in
-`sampling.progress_chunks` jitted chunks, with a progress bar updated between chunks.
+whole, like every other (one compilation, the same key rule), and cut to num_samples. Long
+loops run on device in `sampling.progress_chunks` jitted chunks, with a progress bar updated
+between chunks.
 """
 import functools
 import os

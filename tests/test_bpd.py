@@ -63,7 +63,7 @@ def test_gaussian_bits_per_dim_matches_hand_calculation(x64, centered, num_level
   exact = -np.sum(np.log(stats.norm.cdf(hi, m, s) - stats.norm.cdf(lo, m, s))) / (d * np.log(2))
   assert exact < want - 1e-5
   assert float(res["bpd_iw"][0]) <= float(res["bpd"][0])
-  # Its Monte Carlo error: the log of a mean of J weights w_j, std error ~ std(w) / (mean(w) sqrt J).
+  # Its Monte Carlo error: the log of a mean of J weights w_j, std error std(w) / (mean(w) sqrt J).
   w = np.exp(np.asarray(logp[:, 0]) - float(logp.max()))
   se_iw = w.std() / (w.mean() * math.sqrt(draws)) / (d * math.log(2))
   assert abs(float(res["bpd_iw"][0]) - exact) < 4 * se_iw + 1e-4, (res["bpd_iw"], exact, se_iw)

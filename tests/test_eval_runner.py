@@ -135,7 +135,7 @@ def test_digits_held_out_digits_as_samples_score_far_below_noise():
   """Held-out real digits given as "samples" (centred, as a centred model emits them): a digits
   FD far below that of uniform noise, full coverage (the classifier trains once, ~30 s)."""
   from score_sde import digits_metric as dm
-  from score_sde.evaluate import quality_metrics, quality_line
+  from score_sde.evaluate import quality_line, quality_metrics
   from score_sde.runner_utils import load_config
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   config = load_config(os.path.join(repo, "configs", "digits", "vp_small_unet.py"))

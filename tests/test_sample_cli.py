@@ -46,6 +46,10 @@ def test_run_writes_npz_and_png(trained, toy_config):
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
   # The same config and checkpoint give the same samples (explicit key from config.seed).
   np.testing.assert_array_equal(sample_runner.run(config, trained)[0], samples)
+  # 50 samples in batches of 32 (as the paper's 50,000 in 1024s): the second batch is drawn
+  # whole with its own key and cut, so the 50 are the first 50 of the 64.
+  cut, _ = sample_runner.run(toy_config(**{"sampling.num_samples": 50}), trained)
+  np.testing.assert_array_equal(cut, samples[:50])
 
 
 def test_two_samplers_write_side_by_side(trained, toy_config):

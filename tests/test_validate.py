@@ -88,12 +88,18 @@ def test_num_steps_zero_means_the_samplers_default():
   assert config.sampling.num_steps is None  # adaptive tsit5, not the config file's 500 steps
 
 
-def test_paper_sample_counts_are_refused_only_when_sampling():
-  config = toy(**{"sampling.num_samples": 50, "sampling.batch_size": 32})
-  with pytest.raises(ConfigError, match=r"config\.sampling\.num_samples=50: must be a multiple"):
-    validate(config, "sample")
-  config.training.sample_at_end = False
-  validate(config, "train")
+def test_paper_sample_counts_are_accepted_in_every_mode():
+  """50,000 samples in batches of 1024: the last batch is drawn whole and cut."""
+  config = toy(**{"sampling.num_samples": 50, "sampling.batch_size": 32,
+                  "eval.num_samples": 50, "eval.batch_size": 32})
+  for mode in ("sample", "train", "eval"):
+    validate(config, mode)
+
+
+def test_eval_checkpoint_range():
+  config = toy(**{"eval.begin_ckpt": 20, "eval.end_ckpt": 10})
+  with pytest.raises(ConfigError, match=r"config\.eval\.end_ckpt=10: must be >= eval.begin_ckpt"):
+    validate(config, "eval")
 
 
 def test_workdir_checks(tmp_path):
