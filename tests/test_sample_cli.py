@@ -91,7 +91,7 @@ def test_chunked_loop_equals_one_loop(trained, toy_config, sampling):
 
 
 @pytest.mark.parametrize("extra,match", [
-    ({"sampling.num_samples": 50}, "num_samples"),
+    ({"sampling.batch_size": 0}, "must be positive"),
     ({"sampling.predictor": "no_such"}, r"unknown predictor 'no_such'; choose from"),
     ({"sampling.method": "no_such"}, r"unknown sampling method 'no_such'; choose from"),
     ({"sde.name": "subvpsde", "sampling.predictor": "ancestral_sampling"}, "ancestral"),
