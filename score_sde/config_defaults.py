@@ -31,6 +31,10 @@ def get_default_config() -> ml_collections.ConfigDict:
   config.model = model = ml_collections.ConfigDict()
   model.name = "mlp"                # see score_sde.models.MODELS; other fields are its hyperparameters
   model.target = "auto"             # what the network predicts: auto | score | eps | x0 | v
+  # none | edm | vp | ve: wrap the network as D = c_skip x + c_out F(c_in x; c_noise) (EDM
+  # Table 1, score_sde.models.precond); the model is then a denoiser and target stays 'auto'.
+  model.preconditioning = "none"
+  model.sigma_data = 0.5            # edm preconditioning: the data's standard deviation
 
   config.training = training = ml_collections.ConfigDict()
   training.batch_size = 256
@@ -40,6 +44,9 @@ def get_default_config() -> ml_collections.ConfigDict:
   training.snapshot_freq = 500      # checkpoint every this many steps
   training.keep_checkpoints = 3
   training.loss = "dsm"             # dsm (continuous) | smld | ddpm (discrete, paper's appendix)
+  #                                   | edm (Karras et al. 2022; needs model.preconditioning)
+  training.p_mean = -1.2            # edm loss: ln sigma ~ N(p_mean, p_std^2)
+  training.p_std = 1.2
   training.reduce_mean = False      # mean (True) or sum (False) over data dimensions
   training.likelihood_weighting = False
   training.importance_sampling = False  # draw t with density ~ the weighting (variance reduction)

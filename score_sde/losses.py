@@ -13,6 +13,15 @@ lambda = s^2 for the score (the paper's |s score + z|^2), and plain MSE in the t
 eps, x0 and v (lambda = 1 / k^2). t ~ U(eps, T), or by importance sampling with density
 pi(t) ~ lambda(t) / s(t)^2 (the loss's typical size at t; notes 002, "time weighting") and the
 weight lambda / (pi (T - eps)) so the objective is unchanged.
+
+EDM's objective (Karras et al. 2022, eq. 8 with Table 1's "Ours" column) takes a denoiser
+D(x; sigma) (a preconditioned network, `models/precond.py`) instead:
+    L = E_sigma E_x0 E_n [ lambda(sigma) |D(x0 + sigma n; sigma) - x0|^2 ],
+    ln sigma ~ N(P_mean, P_std^2),  lambda = 1 / c_out^2.
+The score-SDE losses are the same objective with sigma = s(t) / a(t), t ~ U(eps, T), and
+lambda = 1 / sigma^2: `dsm_loss` with target 'score' on a preconditioned model's score gives
+s^2 |score - score_true|^2 = |D - x0|^2 / sigma^2, which for Table 1's VP and VE rows is the
+2021 eps-MSE and |sigma score + z|^2 (tests/test_precond.py).
 """
 import dataclasses
 from typing import Callable, Optional
@@ -22,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from score_sde import targets
+from score_sde.models import precond as precond_lib
 from score_sde.registry import lookup
 from score_sde.sde import LinearSDE, bcast
 
@@ -161,7 +171,26 @@ def ddpm_loss(key: jax.Array, pred_fn: PredFn, x0: jax.Array, sde: LinearSDE, *,
   return jnp.mean(losses), losses
 
 
-LOSSES = {"dsm": dsm_loss, "smld": smld_loss, "ddpm": ddpm_loss}
+def edm_loss(key: jax.Array, denoise_fn, x0: jax.Array, sde: Optional[LinearSDE] = None, *,
+             preconditioning, p_mean: float = -1.2, p_std: float = 1.2,
+             reduce_mean: bool = False, **_):
+  """EDM's loss lambda(sigma) |D(x0 + sigma n; sigma) - x0|^2, ln sigma ~ N(p_mean, p_std^2),
+  lambda = 1 / c_out^2 of `preconditioning`. `denoise_fn(x: [B, ...], sigma: [B])` is D.
+  With reduce_mean=False the squared error is half the sum over dimensions, as in every loss
+  here (EDM sums; Adam without clipping, EDM's setting, is indifferent to the factor).
+  The path `sde` plays no part: D lives in the variance-exploding frame (x_t / a(t)).
+  Returns (loss, per-sample losses [B])."""
+  del sde
+  ks, kn = jax.random.split(key)
+  sigma = precond_lib.sample_log_normal_sigma(ks, x0.shape[0], p_mean, p_std)
+  n = jax.random.normal(kn, x0.shape, x0.dtype)
+  d = denoise_fn(x0 + bcast(sigma, x0) * n, sigma)
+  losses = precond_lib.loss_weight(preconditioning, sigma) * _reduce(jnp.square(d - x0),
+                                                                     reduce_mean)
+  return jnp.mean(losses), losses
+
+
+LOSSES = {"dsm": dsm_loss, "smld": smld_loss, "ddpm": ddpm_loss, "edm": edm_loss}
 
 
 def get_loss(name: str):

@@ -146,6 +146,8 @@ def set_network(config: ml_collections.ConfigDict, preset: str, **overrides):
   model = ml_collections.ConfigDict()
   model.name = p["model"]
   model.target = "auto"
+  model.preconditioning = config.model.preconditioning  # 'none': the 2021 networks as they are
+  model.sigma_data = config.model.sigma_data
   for k, v in hparams.items():
     setattr(model, k, v)
   # The network maps [0, 1] inputs to [-1, 1] itself exactly when the data are not centred: a
@@ -163,6 +165,8 @@ def set_refinenet(config: ml_collections.ConfigDict, name: str, scale_by_sigma: 
   model = ml_collections.ConfigDict()
   model.name = name
   model.target = "auto"
+  model.preconditioning = config.model.preconditioning  # 'none': the 2021 networks as they are
+  model.sigma_data = config.model.sigma_data
   model.nf = 128
   model.normalization = "InstanceNorm++"
   model.nonlinearity = "elu"

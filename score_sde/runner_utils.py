@@ -13,11 +13,11 @@ import ml_collections
 
 from score_sde import losses, models, sde as sde_lib
 from score_sde.data import DATASETS, DataSpec, get_dataset
-from score_sde.models import utils as mutils
+from score_sde.models import precond, utils as mutils
 from score_sde.registry import lookup
 from score_sde.train_step import OPTIMIZERS, TrainState, init_state, make_optimizer
 
-NON_NETWORK_KEYS = ("name", "target")
+NON_NETWORK_KEYS = ("name", "target", "preconditioning", "sigma_data")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 def build_sde(config) -> sde_lib.LinearSDE:
@@ -27,7 +27,29 @@ def build_sde(config) -> sde_lib.LinearSDE:
 
 def is_discrete(config) -> bool:
   """Whether the model is trained on the SDE's discrete chain (the release's continuous=False)."""
-  return config.training.loss != "dsm"
+  return config.training.loss not in ("dsm", "edm")
+
+
+def build_preconditioning(config):
+  """The preconditioning object of `config.model.preconditioning` (None for 'none'), with
+  sigma_data from config.model and the VP row's beta_min, beta_max, M from config.sde."""
+  name = config.model.get("preconditioning", "none")
+  if name == "none":
+    return None
+  fields = dict(config.sde.to_dict(), sigma_data=config.model.get("sigma_data", 0.5))
+  return precond.get_preconditioning(name, fields)
+
+
+def check_preconditioning(config) -> None:
+  """The preconditioning's name, and its pairing with the loss and the target."""
+  pre, loss = build_preconditioning(config), config.training.loss
+  if loss == "edm" and pre is None:
+    raise ValueError("training.loss='edm' trains a denoiser: set model.preconditioning to "
+                     "'edm', 'vp' or 've'")
+  if pre is not None and (loss not in ("dsm", "edm") or config.model.target != "auto"):
+    raise ValueError(f"a preconditioned model (model.preconditioning="
+                     f"{config.model.preconditioning!r}) trains with training.loss 'dsm' or "
+                     f"'edm' and model.target 'auto', got {loss!r} and {config.model.target!r}")
 
 
 SIGMA_TABLE_KEYS = ("sigma_min", "sigma_max", "num_scales")
@@ -116,7 +138,8 @@ def _validate(config, num_devices: int):
   if tr.n_jitted_steps <= 0 or tr.snapshot_freq % tr.n_jitted_steps or tr.log_freq % tr.n_jitted_steps:
     raise ValueError(f"training.snapshot_freq ({tr.snapshot_freq}) and log_freq ({tr.log_freq}) must be "
                      f"multiples of n_jitted_steps ({tr.n_jitted_steps})")
-  if tr.loss != "dsm" and config.model.target not in ("auto", sde.default_target):
+  check_preconditioning(config)
+  if tr.loss not in ("dsm", "edm") and config.model.target not in ("auto", sde.default_target):
     raise ValueError(f"the discrete {tr.loss} loss trains the SDE's default target "
                      f"{sde.default_target!r}, not {config.model.target!r}")
   return sde, network
@@ -137,7 +160,10 @@ def make_loss_fn(config, network, sde, train: bool = True):
   """loss_fn(key, params, x0) -> (loss, per-sample losses) for the configured objective; with
   train=False the network runs in eval mode (no dropout), as for the eval-split loss."""
   tr = config.training
-  target = mutils.resolve_target(sde, config.model.target)
+  pre = build_preconditioning(config)
+  # dsm on a preconditioned model's score is lambda |D - x0|^2 with lambda = 1 / sigma^2
+  # (losses.py): the score-SDE losses as Table 1 writes them.
+  target = "score" if pre is not None else mutils.resolve_target(sde, config.model.target)
   apply = make_apply_fn(network, DTYPES[tr.compute_dtype])
   time_sampler = None
   if tr.loss == "dsm":
@@ -148,9 +174,14 @@ def make_loss_fn(config, network, sde, train: bool = True):
 
   def loss_fn(key, params, x0):
     k_loss, k_drop = jax.random.split(key)
-    pred_fn = mutils.pred_fn_from_model(
-        lambda x, label: apply(params, x, label, train, k_drop if train else None),
-        sde, discrete=is_discrete(config))
+    net = lambda x, label: apply(params, x, label, train, k_drop if train else None)
+    if tr.loss == "edm":
+      return loss(k_loss, precond.denoiser_fn(net, pre), x0, sde, preconditioning=pre,
+                  p_mean=tr.p_mean, p_std=tr.p_std, reduce_mean=tr.reduce_mean)
+    if pre is not None:
+      pred_fn = mutils.score_fn_from_model(net, sde, preconditioning=pre)
+    else:
+      pred_fn = mutils.pred_fn_from_model(net, sde, discrete=is_discrete(config))
     return loss(k_loss, pred_fn, x0, sde, target=target, reduce_mean=tr.reduce_mean,
                 likelihood_weighting=tr.likelihood_weighting, time_sampler=time_sampler, eps=tr.eps)
   return loss_fn
@@ -222,10 +253,11 @@ def build(config, num_devices: Optional[int] = None, shape: Optional[Tuple[int, 
   apply = make_apply_fn(network, DTYPES[tr.compute_dtype])
   target = config.model.target
   discrete = is_discrete(config)
+  pre = build_preconditioning(config)
 
   def score_apply(params, x, t):
     return mutils.score_fn_from_model(lambda x, label: apply(params, x, label), sde, target,
-                                      discrete=discrete)(x, t)
+                                      discrete=discrete, preconditioning=pre)(x, t)
   return Bundle(
       sde=sde, network=network, shape=shape, optimizer=optimizer_from_config(config),
       loss_fn=make_loss_fn(config, network, sde), score_apply=score_apply,

@@ -165,6 +165,7 @@ def _check_names(config):
   _as_config_error("data.name", lookup, DATASETS, config.data.name, "dataset")
   _as_config_error("optim.optimizer", lookup, OPTIMIZERS, config.optim.optimizer, "optimizer")
   _as_config_error("training.loss", losses.get_loss, config.training.loss)
+  _as_config_error("model.preconditioning", ru.check_preconditioning, config)
   _as_config_error("training.compute_dtype", lookup, ru.DTYPES, config.training.compute_dtype,
                    "compute dtype")
   ev = config.eval

@@ -28,12 +28,13 @@ def test_target_round_trips(name, source, x64):
   np.testing.assert_allclose(y, pred, rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("target", targets.TARGETS)
-def test_targets_from_true_noise(target, x64):
-  """For x_t = a x0 + s eps, each target's definition holds (v = a' x0 + s' eps via autodiff)."""
-  sde = SDES["cosine"]
+@pytest.mark.parametrize("name", SDES)
+def test_targets_from_true_noise(name, x64):
+  """On every path, for x_t = a x0 + s eps each target's definition holds (v = a' x0 + s' eps
+  via autodiff)."""
+  sde = SDES[name]
   key = jax.random.key(3)
-  t = jnp.array([0.1, 0.4, 0.8])
+  t = jnp.array([0.1, 0.4, 0.8]) * sde.T
   x0 = jax.random.normal(key, (3, 4))
   eps = jax.random.normal(jax.random.fold_in(key, 1), (3, 4))
   a, s = sde.alpha_sigma(t)
@@ -41,8 +42,9 @@ def test_targets_from_true_noise(target, x64):
   _, ds = jax.jvp(lambda u: sde.alpha_sigma(u)[1], (t,), (jnp.ones(3),))
   xt = a[:, None] * x0 + s[:, None] * eps
   expected = {"eps": eps, "x0": x0, "score": -eps / s[:, None], "v": da[:, None] * x0 + ds[:, None] * eps}
-  got = targets.from_eps(eps, xt, targets.path_coeffs(sde, t), target)
-  np.testing.assert_allclose(got, expected[target], rtol=1e-9, atol=1e-9)
+  for target in targets.TARGETS:
+    got = targets.from_eps(eps, xt, targets.path_coeffs(sde, t), target)
+    np.testing.assert_allclose(got, expected[target], rtol=1e-9, atol=1e-9, err_msg=target)
 
 
 def _gaussian_setup(sde, d=4, mu=0.7, sd=0.5):

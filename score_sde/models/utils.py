@@ -13,13 +13,24 @@ then gives the chain's label and std. The labels, as in the release:
                 (discrete SMLD), 0 at t = T, N - 1 at t = eps, from which the network reads
                 sigma_k in its sigma table (`models.noise_levels`).
 Training (`losses` through `pred_fn_from_model`) and sampling use the same labels.
+
+A preconditioned model (`models/precond.py`, EDM Table 1) is a denoiser D(x_hat; sigma) of the
+variance-exploding frame. On a path x_t = a(t) (x0 + sigma(t) n) it sees x_hat = x_t / a(t) at
+sigma = s(t) / a(t), and
+
+    score(x_t, t) = (1 / a) grad_{x_hat} log p(x_hat; sigma)
+                  = (D(x_t / a; sigma) - x_t / a) / (a sigma^2),
+
+so every sampler of the package (all take `score_fn(x, t)`) samples such models unchanged.
 """
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 
 from score_sde import targets
-from score_sde.sde import LinearSDE
+from score_sde.models import precond as precond_lib
+from score_sde.sde import LinearSDE, bcast
 
 ApplyFn = Callable[[jax.Array, jax.Array], jax.Array]  # (x, noise_label) -> output
 
@@ -49,10 +60,17 @@ def pred_fn_from_model(apply_fn: ApplyFn, sde: LinearSDE, discrete: bool = False
 
 
 def score_fn_from_model(apply_fn: ApplyFn, sde: LinearSDE, target: str = "auto",
-                        discrete: bool = False):
+                        discrete: bool = False, preconditioning=None):
   """score_fn(x: [B, ...], t: [B]) -> [B, ...] from a network `apply_fn(x, label)` predicting
   `target`. With `discrete`, the network gets the chain's label (the level index for VE) and an
-  eps output is scaled by the chain's std (`sde.score_std`)."""
+  eps output is scaled by the chain's std (`sde.score_std`). With a `preconditioning` (an object
+  of `precond.PRECONDITIONINGS`), the network is the F of D = c_skip x + c_out F(c_in x; c_noise)
+  and `target` must be 'auto'."""
+  if preconditioning is not None:
+    if discrete or target != "auto":
+      raise ValueError("a preconditioned model is a denoiser: it takes target 'auto' and the "
+                       f"continuous objective, got target {target!r}, discrete={discrete}")
+    return score_fn_from_denoiser(precond_lib.denoiser_fn(apply_fn, preconditioning), sde)
   target = resolve_target(sde, target)
   pred_fn = pred_fn_from_model(apply_fn, sde, discrete)
 
@@ -62,4 +80,16 @@ def score_fn_from_model(apply_fn: ApplyFn, sde: LinearSDE, target: str = "auto",
     if discrete:
       c = c._replace(s=sde.score_std(t, discrete=True))
     return targets.convert(out, x, c, target, "score")
+  return score_fn
+
+
+def score_fn_from_denoiser(denoiser, sde: LinearSDE):
+  """score_fn(x, t) = (D(x / a; sigma) - x / a) / (a sigma^2), a = a(t), sigma = s(t) / a(t),
+  for a denoiser `D(x_hat: [B, ...], sigma: [B])` of the variance-exploding frame."""
+  def score_fn(x, t):
+    t = jnp.broadcast_to(jnp.asarray(t, x.dtype), x.shape[:1])
+    a = sde.alpha_sigma(t)[0]
+    sigma = sde.sigma(t)
+    x_hat = x / bcast(a, x)
+    return precond_lib.score_from_denoiser(denoiser(x_hat, sigma), x_hat, sigma) / bcast(a, x)
   return score_fn
