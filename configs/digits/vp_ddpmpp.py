@@ -1,6 +1,11 @@
 """DDPM++ (the `ncsnpp` network: BigGAN residual blocks, no FIR, no pyramids, positional
 embedding of 999 t) at width 16 on scikit-learn's 8x8 digits, VP SDE, continuous DSM (CPU, a few minutes).
 
+4000 steps (about 4 minutes on 2 unloaded cores at 0.058 s/step) with the EMA warm-up: digits FD
+of 180 samples below that of the 180 held-out digits (7.82) with the default Euler-Maruyama 500
+(7.14), ODE Heun 25 (7.63), EDM Heun 18 (6.85) and DDIM 50 (7.00); at 2500 steps the ODE and
+DDIM were still above it (10.2-10.8; experiments/results/reproduce_digits.md).
+
     python -m score_sde.main --config configs/digits/vp_ddpmpp.py --workdir runs/digits_vp_ddpmpp
 """
 from score_sde.config_defaults import get_default_config
@@ -30,7 +35,7 @@ def get_config():
   model.centered = True
   config.training.reduce_mean = True
   config.training.batch_size = 64
-  config.training.n_iters = 1500
+  config.training.n_iters = 4000
   config.training.n_jitted_steps = 10
   config.training.log_freq = 100
   config.training.snapshot_freq = 500
