@@ -70,7 +70,8 @@ def get_default_config() -> ml_collections.ConfigDict:
   optim.grad_clip = 1.0             # global-norm clipping; <= 0 disables
 
   config.sampling = sampling = ml_collections.ConfigDict()
-  sampling.method = "pc"            # pc | ode | edm_heun | ddim (see score_sde.sampling)
+  sampling.method = "pc"            # pc | ode | edm_heun | ddim | dpm_solver | dpm_solver_pp |
+                                    # dpm_solver_pp_sde | unipc | lms (score_sde.sampling.dispatch)
   sampling.predictor = "euler_maruyama"
   sampling.corrector = "none"
   sampling.snr = 0.16
@@ -78,7 +79,9 @@ def get_default_config() -> ml_collections.ConfigDict:
   sampling.noise_removal = True
   sampling.probability_flow = False
   sampling.num_steps = placeholder(int)  # time steps; default per sampler (pc: sde.num_scales)
-  sampling.schedule = placeholder(str)   # time grid (score_sde.sampling.schedules); default per sampler
+  sampling.schedule = placeholder(str)   # time grid: uniform | log_snr | karras, or a .json file of
+                                         # optimize_schedule (score_sde.sampling.schedules);
+                                         # default per sampler
   sampling.eps = 1e-3               # sampling stops at t = eps
   sampling.num_samples = 1024
   sampling.batch_size = 1024
@@ -91,6 +94,10 @@ def get_default_config() -> ml_collections.ConfigDict:
   sampling.s_max = float("inf")
   sampling.s_noise = 1.0
   sampling.eta = 0.0                # ddim: 0 deterministic, 1 = ancestral-like
+  sampling.order = placeholder(int)  # exponential integrators: solver order (default per sampler)
+  sampling.multistep = True         # dpm_solver(_pp): multistep (1 NFE a step) or singlestep
+  sampling.lower_order_final = True  # multistep: order <= steps left at the end (stabler, few steps)
+  sampling.solver_weights = "exact"  # exact | published (DPM-Solver-2 / ++(2M) as published)
   sampling.progress_chunks = 10     # the on-device loop runs in this many chunks (progress bar)
 
   config.eval = evaluate = ml_collections.ConfigDict()

@@ -16,6 +16,7 @@ from typing import Callable, Dict, NamedTuple, Optional, Union
 
 from score_sde.registry import lookup
 from score_sde.sampling import ddim, edm, ode_sampler, pc, schedules
+from score_sde.sampling import exponential as ex
 from score_sde.sampling.base import LoopSampler, one_shot
 from score_sde.sde import LinearSDE
 
@@ -42,10 +43,21 @@ SAMPLERS: Dict[str, SamplerEntry] = {
                         ode_sampler.check),
     "edm_heun": SamplerEntry(edm.edm_heun_sample, None, 18, 2, edm.check),
     "ddim": SamplerEntry(ddim.ddim_sample, None, 50, 1, ddim.check),
+    # Exponential integrators (exponential.py); multistep ones take 1 NFE a step.
+    "dpm_solver": SamplerEntry(ex.dpm_solver_sample, ex.dpm_solver_loop, 20, ex.nfe_per_step,
+                               ex.check),
+    "dpm_solver_pp": SamplerEntry(ex.dpm_solver_pp_sample, ex.dpm_solver_pp_loop, 20,
+                                  ex.nfe_per_step, ex.check),
+    "dpm_solver_pp_sde": SamplerEntry(ex.dpm_solver_pp_sde_sample, ex.dpm_solver_pp_sde_loop, 20,
+                                      1, lambda sde, **o: ex.check(sde, max_order=2, **o)),
+    "unipc": SamplerEntry(ex.unipc_sample, ex.unipc_loop, 20, 1, ex.check),
+    "lms": SamplerEntry(ex.lms_sample, ex.lms_loop, 20, 1,
+                        lambda sde, **o: ex.check(sde, **{"order": 4, **o}, max_order=4)),
 }
 
 # Sampler argument -> config.sampling field, where the names differ.
-CONFIG_FIELDS = {"n_steps": "n_steps_each", "denoise": "noise_removal", "method": "ode_method"}
+CONFIG_FIELDS = {"n_steps": "n_steps_each", "denoise": "noise_removal", "method": "ode_method",
+                 "weights": "solver_weights"}
 
 
 def get_sampler(name: str) -> SamplerEntry:

@@ -1,0 +1,232 @@
+"""Exponential-integrator solvers (DPM-Solver, DPM-Solver++, UniPC, LMS) against exact answers.
+
+For Gaussian data x0 ~ N(mu, diag(c)) the probability-flow ODE has the closed-form solution
+
+    x_t = a(t) mu + sqrt(a(t)^2 c + s(t)^2) / sqrt(a(T)^2 c + s(T)^2) (x_T - a(T) mu)
+
+(each coordinate keeps its standardized value), so a solver's error is measured against the exact
+path; halving the step in log-SNR must divide it by 2^order.
+"""
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from score_sde import gmm as G
+from score_sde.sampling import ddim_sample, schedules
+from score_sde.sampling import exponential as ex
+from score_sde.sampling.base import initial_state, run_loop
+from score_sde.sampling.dispatch import sampler_from_config
+from score_sde.sde import VESDE, VPSDE
+
+
+def gaussian(dtype=jnp.float64):
+  """Two coordinates with variances 0.04 and 4 (the ODE is not trivial for any path)."""
+  mu = jnp.array([[0.5, -1.0]], dtype)
+  c = jnp.array([0.04, 4.0], dtype)
+  return G.GaussianMixture(jnp.ones(1, dtype), mu, jnp.diag(c)[None]), mu[0], c
+
+
+def gaussian_score(sde, mu, c):
+  """grad log N(x; a mu, a^2 c + s^2): the exact score of the Gaussian's marginal."""
+  def score_fn(x, t):
+    a, s = sde.alpha_sigma(t)
+    a, s = a[:, None], s[:, None]
+    return -(x - a * mu) / (a ** 2 * c + s ** 2)
+  return score_fn
+
+
+def exact_flow(sde, mu, c, x_T, t):
+  a_T, s_T = sde.alpha_sigma(sde.T)
+  a, s = sde.alpha_sigma(t)
+  return a * mu + jnp.sqrt(a ** 2 * c + s ** 2) / jnp.sqrt(a_T ** 2 * c + s_T ** 2) * (x_T - a_T * mu)
+
+
+# (sampler, options, order of convergence claimed)
+SOLVERS = {
+    "dpm_solver_1": (ex.dpm_solver_sample, dict(order=1), 1),
+    "dpm_solver_2M": (ex.dpm_solver_sample, dict(order=2), 2),
+    "dpm_solver_3M": (ex.dpm_solver_sample, dict(order=3), 3),
+    "dpm_solver_3S": (ex.dpm_solver_sample, dict(order=3, multistep=False), 3),
+    "dpm_solver_pp_2M_published": (ex.dpm_solver_pp_sample, dict(order=2, weights="published"), 2),
+    "dpm_solver_pp_3M": (ex.dpm_solver_pp_sample, dict(order=3), 3),
+    "unipc_2": (ex.unipc_sample, dict(order=2), 3),   # UniC raises the order by one
+    "unipc_3": (ex.unipc_sample, dict(order=3), 3),   # (4 asymptotically; 3 claimed)
+    "lms_3": (ex.lms_sample, dict(order=3), 3),
+}
+SLOW_SOLVERS = {
+    "dpm_solver_2S": (ex.dpm_solver_sample, dict(order=2, multistep=False), 2),
+    "dpm_solver_pp_2M": (ex.dpm_solver_pp_sample, dict(order=2), 2),
+    "dpm_solver_pp_3S": (ex.dpm_solver_pp_sample, dict(order=3, multistep=False), 3),
+    "unipc_1": (ex.unipc_sample, dict(order=1), 2),
+    "lms_2": (ex.lms_sample, dict(order=2), 2),
+    "lms_4": (ex.lms_sample, dict(order=4), 4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SOLVERS) + [
+    pytest.param(n, marks=pytest.mark.slow) for n in sorted(SLOW_SOLVERS)])
+def test_convergence_order(name, x64):
+  """log2(err(n) / err(2n)) >= order - 1/2 (n = 48: the rates settle slowly, e.g. 2.1, 2.5, 2.75
+  for LMS-3 from n = 12 to 96) on the VP path, uniform log-SNR grid, t in [1e-3, 1]."""
+  fn, opts, order = {**SOLVERS, **SLOW_SOLVERS}[name]
+  sde, (_, mu, c) = VPSDE(), gaussian()
+  score_fn = gaussian_score(sde, mu, c)
+  key, shape, eps = jax.random.key(0), (16, 2), 1e-3
+  x_T = initial_state(key, sde, shape)
+  exact = exact_flow(sde, mu, c, x_T, eps)
+  run = jax.jit(lambda k, n: fn(k, sde, score_fn, shape, num_steps=n, eps=eps,
+                                schedule="log_snr", **opts)[0], static_argnums=1)
+  errs = [float(jnp.sqrt(jnp.mean((run(key, n) - exact) ** 2))) for n in (48, 96)]
+  rate = np.log2(errs[0] / errs[1])
+  assert rate >= order - 0.5, (errs, rate)
+
+
+@pytest.mark.parametrize("sde", [VPSDE(), VESDE(sigma_min=0.01, sigma_max=10.0)],
+                         ids=["vp", "ve"])
+def test_dpm_solver_1_is_ddim(sde, x64):
+  """Order 1 in either parametrization is DDIM at eta = 0 (Lu et al. 2022a, section 4.1)."""
+  g = G.ring_mixture(4)
+  g = G.GaussianMixture(g.weights.astype(jnp.float64), g.means.astype(jnp.float64),
+                        g.covs.astype(jnp.float64))
+  sf, key, shape = G.marginal_score_fn(g, sde), jax.random.key(1), (32, 2)
+  ref, _ = ddim_sample(key, sde, sf, shape, num_steps=7, schedule="karras")
+  for fn in (ex.dpm_solver_sample, ex.dpm_solver_pp_sample):
+    x, nfe = fn(key, sde, sf, shape, num_steps=7, order=1, schedule="karras")
+    assert nfe == 7
+    np.testing.assert_allclose(x, ref, rtol=0, atol=1e-10)
+
+
+def test_dpm_solver_pp_2m_is_the_published_update_on_ve(x64):
+  """Three steps on VE (a = 1, s = sigma, h_i = log(sigma_i / sigma_{i+1})), written out as in
+  Lu et al. 2022b, Algorithm 2 (and k-diffusion's sample_dpmpp_2m):
+    x_1 = (sigma_1 / sigma_0) x_0 - (e^{-h_0} - 1) D_0,                       D_i = x0_hat(x_i, sigma_i)
+    x_{i+1} = (sigma_{i+1} / sigma_i) x_i - (e^{-h_i} - 1) ((1 + 1/(2 r)) D_i - 1/(2 r) D_{i-1}),
+    r = h_{i-1} / h_i.  Then x0_hat at the last point (noise removal)."""
+  sde = VESDE(sigma_min=0.002, sigma_max=80.0)
+  g = G.ring_mixture(8)
+  g = G.GaussianMixture(g.weights.astype(jnp.float64), g.means.astype(jnp.float64),
+                        g.covs.astype(jnp.float64))
+  sf, key, shape = G.marginal_score_fn(g, sde), jax.random.key(2), (16, 2)
+  n = 3
+  sig = schedules.karras_sigmas(0.002, 80.0, n, 7.0)
+  x = initial_state(key, sde, shape)
+
+  def denoised(x, sigma):
+    return x + sigma ** 2 * sf(x, jnp.full(shape[:1], sde.t_of_sigma(sigma)))
+
+  old = None
+  for i in range(n):
+    d = denoised(x, sig[i])
+    h = jnp.log(sig[i]) - jnp.log(sig[i + 1])
+    if old is None:
+      dd = d
+    else:
+      r = (jnp.log(sig[i - 1]) - jnp.log(sig[i])) / h
+      dd = (1 + 1 / (2 * r)) * d - 1 / (2 * r) * old
+    x = sig[i + 1] / sig[i] * x - jnp.expm1(-h) * dd
+    old = d
+  x = denoised(x, sig[n])
+  ours, nfe = ex.dpm_solver_pp_sample(key, sde, sf, shape, num_steps=n, order=2, eps=0.0,
+                                      schedule="karras", weights="published",
+                                      lower_order_final=False, denoise=True)
+  assert nfe == n + 1
+  np.testing.assert_allclose(ours, x, rtol=0, atol=1e-9)
+  exact_w, _ = ex.dpm_solver_pp_sample(key, sde, sf, shape, num_steps=n, order=2, eps=0.0,
+                                       schedule="karras", lower_order_final=False, denoise=True)
+  assert float(jnp.max(jnp.abs(exact_w - x))) > 1e-4  # the check can tell the weights apart
+
+
+SAMPLERS = {
+    "dpm_solver_3M": (ex.dpm_solver_sample, dict(order=3)),
+    "dpm_solver_3S": (ex.dpm_solver_sample, dict(order=3, multistep=False)),
+    "dpm_solver_pp_2M": (ex.dpm_solver_pp_sample, dict(order=2)),
+    "dpm_solver_pp_sde": (ex.dpm_solver_pp_sde_sample, dict(order=2)),
+    "unipc_3": (ex.unipc_sample, dict(order=3)),
+    "lms_4": (ex.lms_sample, dict(order=4)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_x_init_is_the_state_the_key_draws(name):
+  """sample(key) = sample(key, x_init=initial_state(key)); another x_init changes the result."""
+  fn, opts = SAMPLERS[name]
+  sde, g = VPSDE(), G.ring_mixture(4)
+  sf, key, shape = G.marginal_score_fn(g, sde), jax.random.key(3), (8, 2)
+  run = jax.jit(lambda x_init: fn(key, sde, sf, shape, num_steps=4, x_init=x_init, **opts)[0])
+  a = fn(key, sde, sf, shape, num_steps=4, **opts)[0]
+  b = run(initial_state(key, sde, shape))
+  np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)  # float32; jit and eager fuse differently
+  c = run(initial_state(jax.random.key(4), sde, shape))
+  assert float(jnp.max(jnp.abs(a - c))) > 1e-2
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_noise_removal_ends_on_the_means(name):
+  """Components of std 1e-4: x0_hat at the end is (up to 1e-3) a component mean, while the state
+  at t_eps = 1e-2 on VP still carries noise of std ~ s(1e-2) ~ 0.1 * (its standardized value)."""
+  fn, opts = SAMPLERS[name]
+  sde, g = VPSDE(), G.ring_mixture(4, std=1e-4)
+  sf, key, shape = G.marginal_score_fn(g, sde), jax.random.key(5), (64, 2)
+
+  def dist(x):
+    return jnp.min(jnp.linalg.norm(x[:, None] - g.means[None], axis=-1), axis=1)
+  run = jax.jit(lambda denoise: fn(key, sde, sf, shape, num_steps=20, eps=1e-2, denoise=denoise,
+                                   **opts), static_argnums=0)
+  x, nfe = run(True)
+  assert float(jnp.max(dist(x))) < 1e-3
+  assert nfe == ex.nfe_per_step(**opts) * 20 + 1
+  x, _ = run(False)
+  assert float(jnp.max(dist(x))) > 1e-2
+
+
+def test_loop_in_chunks_equals_one_piece():
+  """Running the loop in pieces (the runner's progress bar) gives bitwise the same samples."""
+  sde, g = VPSDE(), G.ring_mixture(4)
+  sf, key, shape = G.marginal_score_fn(g, sde), jax.random.key(6), (8, 2)
+  loop = ex.unipc_loop(sde, sf, shape, num_steps=6, order=3, denoise=True)
+  one = jax.jit(lambda k: run_loop(loop, k)[0])(key)
+  carry, run = loop.init(key), jax.jit(loop.run)
+  for idx in (jnp.arange(0, 2), jnp.arange(2, 4), jnp.arange(4, 6)):
+    carry = run(carry, idx)
+  np.testing.assert_array_equal(loop.output(carry)[0], one)
+
+
+def _cfg(**kw):
+  from score_sde.config_defaults import get_default_config
+  c = get_default_config().sampling
+  for k, v in kw.items():
+    c[k] = v
+  return c
+
+
+@pytest.mark.parametrize("method", ["dpm_solver", "dpm_solver_pp", "dpm_solver_pp_sde", "unipc",
+                                    "lms"])
+def test_config_selects_the_sampler(method):
+  sde, g = VPSDE(), G.ring_mixture(4)
+  build = sampler_from_config(_cfg(method=method, num_steps=5, schedule="log_snr"), sde)
+  x, nfe = run_loop(build(G.marginal_score_fn(g, sde), (4, 2)), jax.random.key(0))
+  assert x.shape == (4, 2) and bool(jnp.all(jnp.isfinite(x)))
+  assert nfe == 6  # noise_removal is on by default: one more evaluation
+  with pytest.raises(ValueError, match="order"):
+    sampler_from_config(_cfg(method=method, order=5), sde)
+
+
+def test_schedule_file_round_trip(tmp_path):
+  """A schedule written as sigmas is read back as the time grid with those sigmas; a file made
+  for another number of steps or another SDE is refused before any compute."""
+  sde = VESDE(sigma_min=0.002, sigma_max=80.0)
+  sig = [80.0, 10.0, 1.0, 0.1, 0.002]
+  path = str(tmp_path / "s.json")
+  with open(path, "w") as f:
+    json.dump(dict(sigmas=sig), f)
+  ts = schedules.time_grid(sde, 4, 0.0, path)
+  np.testing.assert_allclose(sde.sigma(ts), sig, rtol=1e-5)
+  with pytest.raises(ValueError, match="steps"):
+    schedules.time_grid(sde, 5, 0.0, path)
+  with pytest.raises(ValueError, match="sigma"):
+    schedules.time_grid(VESDE(), 4, 0.0, path)
+  with pytest.raises(ValueError, match="does not exist"):
+    sampler_from_config(_cfg(method="unipc", schedule=str(tmp_path / "missing.json")), sde)
