@@ -77,6 +77,8 @@ def get_default_config() -> ml_collections.ConfigDict:
   sampling.snr = 0.16
   sampling.n_steps_each = 1
   sampling.noise_removal = True
+  sampling.ancestral_variance = placeholder(str)  # ancestral_sampling: beta | beta_tilde (default:
+                                                  # the chain's, beta for DDPM, beta_tilde for SMLD)
   sampling.probability_flow = False
   sampling.num_steps = placeholder(int)  # time steps; default per sampler (pc: sde.num_scales)
   sampling.schedule = placeholder(str)   # time grid: uniform | log_snr | karras, or a .json file of
@@ -88,11 +90,17 @@ def get_default_config() -> ml_collections.ConfigDict:
   sampling.ode_method = "tsit5"
   sampling.rtol = 1e-5
   sampling.atol = 1e-5
+  sampling.per_sample = True        # ode: error norm = largest per-sample RMS (False: batch RMS)
+  sampling.pcoeff = 0.0             # ode: PID controller coefficients (diffrax's; I-control)
+  sampling.icoeff = 1.0
+  sampling.ode_segments = 10        # ode, adaptive: the solve restarts at 10 log-SNR segments so
+                                    # the progress bar moves (1: one uninterrupted solve)
   sampling.rho = 7.0                # edm_heun: Karras sigma schedule exponent
   sampling.s_churn = 0.0            # edm_heun: stochasticity (0 = deterministic)
   sampling.s_min = 0.0
   sampling.s_max = float("inf")
   sampling.s_noise = 1.0
+  sampling.to_zero = False          # edm_heun: EDM's grid and final Euler step to sigma = 0
   sampling.eta = 0.0                # ddim: 0 deterministic, 1 = ancestral-like
   sampling.order = placeholder(int)  # exponential integrators: solver order (default per sampler)
   sampling.multistep = True         # dpm_solver(_pp): multistep (1 NFE a step) or singlestep

@@ -39,13 +39,14 @@ def ode_solver(method: str):
   return cls(), evals
 
 
-def rk4_solve(vector_field, y0, t0: float, t1: float, num_steps: int):
-  """Classic RK4 with `num_steps` equal steps: local error O(h^5), global O(h^4). 4 calls a step."""
-  h = (t1 - t0) / num_steps
+def rk4_solve(vector_field, y0, t0: float, t1: float, num_steps: int, ts=None):
+  """Classic RK4 with `num_steps` equal steps (or those of the grid `ts`, [num_steps + 1]):
+  local error O(h^5), global O(h^4). 4 calls a step."""
+  grid = jnp.linspace(t0, t1, num_steps + 1) if ts is None else jnp.asarray(ts)
   add = lambda y, k, c: jax.tree.map(lambda a, b: a + c * b, y, k)
 
   def step(y, i):
-    t = t0 + i * h
+    t, h = grid[i], grid[i + 1] - grid[i]
     k1 = vector_field(t, y)
     k2 = vector_field(t + h / 2, add(y, k1, h / 2))
     k3 = vector_field(t + h / 2, add(y, k2, h / 2))
@@ -57,17 +58,23 @@ def rk4_solve(vector_field, y0, t0: float, t1: float, num_steps: int):
 
 def solve(vector_field, y0, t0: float, t1: float, *, method: str = "tsit5", rtol: float = 1e-5,
           atol: float = 1e-5, num_steps: Optional[int] = None, max_steps: int = 8192,
-          norm=None):
+          norm=None, ts=None, pcoeff: float = 0.0, icoeff: float = 1.0,
+          return_stats: bool = False):
   """Integrates dy/dt = vector_field(t, y) from t0 to t1; returns (y1, number of vector-field calls).
 
-  Adaptive methods use a PID controller with (rtol, atol) unless `num_steps` is given, in which
-  case every method takes `num_steps` equal steps. `y0` may be any pytree. `norm` (pytree of
-  scaled errors -> scalar) replaces diffrax's RMS over the whole state, e.g. `per_sample_max_norm`.
+  Adaptive methods use a PID controller with (rtol, atol) and coefficients (pcoeff, icoeff)
+  unless `num_steps` is given, in which case every method takes `num_steps` steps: equal ones, or
+  those of the grid `ts` ([num_steps + 1] from t0 to t1, e.g. a schedule). `y0` may be any pytree.
+  `norm` (pytree of scaled errors -> scalar) replaces diffrax's RMS over the whole state, e.g.
+  `per_sample_max_norm`. With `return_stats`, also {'accepted': ..., 'rejected': ...} steps.
   """
   if method in FIXED_ONLY:
     if num_steps is None:
       raise ValueError(f"ODE method {method!r} is fixed-step: give num_steps, or use one of {ADAPTIVE}")
-    return rk4_solve(vector_field, y0, t0, t1, num_steps), num_steps * FIXED_ONLY[method]
+    y1 = rk4_solve(vector_field, y0, t0, t1, num_steps, ts)
+    nfe = num_steps * FIXED_ONLY[method]
+    stats = {"accepted": num_steps, "rejected": 0}
+    return (y1, nfe, stats) if return_stats else (y1, nfe)
   if method not in ODE_SOLVERS:
     lookup(dict.fromkeys(ODE_METHODS), method, "ODE solver")
   if num_steps is not None and num_steps < 1:
@@ -77,8 +84,11 @@ def solve(vector_field, y0, t0: float, t1: float, *, method: str = "tsit5", rtol
     if method not in ADAPTIVE:
       raise ValueError(f"ODE method {method!r} is fixed-step: give num_steps, or use one of {ADAPTIVE}")
     extra = {} if norm is None else {"norm": norm}
-    controller = diffrax.PIDController(rtol=rtol, atol=atol, **extra)
+    controller = diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=pcoeff, icoeff=icoeff,
+                                       **extra)
     dt0 = None
+  elif ts is not None:
+    controller, dt0 = diffrax.StepTo(ts=jnp.asarray(ts)), None
   else:
     controller = diffrax.ConstantStepSize()
     dt0 = (t1 - t0) / num_steps
@@ -88,8 +98,10 @@ def solve(vector_field, y0, t0: float, t1: float, *, method: str = "tsit5", rtol
       saveat=diffrax.SaveAt(t1=True))
   y1 = jax.tree.map(lambda v: v[-1], sol.ys)
   fsal = 1 if evals in (3, 6) else 0  # FSAL solvers evaluate once more at the start.
+  # Rejected steps cost their stages too: every step tried counts.
   nfe = sol.stats["num_steps"] * evals + fsal
-  return y1, nfe
+  stats = {"accepted": sol.stats["num_accepted_steps"], "rejected": sol.stats["num_rejected_steps"]}
+  return (y1, nfe, stats) if return_stats else (y1, nfe)
 
 
 def per_sample_max_norm(err) -> jax.Array:

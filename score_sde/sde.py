@@ -92,11 +92,21 @@ class DDPMChain:
     beta = self.betas[self.index(t)]
     return bcast(jnp.sqrt(1.0 - beta), x) * x - x, jnp.sqrt(beta)
 
-  def ancestral_step(self, x: Array, score: Array, t: Array) -> Tuple[Array, Array]:
+  def ancestral_step(self, x: Array, score: Array, t: Array,
+                     variance: Optional[str] = None) -> Tuple[Array, Array]:
     """Ho et al. eq. 11 with the score for -eps / sqrt(1 - alpha_bar):
-    x_mean = (x + beta_i score) / sqrt(1 - beta_i), std sqrt(beta_i). Returns (x_mean, std [B])."""
-    beta = self.betas[self.index(t)]
-    return (x + bcast(beta, x) * score) / bcast(jnp.sqrt(1.0 - beta), x), jnp.sqrt(beta)
+    x_mean = (x + beta_i score) / sqrt(1 - beta_i), std sqrt(beta_i) ('beta', the default), or
+    the posterior std sqrt(beta-tilde_i), beta-tilde_i = (1 - alpha_bar_{i-1}) / (1 - alpha_bar_i)
+    beta_i ('beta_tilde'; 0 at i = 0), the two choices of Ho et al. section 3.2.
+    Returns (x_mean, std [B])."""
+    i = self.index(t)
+    beta = self.betas[i]
+    x_mean = (x + bcast(beta, x) * score) / bcast(jnp.sqrt(1.0 - beta), x)
+    if variance in (None, "beta"):
+      return x_mean, jnp.sqrt(beta)
+    abar = self.alphas_cumprod
+    abar_prev = jnp.where(i == 0, 1.0, abar[jnp.maximum(i - 1, 0)])
+    return x_mean, jnp.sqrt(beta * (1.0 - abar_prev) / (1.0 - abar[i]))
 
   def langevin_alpha(self, t: Array) -> Array:
     """alpha_i = 1 - beta_i (paper Algorithm 5)."""
@@ -137,11 +147,15 @@ class SMLDChain:
     sigma, prev = self._sigma_prev(self.index(t))
     return jnp.zeros_like(x), jnp.sqrt(sigma ** 2 - prev ** 2)
 
-  def ancestral_step(self, x: Array, score: Array, t: Array) -> Tuple[Array, Array]:
-    """x_mean = x + (sigma_i^2 - sigma_{i-1}^2) score,
-    std = sqrt(sigma_{i-1}^2 (sigma_i^2 - sigma_{i-1}^2) / sigma_i^2)."""
+  def ancestral_step(self, x: Array, score: Array, t: Array,
+                     variance: Optional[str] = None) -> Tuple[Array, Array]:
+    """x_mean = x + (sigma_i^2 - sigma_{i-1}^2) score, std the posterior one
+    sqrt(sigma_{i-1}^2 (sigma_i^2 - sigma_{i-1}^2) / sigma_i^2) (default, 'beta_tilde'), or the
+    forward step's sqrt(sigma_i^2 - sigma_{i-1}^2) ('beta')."""
     sigma, prev = self._sigma_prev(self.index(t))
     x_mean = x + bcast(sigma ** 2 - prev ** 2, x) * score
+    if variance == "beta":
+      return x_mean, jnp.sqrt(sigma ** 2 - prev ** 2)
     return x_mean, jnp.sqrt(prev ** 2 * (sigma ** 2 - prev ** 2) / sigma ** 2)
 
   def langevin_alpha(self, t: Array) -> Array:

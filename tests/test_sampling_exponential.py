@@ -230,3 +230,83 @@ def test_schedule_file_round_trip(tmp_path):
     schedules.time_grid(VESDE(), 4, 0.0, path)
   with pytest.raises(ValueError, match="does not exist"):
     sampler_from_config(_cfg(method="unipc", schedule=str(tmp_path / "missing.json")), sde)
+
+
+@pytest.mark.parametrize("name", ["ddim", "edm_heun", "ode_heun"])
+def test_noise_removal_ends_on_the_means_older_samplers(name):
+  """DDIM, EDM Heun and the ODE sampler with `denoise` also end on x0_hat (one more NFE)."""
+  from score_sde.sampling import edm_heun_sample, ode_sample
+  fns = {"ddim": lambda **kw: ddim_sample(num_steps=20, **kw),
+         "edm_heun": lambda **kw: edm_heun_sample(num_steps=10, **kw),
+         "ode_heun": lambda **kw: ode_sample(method="heun", num_steps=10, **kw)}
+  sde, g = VPSDE(), G.ring_mixture(4, std=1e-4)
+  sf, key, shape = G.marginal_score_fn(g, sde), jax.random.key(5), (64, 2)
+  x, nfe = jax.jit(lambda k: fns[name](key=k, sde=sde, score_fn=sf, shape=shape, eps=1e-2,
+                                       denoise=True))(key)
+  dist = jnp.min(jnp.linalg.norm(x[:, None] - g.means[None], axis=-1), axis=1)
+  assert float(jnp.max(dist)) < 1e-3
+  assert int(nfe) == 21
+
+
+def test_edm_to_zero_is_the_edm_sampler(x64):
+  """to_zero with 18 steps on VE(0.002, 80): EDM Algorithm 1 as printed (sigma_18 = 0, last step
+  Euler), 35 NFE."""
+  from score_sde.sampling import edm_heun_sample
+  sde = VESDE(sigma_min=0.002, sigma_max=80.0)
+  g = G.ring_mixture(8)
+  g = G.GaussianMixture(g.weights.astype(jnp.float64), g.means.astype(jnp.float64),
+                        g.covs.astype(jnp.float64))
+  sf, key, shape = G.marginal_score_fn(g, sde), jax.random.key(7), (16, 2)
+  n = 18
+  i = np.arange(n)
+  sig = (80.0 ** (1 / 7) + i / (n - 1) * (0.002 ** (1 / 7) - 80.0 ** (1 / 7))) ** 7
+  sig = np.append(sig, 0.0)
+  denoised = lambda x, s: x + s ** 2 * sf(x, jnp.full(shape[:1], sde.t_of_sigma(s)))
+  x = initial_state(key, sde, shape)
+  for k in range(n):
+    d = (x - denoised(x, sig[k])) / sig[k]
+    x_next = x + (sig[k + 1] - sig[k]) * d
+    if k < n - 1:
+      d2 = (x_next - denoised(x_next, sig[k + 1])) / sig[k + 1]
+      x_next = x + (sig[k + 1] - sig[k]) * 0.5 * (d + d2)
+    x = x_next
+  ours, nfe = edm_heun_sample(key, sde, sf, shape, num_steps=n, eps=0.0, to_zero=True)
+  assert nfe == 35
+  np.testing.assert_allclose(ours, x, rtol=0, atol=1e-9)
+
+
+def test_ancestral_beta_tilde_reproduces_a_gaussian():
+  """DDPM ancestral sampling (1000 steps) with the posterior variance beta-tilde and the exact
+  score of N(mu, diag(c)) returns that Gaussian: mean within 5 SE = 5 sqrt(c / n), variance within
+  5 SE = 5 c sqrt(2 / n) plus 2% for the discretisation."""
+  from score_sde.sampling import pc_sample
+  sde, (_, mu, c) = VPSDE(), gaussian(jnp.float32)
+  n = 20000
+  x, _ = jax.jit(lambda k: pc_sample(k, sde, gaussian_score(sde, mu, c), (n, 2),
+                                     predictor="ancestral_sampling",
+                                     ancestral_variance="beta_tilde"))(jax.random.key(8))
+  x = np.asarray(x, np.float64)
+  mu, c = np.asarray(mu), np.asarray(c)
+  assert np.all(np.abs(x.mean(0) - mu) <= 5 * np.sqrt(c / n) + 0.02 * np.sqrt(c))
+  cov = np.cov(x.T)
+  assert np.all(np.abs(np.diag(cov) - c) <= 5 * c * np.sqrt(2 / n) + 0.02 * c)
+  assert abs(cov[0, 1]) <= 5 * np.sqrt(c[0] * c[1] / n)
+
+
+def test_optimized_schedule_lowers_the_path_error_and_loads(tmp_path):
+  """Adam through a 4-step UniPC lowers the path error against the tight solve; the file it
+  writes is a schedule `sampling.schedule` accepts, and gives the fitted error."""
+  from score_sde.sampling import optimize_schedule as O
+  sde, g = VESDE(sigma_min=0.002, sigma_max=80.0), G.ring_mixture(8)
+  sf, shape = G.marginal_score_fn(g, sde), (32, 2)
+  x_T = initial_state(jax.random.key(9), sde, shape)
+  ref = O.tight_solve(sde, sf, x_T, 0.0, tol=1e-5)
+  fn = O.sampler_with_grid("unipc", sde, sf, shape, num_steps=4, order=2, eps=0.0, denoise=True)
+  sigmas, hist = O.optimize(fn, sde, x_T, ref, 4, 0.0, iters=30, lr=0.1)
+  first, best = hist[0][1], min(h[1] for h in hist)
+  assert best < 0.8 * first, (first, best)
+  path = str(tmp_path / "s.json")
+  O.write(path, sigmas)
+  x, _ = ex.unipc_sample(jax.random.key(0), sde, sf, shape, num_steps=4, order=2, eps=0.0,
+                         denoise=True, schedule=path, x_init=x_T)
+  np.testing.assert_allclose(float(jnp.mean(jnp.sum((x - ref) ** 2, -1))), best, rtol=1e-3)

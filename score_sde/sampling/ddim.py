@@ -12,7 +12,8 @@ import jax
 import jax.numpy as jnp
 
 from score_sde.sampling import schedules
-from score_sde.sampling.base import project_at, projection_key, start
+from score_sde.sampling.base import LoopSampler, project_at, projection_key, run_loop, start
+from score_sde.sampling.ode_sampler import tweedie_denoise
 from score_sde.sde import LinearSDE, ScoreFn
 
 
@@ -23,18 +24,19 @@ def check(sde: LinearSDE, num_steps: int = 50, eta: float = 0.0, **_):
     raise ValueError(f"eta must be >= 0, got {eta}")
 
 
-def ddim_sample(key, sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps: int = 50,
-                eta: float = 0.0, eps: float = 1e-3, schedule: str = "uniform", rho: float = 7.0,
-                x_init=None, project=None):
+def ddim_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps: int = 50,
+              eta: float = 0.0, eps: float = 1e-3, schedule: str = "uniform", rho: float = 7.0,
+              denoise: bool = False, x_init=None, project=None) -> LoopSampler:
   """num_steps DDIM steps over the `schedule` grid T = t_0 > ... > t_n = eps, from x_T (the
-  prior draw of `key`, or `x_init`; see `base`); `project` (see `base`) is applied to x_T and
-  after every step. Returns (x: shape, nfe = num_steps)."""
+  prior draw of `key`, or `x_init`; see `base`); step i's noise from fold_in(key_loop, i), none
+  at eta = 0. With `denoise` the last step returns x0_hat at t_eps instead (one more NFE).
+  `project` (see `base`) is applied to x_T and after every step (noise-free after the x0_hat).
+  Returns a LoopSampler: (x: shape, nfe = num_steps (+ 1)).
+  """
   check(sde, num_steps, eta)
   ts = schedules.time_grid(sde, num_steps, eps, schedule, rho=rho)
-  key, x = start(key, sde, shape, x_init)
-  x = project_at(project, x, ts[0], projection_key(key, 0))
 
-  def _step(x, i):
+  def step(key, x, i):
     t = jnp.full(shape[:1], ts[i], x.dtype)
     a, s = sde.alpha_sigma(ts[i])
     a_next, s_next = sde.alpha_sigma(ts[i + 1])
@@ -47,9 +49,32 @@ def ddim_sample(key, sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps: int
     z = jax.random.normal(jax.random.fold_in(key, i), x.shape, x.dtype)
     return a_next * x0_hat + jnp.sqrt(s_next ** 2 - c2) * eps_hat + jnp.sqrt(c2) * z
 
-  def step(x, i):
-    x = _step(x, i)
-    return project_at(project, x, ts[i + 1], projection_key(key, i + 1)), None
+  def run(carry, idx):
+    def body(carry, i):
+      key, x = carry
+      x = step(key, x, i)
+      x = project_at(project, x, ts[i + 1], projection_key(key, i + 1))
+      if denoise:
+        x = jax.lax.cond(i == num_steps - 1,
+                         lambda v: project_at(project, tweedie_denoise(
+                             sde, score_fn, v, jnp.full(shape[:1], ts[-1], v.dtype)),
+                             ts[-1], None),
+                         lambda v: v, x)
+      return (key, x), None
+    return jax.lax.scan(body, carry, idx)[0]
 
-  x, _ = jax.lax.scan(step, x, jnp.arange(num_steps))
-  return x, num_steps
+  nfe = num_steps + int(denoise)
+  def init(key):
+    key, x = start(key, sde, shape, x_init)
+    return key, project_at(project, x, ts[0], projection_key(key, 0))
+
+  return LoopSampler(init, run, lambda c: (c[1], nfe), num_steps, nfe)
+
+
+def ddim_sample(key, sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps: int = 50,
+                eta: float = 0.0, eps: float = 1e-3, schedule: str = "uniform", rho: float = 7.0,
+                denoise: bool = False, x_init=None, project=None):
+  """DDIM samples of `shape`; see `ddim_loop`. Returns (x: shape, nfe)."""
+  return run_loop(ddim_loop(sde, score_fn, shape, num_steps=num_steps, eta=eta, eps=eps,
+                            schedule=schedule, rho=rho, denoise=denoise, x_init=x_init,
+                            project=project), key)

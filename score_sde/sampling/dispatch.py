@@ -39,10 +39,11 @@ def _pc_check(sde, **opts):
 
 SAMPLERS: Dict[str, SamplerEntry] = {
     "pc": SamplerEntry(pc.pc_sample, pc.pc_sampler, None, _pc_nfe, _pc_check),
-    "ode": SamplerEntry(ode_sampler.ode_sample, None, None, ode_sampler.nfe_per_step,
+    "ode": SamplerEntry(ode_sampler.ode_sample, ode_sampler.ode_loop, None,
+                        ode_sampler.nfe_per_step,
                         ode_sampler.check),
-    "edm_heun": SamplerEntry(edm.edm_heun_sample, None, 18, 2, edm.check),
-    "ddim": SamplerEntry(ddim.ddim_sample, None, 50, 1, ddim.check),
+    "edm_heun": SamplerEntry(edm.edm_heun_sample, edm.edm_heun_loop, 18, 2, edm.check),
+    "ddim": SamplerEntry(ddim.ddim_sample, ddim.ddim_loop, 50, 1, ddim.check),
     # Exponential integrators (exponential.py); multistep ones take 1 NFE a step.
     "dpm_solver": SamplerEntry(ex.dpm_solver_sample, ex.dpm_solver_loop, 20, ex.nfe_per_step,
                                ex.check),
@@ -57,7 +58,7 @@ SAMPLERS: Dict[str, SamplerEntry] = {
 
 # Sampler argument -> config.sampling field, where the names differ.
 CONFIG_FIELDS = {"n_steps": "n_steps_each", "denoise": "noise_removal", "method": "ode_method",
-                 "weights": "solver_weights"}
+                 "weights": "solver_weights", "segments": "ode_segments"}
 
 
 def get_sampler(name: str) -> SamplerEntry:

@@ -23,6 +23,7 @@ Where the 2021 release differs from the paper's text, this module follows the re
   dt = -(T - eps) / n, so its last step ends below eps (below 0 for a two-stage predictor); here
   every step ends on the grid and the last one exactly at eps.
 """
+import functools
 from typing import Callable, Dict, Optional
 
 import jax
@@ -97,7 +98,7 @@ def reverse_diffusion_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, t_
 
 @register_predictor("ancestral_sampling", 1)
 def ancestral_sampling_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, t_next,
-                                 probability_flow=False):
+                                 probability_flow=False, variance=None):
   """Ancestral sampling of the discrete chains (paper eq. 44 / appendix F).
 
   VP (DDPM, Ho et al. eq. 11 with the score in place of -eps/sqrt(1 - alpha_bar)):
@@ -106,12 +107,13 @@ def ancestral_sampling_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, t
       x_mean = x + (sigma_i^2 - sigma_{i-1}^2) score,
       x = x_mean + sqrt(sigma_{i-1}^2 (sigma_i^2 - sigma_{i-1}^2) / sigma_i^2) z
   The step is the SDE's chain's (`sde.chain.ancestral_step`); `check_predictor` rejects SDEs
-  without a chain.
+  without a chain. `variance`: 'beta' (beta_i; SMLD: sigma_i^2 - sigma_{i-1}^2) or 'beta_tilde'
+  (the posterior variance, as written above for SMLD); None: the chain's default (as above).
   """
   del t_next
   if probability_flow:
     raise ValueError("ancestral_sampling has no probability-flow form; use reverse_diffusion or euler_maruyama")
-  x_mean, std = sde.chain.ancestral_step(x, score_fn(x, t), t)
+  x_mean, std = sde.chain.ancestral_step(x, score_fn(x, t), t, variance)
   return x_mean + bcast(std, x) * _noise(key, x), x_mean
 
 
@@ -206,7 +208,8 @@ def pc_sampler(sde: LinearSDE, score_fn: ScoreFn, shape, *, predictor: str = "eu
                corrector: str = "none", snr: float = 0.16, n_steps: int = 1,
                num_steps: Optional[int] = None, eps: float = 1e-3, denoise: bool = True,
                probability_flow: bool = False, schedule: str = "uniform", rho: float = 7.0,
-               x_init=None, project=None) -> LoopSampler:
+               ancestral_variance: Optional[str] = None, x_init=None,
+               project=None) -> LoopSampler:
   """Predictor-corrector sampler over `num_steps` (default N) time steps T = t_0 > ... > t_n = eps
   of `schedule` (see `schedules`; `rho` for karras). At step i the corrector runs at t_i and the
   predictor steps from t_i to t_{i+1}. When num_steps differs from the SDE's N, the SDE's
@@ -214,7 +217,10 @@ def pc_sampler(sde: LinearSDE, score_fn: ScoreFn, shape, *, predictor: str = "eu
   rebuilt with N = num_steps so that each step is one link of the chain. `x_init`: x_T (see
   `base` for the key rule). `n_steps`: Langevin steps per time step. `project(x, t, key)`
   (see `base`): applied to x_T, after the corrector (at t_i) and after the predictor (at t_{i+1}).
+  `ancestral_variance`: 'beta' or 'beta_tilde' for the ancestral_sampling predictor (see there).
   """
+  if ancestral_variance not in (None, "beta", "beta_tilde"):
+    raise ValueError(f"ancestral_variance must be 'beta' or 'beta_tilde', got {ancestral_variance!r}")
   check_predictor(sde, predictor, corrector, probability_flow)
   if num_steps is None:
     num_steps = sde.N
@@ -228,6 +234,8 @@ def pc_sampler(sde: LinearSDE, score_fn: ScoreFn, shape, *, predictor: str = "eu
   if corrector in ("langevin", "ald") and sde.langevin_chain is not None:
     sde.langevin_chain.check(user)
   predictor_fn, corrector_fn = PREDICTORS[predictor], CORRECTORS[corrector]
+  if predictor == "ancestral_sampling":
+    predictor_fn = functools.partial(predictor_fn, variance=ancestral_variance)
   ts = schedules.time_grid(sde, num_steps, eps, schedule, rho=rho)
 
   def init(key):
