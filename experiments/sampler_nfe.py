@@ -211,7 +211,8 @@ def run_paths(problem, nfes, n, seed, log):
           jax.random.key(seed), x_T))
       used = int(used)
       err = jnp.sqrt(jnp.sum((x - ref) ** 2, -1))
-      row = dict(problem=problem, sampler=name, nfe=used, path_rmse=float(jnp.sqrt(jnp.mean(err ** 2))),
+      row = dict(problem=problem, sampler=name, nfe=used,
+                 path_rmse=float(jnp.sqrt(jnp.mean(err ** 2))),
                  worst=float(jnp.max(err)), sw2=float(sliced_wasserstein(sw_key, x, exact)),
                  seconds=time.perf_counter() - t0)
       rows.append(row)
@@ -225,7 +226,8 @@ def run_paths(problem, nfes, n, seed, log):
                                                     return_stats=True))(jax.random.key(seed), x_T)
       err = jnp.sqrt(jnp.sum((x - ref) ** 2, -1))
       name = f"ode_tsit5_tol{tol:g}" + ("" if per_sample else "_batchnorm")
-      row = dict(problem=problem, sampler=name, nfe=int(used), path_rmse=float(jnp.sqrt(jnp.mean(err ** 2))),
+      row = dict(problem=problem, sampler=name, nfe=int(used),
+                 path_rmse=float(jnp.sqrt(jnp.mean(err ** 2))),
                  worst=float(jnp.max(err)), sw2=float(sliced_wasserstein(sw_key, x, exact)),
                  accepted=int(st["accepted"]), rejected=int(st["rejected"]))
       rows.append(row)

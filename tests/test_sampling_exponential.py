@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 from score_sde import gmm as G
-from score_sde.sampling import ddim_sample, schedules
-from score_sde.sampling import exponential as ex
+from score_sde.sampling import ddim_sample, exponential as ex, schedules
 from score_sde.sampling.base import initial_state, run_loop
 from score_sde.sampling.dispatch import sampler_from_config
 from score_sde.sde import VESDE, VPSDE
@@ -103,7 +102,8 @@ def test_dpm_solver_pp_2m_is_the_published_update_on_ve(x64):
   """Three steps on VE (a = 1, s = sigma, h_i = log(sigma_i / sigma_{i+1})), written out as in
   Lu et al. 2022b, Algorithm 2 (and k-diffusion's sample_dpmpp_2m):
     x_1 = (sigma_1 / sigma_0) x_0 - (e^{-h_0} - 1) D_0,                       D_i = x0_hat(x_i, sigma_i)
-    x_{i+1} = (sigma_{i+1} / sigma_i) x_i - (e^{-h_i} - 1) ((1 + 1/(2 r)) D_i - 1/(2 r) D_{i-1}),
+    x_{i+1} = (sigma_{i+1} / sigma_i) x_i
+              - (e^{-h_i} - 1) ((1 + 1/(2 r)) D_i - 1/(2 r) D_{i-1}),
     r = h_{i-1} / h_i.  Then x0_hat at the last point (noise removal)."""
   sde = VESDE(sigma_min=0.002, sigma_max=80.0)
   g = G.ring_mixture(8)

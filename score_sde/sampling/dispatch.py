@@ -15,8 +15,7 @@ import inspect
 from typing import Callable, Dict, NamedTuple, Optional, Union
 
 from score_sde.registry import lookup
-from score_sde.sampling import ddim, edm, ode_sampler, pc, schedules
-from score_sde.sampling import exponential as ex
+from score_sde.sampling import ddim, edm, exponential as ex, ode_sampler, pc, schedules
 from score_sde.sampling.base import LoopSampler, one_shot
 from score_sde.sde import LinearSDE
 

@@ -49,7 +49,7 @@ import numpy as np
 
 from score_sde import targets
 from score_sde.sampling import schedules
-from score_sde.sampling.base import LoopSampler, run_loop, start
+from score_sde.sampling.base import LoopSampler, project_at, projection_key, run_loop, start
 from score_sde.sde import LinearSDE, ScoreFn
 
 
@@ -140,7 +140,7 @@ def nfe_per_step(order: int = 2, multistep: bool = True, **_):
   return 1 if multistep else order
 
 
-# --- multistep family (DPM-Solver-M, DPM-Solver++ M / SDE, UniPC, LMS) -----------------------------
+# --- multistep family (DPM-Solver-M, DPM-Solver++ M / SDE, UniPC, LMS) ---------------------
 def _orders(n: int, order: int, lower_order_final: bool) -> np.ndarray:
   """Order of each step: min(order, values so far) (and <= steps left with lower_order_final)."""
   i = np.arange(n)
@@ -175,7 +175,7 @@ def multistep_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, variant: str, or
                    num_steps: int, eps: float, schedule: str, rho: float = 7.0,
                    corrector: bool = False, lower_order_final: bool = True,
                    denoise: bool = False, weights: str = "exact",
-                   x_init=None) -> LoopSampler:
+                   x_init=None, project=None) -> LoopSampler:
   """The multistep loop shared by the solvers of this module; `variant` is one of
   'eps' (DPM-Solver), 'x0' (DPM-Solver++, UniPC), 'x0_sde' (SDE-DPM-Solver++), 'lms'.
 
@@ -186,7 +186,8 @@ def multistep_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, variant: str, or
       x_{i+1} = A_i x_i + S_i sum_k W_ik m_{i-k}
 
   (A_i, S_i from the module docstring; for LMS A_i = a_{i+1} / a_i, S_i = a_{i+1} h_i in sigma).
-  The weights depend on the grid only and are computed before the loop.
+  The weights depend on the grid only and are computed before the loop. `project` (see `base`)
+  is applied to x_T, after every step and after the corrector (noise-free after a final x0_hat).
   """
   g = _Grid(sde, num_steps, eps, schedule, rho)
   target = "eps" if variant == "eps" else "x0"
@@ -220,6 +221,7 @@ def multistep_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, variant: str, or
 
   def init(key):
     key, x = start(key, sde, shape, x_init)
+    x = project_at(project, x, g.t[0], projection_key(key, 0))
     return key, x, x, jnp.zeros((order,) + tuple(shape), x.dtype)
 
   def run(carry, idx):
@@ -229,15 +231,18 @@ def multistep_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, variant: str, or
       if corrector:
         j = jnp.maximum(i - 1, 0)
         x_c = A[j] * x_prev + S[j] * (Wc[j, 0] * m + combine(Wc[j, 1:], ms))
+        x_c = project_at(project, x_c, g.t[i], projection_key(key, i, 1))
         x = jnp.where(i > 0, x_c, x)
       ms = jnp.concatenate([m[None], ms[:-1]], axis=0)
       x_next = A[i] * x + S[i] * combine(W[i], ms)
       if variant == "x0_sde":
         z = jax.random.normal(jax.random.fold_in(key, i), x.shape, x.dtype)
         x_next = x_next + noise_std[i] * z
+      x_next = project_at(project, x_next, g.t[i + 1], projection_key(key, i + 1))
       if denoise:
         x_next = jax.lax.cond(i == n - 1,
-                              lambda v: predict(sde, score_fn, v, g.t[n], "x0"),
+                              lambda v: project_at(project, predict(sde, score_fn, v, g.t[n],
+                                                                    "x0"), g.t[n], None),
                               lambda v: v, x_next)
       return (key, x_next, x, ms), None
     return jax.lax.scan(body, carry, idx)[0]
@@ -251,7 +256,7 @@ def multistep_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, variant: str, or
 def singlestep_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, variant: str, order: int,
                     num_steps: int, eps: float, schedule: str, rho: float = 7.0,
                     denoise: bool = False, weights: str = "exact",
-                    x_init=None) -> LoopSampler:
+                    x_init=None, project=None) -> LoopSampler:
   """Singlestep DPM-Solver(++)-k: `order` evaluations per step, at lambda_i + r h with
   r = (0, 1/2) for order 2 and (0, 1/3, 2/3) for order 3 (Lu et al. 2022a, Algorithms 1, 2):
 
@@ -272,7 +277,8 @@ def singlestep_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, variant: str, o
     return s_to / g.s[i] * x + a_to * h * _combine(exp_weights(nodes, -h, weights), values)
 
   def init(key):
-    return start(key, sde, shape, x_init)
+    key, x = start(key, sde, shape, x_init)
+    return key, project_at(project, x, g.t[0], projection_key(key, 0))
 
   def run(carry, idx):
     def body(carry, i):
@@ -290,9 +296,10 @@ def singlestep_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, variant: str, o
       # The grid's own end point (t_of_log_snr rounds): the next step starts from g.t[i + 1].
       x = sub(x, i, g.lam[i + 1], [nodes[j] for j in use], [ms[j] for j in use],
               g.a[i + 1], g.s[i + 1])
+      x = project_at(project, x, g.t[i + 1], projection_key(key, i + 1))
       if denoise:
-        x = jax.lax.cond(i == n - 1, lambda v: predict(sde, score_fn, v, g.t[n], "x0"),
-                         lambda v: v, x)
+        x = jax.lax.cond(i == n - 1, lambda v: project_at(project, predict(
+            sde, score_fn, v, g.t[n], "x0"), g.t[n], None), lambda v: v, x)
       return (key, x), None
     return jax.lax.scan(body, carry, idx)[0]
 
@@ -306,13 +313,13 @@ def dpm_solver_loop(sde, score_fn, shape, *, num_steps: int = 20, order: int = 3
                     rho: float = 7.0, lower_order_final: bool = True, denoise: bool = False,
                     weights: str = "exact",
                     
-                    x_init=None) -> LoopSampler:
+                    x_init=None, project=None) -> LoopSampler:
   """DPM-Solver (Lu et al. 2022a), noise prediction, orders 1-3, multistep or singlestep.
   Order 1: x' = (a'/a) x - s' (e^h - 1) eps_hat (= DDIM at eta = 0). NFE = num_steps (multistep)
   or order * num_steps (singlestep), + 1 with `denoise`."""
   check(sde, num_steps, order, weights=weights)
   kw = dict(variant="eps", order=order, num_steps=num_steps, eps=eps, schedule=schedule,
-            rho=rho, denoise=denoise, weights=weights, x_init=x_init)
+            rho=rho, denoise=denoise, weights=weights, x_init=x_init, project=project)
   if multistep or order == 1:
     return multistep_loop(sde, score_fn, shape, lower_order_final=lower_order_final, **kw)
   return singlestep_loop(sde, score_fn, shape, **kw)
@@ -322,12 +329,12 @@ def dpm_solver_pp_loop(sde, score_fn, shape, *, num_steps: int = 20, order: int 
                        multistep: bool = True, eps: float = 1e-3, schedule: str = "karras",
                        rho: float = 7.0, lower_order_final: bool = True,
                        denoise: bool = False, weights: str = "exact",
-                     x_init=None) -> LoopSampler:
+                     x_init=None, project=None) -> LoopSampler:
   """DPM-Solver++ (Lu et al. 2022b), data prediction: 1, 2M, 3M (or singlestep 2S, 3S).
   Order 1: x' = (s'/s) x - a' (e^{-h} - 1) x0_hat;  2M / 3M: see the module docstring."""
   check(sde, num_steps, order, weights=weights)
   kw = dict(variant="x0", order=order, num_steps=num_steps, eps=eps, schedule=schedule,
-            rho=rho, denoise=denoise, weights=weights, x_init=x_init)
+            rho=rho, denoise=denoise, weights=weights, x_init=x_init, project=project)
   if multistep or order == 1:
     return multistep_loop(sde, score_fn, shape, lower_order_final=lower_order_final, **kw)
   return singlestep_loop(sde, score_fn, shape, **kw)
@@ -336,38 +343,41 @@ def dpm_solver_pp_loop(sde, score_fn, shape, *, num_steps: int = 20, order: int 
 def dpm_solver_pp_sde_loop(sde, score_fn, shape, *, num_steps: int = 20, order: int = 2,
                            eps: float = 1e-3, schedule: str = "karras", rho: float = 7.0,
                            lower_order_final: bool = True, denoise: bool = True,
-                           x_init=None) -> LoopSampler:
+                           x_init=None, project=None) -> LoopSampler:
   """SDE-DPM-Solver++ (1 or 2M; Lu et al. 2022b, section 5): a reverse-SDE sampler,
       x' = (s'/s) e^{-h} x + a' (1 - e^{-2h}) x0_hat + s' sqrt(1 - e^{-2h}) z    (order 1),
   noise of step i from fold_in(key_loop, i)."""
   check(sde, num_steps, order, max_order=2)
   return multistep_loop(sde, score_fn, shape, variant="x0_sde", order=order,
                         num_steps=num_steps, eps=eps, schedule=schedule, rho=rho,
-                        lower_order_final=lower_order_final, denoise=denoise, x_init=x_init)
+                        lower_order_final=lower_order_final, denoise=denoise,
+                        x_init=x_init, project=project)
 
 
 def unipc_loop(sde, score_fn, shape, *, num_steps: int = 20, order: int = 3, eps: float = 1e-3,
                schedule: str = "karras", rho: float = 7.0, lower_order_final: bool = True,
-               denoise: bool = False, x_init=None) -> LoopSampler:
+               denoise: bool = False, x_init=None, project=None) -> LoopSampler:
   """UniPC-p (Zhao et al. 2023), data prediction: UniP-p predictor and UniC corrector (order
   p + 1, using the prediction at the new point that the next step needs anyway). NFE =
   num_steps (+ 1 with `denoise`); the last step is not corrected."""
   check(sde, num_steps, order)
   return multistep_loop(sde, score_fn, shape, variant="x0", order=order, num_steps=num_steps,
                         eps=eps, schedule=schedule, rho=rho, corrector=True,
-                        lower_order_final=lower_order_final, denoise=denoise, x_init=x_init)
+                        lower_order_final=lower_order_final, denoise=denoise,
+                        x_init=x_init, project=project)
 
 
 def lms_loop(sde, score_fn, shape, *, num_steps: int = 20, order: int = 4, eps: float = 1e-3,
              schedule: str = "karras", rho: float = 7.0, lower_order_final: bool = False,
-             denoise: bool = False, x_init=None) -> LoopSampler:
+             denoise: bool = False, x_init=None, project=None) -> LoopSampler:
   """Linear multistep (Adams-Bashforth, order 1-4) in sigma on the EDM ODE
   dx_hat / dsigma = (x_hat - x0_hat) / sigma, x_hat = x / a:
       x_hat' = x_hat + sum_j w_j d_{i-j},  w_j = int_{sigma_i}^{sigma_{i+1}} L_j(sigma) dsigma."""
   check(sde, num_steps, order, max_order=4)
   return multistep_loop(sde, score_fn, shape, variant="lms", order=order, num_steps=num_steps,
                         eps=eps, schedule=schedule, rho=rho,
-                        lower_order_final=lower_order_final, denoise=denoise, x_init=x_init)
+                        lower_order_final=lower_order_final, denoise=denoise,
+                        x_init=x_init, project=project)
 
 
 def dpm_solver_sample(key, sde, score_fn, shape, *, num_steps: int = 20, order: int = 3,
@@ -375,53 +385,56 @@ def dpm_solver_sample(key, sde, score_fn, shape, *, num_steps: int = 20, order: 
                       rho: float = 7.0, lower_order_final: bool = True, denoise: bool = False,
                     weights: str = "exact",
                     
-                      x_init: Optional[jax.Array] = None):
+                      x_init: Optional[jax.Array] = None, project=None):
   """DPM-Solver samples of `shape`; see `dpm_solver_loop`. Returns (x, nfe)."""
   return run_loop(dpm_solver_loop(
       sde, score_fn, shape, num_steps=num_steps, order=order, multistep=multistep, eps=eps,
       schedule=schedule, rho=rho, lower_order_final=lower_order_final, denoise=denoise,
       weights=weights,
-      x_init=x_init), key)
+      x_init=x_init, project=project), key)
 
 
 def dpm_solver_pp_sample(key, sde, score_fn, shape, *, num_steps: int = 20, order: int = 2,
                          multistep: bool = True, eps: float = 1e-3, schedule: str = "karras",
                          rho: float = 7.0, lower_order_final: bool = True,
                          denoise: bool = False, weights: str = "exact",
-                     x_init: Optional[jax.Array] = None):
+                     x_init: Optional[jax.Array] = None, project=None):
   """DPM-Solver++ samples of `shape`; see `dpm_solver_pp_loop`. Returns (x, nfe)."""
   return run_loop(dpm_solver_pp_loop(
       sde, score_fn, shape, num_steps=num_steps, order=order, multistep=multistep, eps=eps,
       schedule=schedule, rho=rho, lower_order_final=lower_order_final, denoise=denoise,
       weights=weights,
-      x_init=x_init), key)
+      x_init=x_init, project=project), key)
 
 
 def dpm_solver_pp_sde_sample(key, sde, score_fn, shape, *, num_steps: int = 20, order: int = 2,
                              eps: float = 1e-3, schedule: str = "karras", rho: float = 7.0,
                              lower_order_final: bool = True, denoise: bool = True,
-                             x_init: Optional[jax.Array] = None):
+                             x_init: Optional[jax.Array] = None, project=None):
   """SDE-DPM-Solver++ samples of `shape`; see `dpm_solver_pp_sde_loop`. Returns (x, nfe)."""
   return run_loop(dpm_solver_pp_sde_loop(
       sde, score_fn, shape, num_steps=num_steps, order=order, eps=eps, schedule=schedule,
-      rho=rho, lower_order_final=lower_order_final, denoise=denoise, x_init=x_init), key)
+      rho=rho, lower_order_final=lower_order_final, denoise=denoise,
+      x_init=x_init, project=project), key)
 
 
 def unipc_sample(key, sde, score_fn, shape, *, num_steps: int = 20, order: int = 3,
                  eps: float = 1e-3, schedule: str = "karras", rho: float = 7.0,
                  lower_order_final: bool = True, denoise: bool = False,
-                 x_init: Optional[jax.Array] = None):
+                 x_init: Optional[jax.Array] = None, project=None):
   """UniPC samples of `shape`; see `unipc_loop`. Returns (x, nfe)."""
   return run_loop(unipc_loop(
       sde, score_fn, shape, num_steps=num_steps, order=order, eps=eps, schedule=schedule,
-      rho=rho, lower_order_final=lower_order_final, denoise=denoise, x_init=x_init), key)
+      rho=rho, lower_order_final=lower_order_final, denoise=denoise,
+      x_init=x_init, project=project), key)
 
 
 def lms_sample(key, sde, score_fn, shape, *, num_steps: int = 20, order: int = 4,
                eps: float = 1e-3, schedule: str = "karras", rho: float = 7.0,
                lower_order_final: bool = False, denoise: bool = False,
-               x_init: Optional[jax.Array] = None):
+               x_init: Optional[jax.Array] = None, project=None):
   """LMS samples of `shape`; see `lms_loop`. Returns (x, nfe)."""
   return run_loop(lms_loop(
       sde, score_fn, shape, num_steps=num_steps, order=order, eps=eps, schedule=schedule,
-      rho=rho, lower_order_final=lower_order_final, denoise=denoise, x_init=x_init), key)
+      rho=rho, lower_order_final=lower_order_final, denoise=denoise,
+      x_init=x_init, project=project), key)

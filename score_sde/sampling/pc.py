@@ -220,7 +220,8 @@ def pc_sampler(sde: LinearSDE, score_fn: ScoreFn, shape, *, predictor: str = "eu
   `ancestral_variance`: 'beta' or 'beta_tilde' for the ancestral_sampling predictor (see there).
   """
   if ancestral_variance not in (None, "beta", "beta_tilde"):
-    raise ValueError(f"ancestral_variance must be 'beta' or 'beta_tilde', got {ancestral_variance!r}")
+    raise ValueError(f"ancestral_variance must be 'beta' or 'beta_tilde', "
+                     f"got {ancestral_variance!r}")
   check_predictor(sde, predictor, corrector, probability_flow)
   if num_steps is None:
     num_steps = sde.N
