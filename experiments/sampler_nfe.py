@@ -185,8 +185,9 @@ def _path_samplers(problem):
   }
 
 
-def run_paths(problem, nfes, n, seed, log):
-  """Path RMSE and sliced W2 of every deterministic sampler at each NFE on `problem`."""
+def run_paths(problem, nfes, n, seed, log, only=None):
+  """Path RMSE and sliced W2 of every deterministic sampler (or those in `only`) at each NFE on
+  `problem`, and of the adaptive tsit5 solve at two tolerances with either error norm."""
   from score_sde.sampling.base import initial_state
   from score_sde.sampling.optimize_schedule import benchmark_problem, tight_solve
   g, sde, eps = benchmark_problem(problem)
@@ -202,6 +203,8 @@ def run_paths(problem, nfes, n, seed, log):
   sw_ref = float(sliced_wasserstein(sw_key, ref, exact))
   rows = []
   for name, make in _path_samplers(problem).items():
+    if only is not None and name not in only:
+      continue
     for nfe in nfes:
       fn = make(nfe)
       if fn is None:
@@ -218,7 +221,7 @@ def run_paths(problem, nfes, n, seed, log):
       rows.append(row)
       log(f"{problem:7s} {name:24s} NFE {used:3d}  path RMSE {row['path_rmse']:8.4f}  "
           f"worst {row['worst']:8.3f}  SW2 {row['sw2']:.4f}")
-  for per_sample in (True, False):
+  for per_sample in (True, False) if only is None or "ode_tsit5" in only else ():
     for tol in (1e-2, 1e-3):
       from score_sde.sampling.ode_sampler import ode_sample
       x, used, st = jax.jit(lambda k, x: ode_sample(k, sde, sf, shape, rtol=tol, atol=tol, eps=eps,
@@ -269,6 +272,9 @@ def main():
   p.add_argument("--out", type=str, default=os.path.join(os.path.dirname(__file__), "results", "sampler_nfe.json"))
   p.add_argument("--paths", type=str, default=None,
                  help="comma-separated path-benchmark problems (gmm64, ring2d) instead")
+  p.add_argument("--samplers", type=str, default=None,
+                 help="path benchmark: only these samplers (comma-separated; ode_tsit5 for the "
+                      "adaptive rows)")
   args = p.parse_args()
   if args.paths:
     jax.config.update("jax_enable_x64", True)
@@ -276,11 +282,13 @@ def main():
     n = args.n or 1000
     rows, meta = [], []
     for problem in args.paths.split(","):
-      r, m = run_paths(problem, nfes, n, args.seed, lambda s: print(s, flush=True))
+      only = args.samplers.split(",") if args.samplers else None
+      r, m = run_paths(problem, nfes, n, args.seed, lambda s: print(s, flush=True), only)
       rows, meta = rows + r, meta + [m]
     text = path_table(rows, nfes)
     print(text)
-    out = args.out.replace("sampler_nfe.json", "sampler_paths.json")
+    out = args.out.replace("sampler_nfe.json", "sampler_paths.json" if only is None
+                           else "sampler_paths_" + "_".join(only) + ".json")
     with open(out, "w") as f:
       json.dump(dict(n_samples=n, nfes=nfes, problems=meta, rows=rows, table=text), f, indent=1)
     print("wrote", out)

@@ -149,4 +149,5 @@ def test_config_sampler_reports_its_nfe(sampler):
     assert loop.nfe == int(nfe)
     entry = get_sampler(sampler)
     assert nfe_of(entry, num_steps=25, predictor=cfg.predictor, corrector=cfg.corrector,
-                  n_steps=cfg.n_steps_each, method=cfg.ode_method) == loop.nfe
+                  n_steps=cfg.n_steps_each, method=cfg.ode_method,
+                  denoise=cfg.noise_removal) == loop.nfe

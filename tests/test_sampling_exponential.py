@@ -310,3 +310,17 @@ def test_optimized_schedule_lowers_the_path_error_and_loads(tmp_path):
   x, _ = ex.unipc_sample(jax.random.key(0), sde, sf, shape, num_steps=4, order=2, eps=0.0,
                          denoise=True, schedule=path, x_init=x_T)
   np.testing.assert_allclose(float(jnp.mean(jnp.sum((x - ref) ** 2, -1))), best, rtol=1e-3)
+
+
+def test_ode_reports_accepted_and_rejected_steps():
+  """tsit5 makes 6 evaluations per step tried (+1 at the start, FSAL): NFE = 6 (accepted +
+  rejected) + 1; the per-sample norm needs at least the steps of the batch RMS norm."""
+  from score_sde.sampling import ode_sample
+  sde, g = VPSDE(), G.ring_mixture(4)
+  sf, key, shape = G.marginal_score_fn(g, sde), jax.random.key(10), (64, 2)
+  run = jax.jit(lambda per: ode_sample(key, sde, sf, shape, rtol=1e-3, atol=1e-3,
+                                       per_sample=per, return_stats=True), static_argnums=0)
+  _, nfe, st = run(True)
+  assert int(nfe) == 6 * (int(st["accepted"]) + int(st["rejected"])) + 1
+  _, _, st_batch = run(False)
+  assert int(st["accepted"]) >= int(st_batch["accepted"])

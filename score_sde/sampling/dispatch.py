@@ -44,10 +44,10 @@ SAMPLERS: Dict[str, SamplerEntry] = {
     "edm_heun": SamplerEntry(edm.edm_heun_sample, edm.edm_heun_loop, 18, 2, edm.check),
     "ddim": SamplerEntry(ddim.ddim_sample, ddim.ddim_loop, 50, 1, ddim.check),
     # Exponential integrators (exponential.py); multistep ones take 1 NFE a step.
-    "dpm_solver": SamplerEntry(ex.dpm_solver_sample, ex.dpm_solver_loop, 20, ex.nfe_per_step,
-                               ex.check),
+    "dpm_solver": SamplerEntry(ex.dpm_solver_sample, ex.dpm_solver_loop, 20,
+                               lambda **o: ex.nfe_per_step(**{"order": 3, **o}), ex.check),
     "dpm_solver_pp": SamplerEntry(ex.dpm_solver_pp_sample, ex.dpm_solver_pp_loop, 20,
-                                  ex.nfe_per_step, ex.check),
+                                  lambda **o: ex.nfe_per_step(**{"order": 2, **o}), ex.check),
     "dpm_solver_pp_sde": SamplerEntry(ex.dpm_solver_pp_sde_sample, ex.dpm_solver_pp_sde_loop, 20,
                                       1, lambda sde, **o: ex.check(sde, max_order=2, **o)),
     "unipc": SamplerEntry(ex.unipc_sample, ex.unipc_loop, 20, 1, ex.check),
@@ -85,7 +85,12 @@ def nfe_of(entry: SamplerEntry, **opts) -> Optional[int]:
   run knows (adaptive solvers)."""
   num_steps = opts.get("num_steps")
   per = entry.nfe_per_step if isinstance(entry.nfe_per_step, int) else entry.nfe_per_step(**opts)
-  return None if per is None or num_steps is None else per * num_steps
+  if per is None or num_steps is None:
+    return None
+  if opts.get("to_zero"):  # edm_heun: the last step, to sigma = 0, is Euler
+    return per * num_steps - 1
+  # Noise removal evaluates x0_hat once more, except in pc (the last step's noise-free mean).
+  return per * num_steps + int(bool(opts.get("denoise")) and entry.sample is not pc.pc_sample)
 
 
 def sampler_from_config(sampling_cfg, sde: LinearSDE) -> Callable:

@@ -12,6 +12,7 @@ import json
 import os
 from typing import Callable, Dict
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -73,7 +74,8 @@ def from_file(path: str) -> Callable:
     if len(sigmas) != num_steps + 1:
       raise ValueError(f"schedule file {path} has {len(sigmas) - 1} steps, the sampler "
                        f"num_steps={num_steps}")
-    ends = np.array([float(sde.sigma(sde.T)), float(sde.sigma(eps))])
+    with jax.ensure_compile_time_eval():  # a check on constants, also when called under jit
+      ends = np.array([float(sde.sigma(sde.T)), float(sde.sigma(eps))])
     if not np.allclose(sigmas[[0, -1]], ends, rtol=1e-4):
       raise ValueError(f"schedule file {path} runs from sigma {sigmas[0]:.4g} to {sigmas[-1]:.4g}; "
                        f"this SDE and eps give {ends[0]:.4g} to {ends[1]:.4g}")
