@@ -40,7 +40,8 @@ def gaussian_score(sde, mu, c):
 def exact_flow(sde, mu, c, x_T, t):
   a_T, s_T = sde.alpha_sigma(sde.T)
   a, s = sde.alpha_sigma(t)
-  return a * mu + jnp.sqrt(a ** 2 * c + s ** 2) / jnp.sqrt(a_T ** 2 * c + s_T ** 2) * (x_T - a_T * mu)
+  ratio = jnp.sqrt(a ** 2 * c + s ** 2) / jnp.sqrt(a_T ** 2 * c + s_T ** 2)
+  return a * mu + ratio * (x_T - a_T * mu)
 
 
 # (sampler, options, order of convergence claimed)
@@ -101,7 +102,7 @@ def test_dpm_solver_1_is_ddim(sde, x64):
 def test_dpm_solver_pp_2m_is_the_published_update_on_ve(x64):
   """Three steps on VE (a = 1, s = sigma, h_i = log(sigma_i / sigma_{i+1})), written out as in
   Lu et al. 2022b, Algorithm 2 (and k-diffusion's sample_dpmpp_2m):
-    x_1 = (sigma_1 / sigma_0) x_0 - (e^{-h_0} - 1) D_0,                       D_i = x0_hat(x_i, sigma_i)
+    x_1 = (sigma_1 / sigma_0) x_0 - (e^{-h_0} - 1) D_0,        D_i = x0_hat(x_i, sigma_i)
     x_{i+1} = (sigma_{i+1} / sigma_i) x_i
               - (e^{-h_i} - 1) ((1 + 1/(2 r)) D_i - 1/(2 r) D_{i-1}),
     r = h_{i-1} / h_i.  Then x0_hat at the last point (noise removal)."""
