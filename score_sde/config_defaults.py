@@ -35,6 +35,8 @@ def get_default_config() -> ml_collections.ConfigDict:
   # Table 1, score_sde.models.precond); the model is then a denoiser and target stays 'auto'.
   model.preconditioning = "none"
   model.sigma_data = 0.5            # edm preconditioning: the data's standard deviation
+  # Optional hyperparameter of every image network: model.num_classes > 0 makes it
+  # label-conditional (classifier-free guidance); absent (the default) or 0: unconditional.
 
   config.training = training = ml_collections.ConfigDict()
   training.batch_size = 256
@@ -58,6 +60,7 @@ def get_default_config() -> ml_collections.ConfigDict:
   training.sample_at_end = True     # write samples and a quality number when training ends
   training.snapshot_sampling = False  # at each checkpoint: sample with the EMA params, write a PNG
   training.snapshot_num_samples = 64  # (workdir/snapshots/, TensorBoard); config.sampling's sampler
+  training.label_dropout = 0.1      # label-conditional models: P(label -> "no label") per example
 
   config.optim = optim = ml_collections.ConfigDict()
   optim.optimizer = "adam"          # adam | adamw
@@ -107,6 +110,30 @@ def get_default_config() -> ml_collections.ConfigDict:
   sampling.lower_order_final = True  # multistep: order <= steps left at the end (stabler, few steps)
   sampling.solver_weights = "exact"  # exact | published (DPM-Solver-2 / ++(2M) as published)
   sampling.progress_chunks = 10     # the on-device loop runs in this many chunks (progress bar)
+  # Controllable generation (score_sde/controllable.py, paper section 5):
+  sampling.condition = "none"       # none | class (noise-conditional classifier) | cfg | inpaint | colorize
+  sampling.guidance_scale = 1.0     # class: classifier scale; cfg: w (0 unconditional, 1 conditional)
+  sampling.cfg_form = "eps"         # cfg: combine eps (Ho & Salimans) or scores (same samples)
+  sampling.classes = placeholder(str)  # class / cfg: comma-separated classes; default all, in turn
+  sampling.classifier_workdir = ""  # class: the classifier's workdir; default <workdir>/classifier
+  sampling.inputs = ""              # inpaint / colorize: .npz (key 'images') or an image file/folder
+  sampling.mask = "left_half"       # inpaint: .npz ('mask'), image file, or left_half | center | random_pixels
+
+  # Noise-conditional classifier (python -m score_sde.train_classifier, or --mode train_classifier):
+  config.classifier = classifier = ml_collections.ConfigDict()
+  classifier.model = ml_collections.ConfigDict()
+  classifier.model.name = "wideresnet"  # see score_sde.models.classifiers; other fields: hyperparameters
+  classifier.batch_size = 128
+  classifier.n_iters = 2000
+  classifier.n_jitted_steps = 10
+  classifier.log_freq = 100
+  classifier.snapshot_freq = 500
+  classifier.keep_checkpoints = 3
+  classifier.lr = 2e-4
+  classifier.warmup = 100
+  classifier.grad_clip = 1.0
+  classifier.ema_rate = 0.999
+  classifier.eps = 1e-5             # time cut-off: t ~ U(eps, T), x_t noised by config.sde
 
   config.eval = evaluate = ml_collections.ConfigDict()
   evaluate.checkpoint = placeholder(int)  # step to evaluate; default: latest

@@ -146,8 +146,8 @@ def grey_level(x: jax.Array) -> jax.Array:
   return jnp.mean(x, axis=-1, keepdims=True)
 
 
-def _grey_known(grey: jax.Array):
-  """(decoupled data, mask) with the grey level known: channel 0 = sqrt(3) grey."""
+def grey_known(grey: jax.Array):
+  """(decoupled data [..., 3], mask [3]) with the grey level known: channel 0 = sqrt(3) grey."""
   known = jnp.concatenate([math.sqrt(3.0) * grey, jnp.zeros_like(grey), jnp.zeros_like(grey)], -1)
   mask = jnp.zeros(known.shape[-1:], grey.dtype).at[0].set(1.0)
   return known, mask
@@ -156,7 +156,7 @@ def _grey_known(grey: jax.Array):
 def colorize_projector(sde: LinearSDE, grey: jax.Array) -> Callable:
   """project(x, t, key) for RGB samples x: [B, H, W, 3] given grey levels grey: [B, H, W, 1]:
   inpainting of the grey axis in the decoupled space, mapped back to RGB."""
-  known, mask = _grey_known(grey)
+  known, mask = grey_known(grey)
   inner = inpaint_projector(sde, known, mask)
 
   def project(x, t, key):
@@ -171,5 +171,25 @@ def colorize(sample_fn: Callable, key: jax.Array, sde: LinearSDE, score_fn: Scor
   shape = grey.shape[:-1] + (3,)
   x, nfe = sample_fn(key, sde, score_fn, shape, project=colorize_projector(sde, grey),
                      **sampler_opts)
-  known, mask = _grey_known(grey)
+  known, mask = grey_known(grey)
   return couple_colors(impose(decouple_colors(x), known, mask)), nfe
+
+
+# --- noise-conditional classifiers --------------------------------------------------------------
+def noisy_classifier_loss(key: jax.Array, logits_fn: Callable, x0: jax.Array, y: jax.Array,
+                          sde: LinearSDE, *, eps: float = 1e-5, discrete: bool = False):
+  """Cross-entropy of a noise-conditional classifier on data noised by the SDE (paper I.1):
+
+      loss = E_t E_z [-log softmax(logits_fn(x_t, label(t)))[y]],
+      x_t = a(t) x0 + s(t) z,  t ~ U(eps, T),  z ~ N(0, I),
+
+  label(t) = sde.noise_label(t, discrete), what the score network of the same SDE receives.
+  x0: [B, ...], y: [B] int; logits_fn(x, label) -> [B, K]. Returns (mean loss, per-sample [B]).
+  """
+  kt, kz = jax.random.split(key)
+  t = jax.random.uniform(kt, (x0.shape[0],), x0.dtype, eps, sde.T)
+  a, s = sde.alpha_sigma(t)
+  xt = bcast(a, x0) * x0 + bcast(s, x0) * jax.random.normal(kz, x0.shape, x0.dtype)
+  logp = jax.nn.log_softmax(logits_fn(xt, sde.noise_label(t, discrete)), axis=-1)
+  per_sample = -jnp.take_along_axis(logp, y[:, None].astype(jnp.int32), axis=-1)[:, 0]
+  return jnp.mean(per_sample), per_sample

@@ -6,10 +6,12 @@
 
 Modes: train (then, unless training.sample_at_end=False, sample and report quality: the digits
 metric on digits, sliced W2 / exact NLL / off-mode fraction on toys), sample (write samples .npz +
-PNG from the latest checkpoint), eval (score_sde/eval_runner.py: for checkpoints eval.begin_ckpt
-to eval.end_ckpt, the test-split loss, eval.num_samples samples in resumable rounds and their
-quality, and with --config.eval.enable_bpd bits/dim; metrics JSON per checkpoint under
-workdir/eval/).
+PNG from the latest checkpoint; with sampling.condition = class, cfg, inpaint or colorize,
+conditional samples beside their inputs: score_sde/controllable_runner.py), eval
+(score_sde/eval_runner.py: for checkpoints eval.begin_ckpt to eval.end_ckpt, the test-split
+loss, eval.num_samples samples in resumable rounds and their quality, and with --config.eval.enable_bpd bits/dim; metrics JSON per checkpoint under
+workdir/eval/), train_classifier (the noise-conditional classifier for sampling.condition=class,
+in <workdir>/classifier).
 
 Any config field can be set with --config.<section>.<field>=VALUE (--print_config lists them with
 their values; score_sde/config_defaults.py says what each means). --config.sampling.num_steps=0
@@ -31,7 +33,9 @@ config_flags.DEFINE_config_file(
     "any field with --config.<section>.<field>=VALUE; --print_config lists every field.",
     lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples.")
-flags.DEFINE_enum("mode", "train", ["train", "sample", "eval"], "What to run.")
+flags.DEFINE_enum("mode", "train", ["train", "sample", "eval", "train_classifier"],
+                  "What to run (train_classifier: the noise-conditional classifier of "
+                  "sampling.condition=class, in <workdir>/classifier).")
 flags.DEFINE_bool("print_config", False, "Print the config (defaults, the file's changes and any "
                   "--config.* overrides), one field a line, and exit.")
 flags.DEFINE_bool("verbose", False, "Show orbax / absl INFO logs; on errors, the full traceback.")
@@ -96,9 +100,15 @@ def main(argv):
       return  # a half-trained model: no sampling; the rerun resumes and samples at the end
     if config.training.sample_at_end:
       _sample_and_report(config, workdir, bundle, mesh)
+  elif FLAGS.mode == "sample" and config.sampling.condition != "none":
+    from score_sde import controllable_runner
+    controllable_runner.run(config, workdir, bundle=bundle, mesh=mesh)
   elif FLAGS.mode == "sample":
     from score_sde import sample_runner
     sample_runner.run(config, workdir, bundle=bundle, mesh=mesh)
+  elif FLAGS.mode == "train_classifier":
+    from score_sde.train_classifier import train as train_classifier
+    train_classifier(config, workdir, mesh=mesh)
   else:
     from score_sde import eval_runner
     eval_runner.run(config, workdir, bundle=bundle, mesh=mesh)

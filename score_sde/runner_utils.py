@@ -146,13 +146,16 @@ def _validate(config, num_devices: int):
 
 
 def make_apply_fn(network, compute_dtype=jnp.float32) -> Callable:
-  """apply(params, x, label, train, dropout_key) in `compute_dtype` with float32 output."""
-  def apply(params, x, label, train=False, dropout_key=None):
+  """apply(params, x, label, train, dropout_key, labels) in `compute_dtype` with float32 output;
+  `labels` ([B] int) only for label-conditional networks (model.num_classes > 0)."""
+  def apply(params, x, label, train=False, dropout_key=None, labels=None):
     if compute_dtype != jnp.float32:
       params = jax.tree.map(lambda p: p.astype(compute_dtype), params)
       x = x.astype(compute_dtype)
     rngs = {"dropout": dropout_key} if dropout_key is not None else {}
-    return network.apply({"params": params}, x, label, train=train, rngs=rngs).astype(jnp.float32)
+    kw = {} if labels is None else {"labels": labels}
+    return network.apply({"params": params}, x, label, train=train, rngs=rngs,
+                         **kw).astype(jnp.float32)
   return apply
 
 
@@ -172,9 +175,19 @@ def make_loss_fn(config, network, sde, train: bool = True):
     time_sampler = losses.make_time_sampler(sde, tr.eps, density)
   loss = losses.get_loss(tr.loss)
 
-  def loss_fn(key, params, x0):
+  num_classes = num_classes_of(config)
+
+  def loss_fn(key, params, batch):
     k_loss, k_drop = jax.random.split(key)
-    net = lambda x, label: apply(params, x, label, train, k_drop if train else None)
+    # Label-conditional: batch = (x0, labels), labels dropped to "no label" for guidance; an
+    # unlabelled batch (e.g. the eval-split loss) is scored as "no label".
+    if num_classes and isinstance(batch, (tuple, list)):
+      x0, labels = batch
+      drop = jax.random.uniform(jax.random.fold_in(key, 2), labels.shape) < tr.label_dropout
+      labels = jnp.where(drop, num_classes, labels)
+    else:
+      x0, labels = batch, None
+    net = lambda x, label: apply(params, x, label, train, k_drop if train else None, labels)
     if tr.loss == "edm":
       return loss(k_loss, precond.denoiser_fn(net, pre), x0, sde, preconditioning=pre,
                   p_mean=tr.p_mean, p_std=tr.p_std, reduce_mean=tr.reduce_mean)
@@ -185,6 +198,11 @@ def make_loss_fn(config, network, sde, train: bool = True):
     return loss(k_loss, pred_fn, x0, sde, target=target, reduce_mean=tr.reduce_mean,
                 likelihood_weighting=tr.likelihood_weighting, time_sampler=time_sampler, eps=tr.eps)
   return loss_fn
+
+
+def num_classes_of(config) -> int:
+  """model.num_classes (0 when absent): > 0 trains a label-conditional network on labelled data."""
+  return int(config.model.get("num_classes", 0))
 
 
 def init_params(config, network, key, shape):

@@ -171,8 +171,13 @@ def train(config, workdir: str, *, bundle: Optional[ru.Bundle] = None, mesh=None
       from tensorboardX import SummaryWriter
       writer = SummaryWriter(os.path.join(workdir, "tb"))
       metrics_log = _MetricsLog(workdir, start)
-    batches = dataset.batches(tr.batch_size, start, config.seed, jax.process_index(),
-                              jax.process_count())
+    if ru.num_classes_of(config):  # label-conditional: (x, labels) batches
+      from score_sde.data.base import labelled_batches
+      batches = labelled_batches(dataset, tr.batch_size, start, config.seed, jax.process_index(),
+                                 jax.process_count())
+    else:
+      batches = dataset.batches(tr.batch_size, start, config.seed, jax.process_index(),
+                                jax.process_count())
     snapshot = None
     if tr.snapshot_sampling:
       from score_sde.snapshots import SnapshotSampler
@@ -187,10 +192,11 @@ def train(config, workdir: str, *, bundle: Optional[ru.Bundle] = None, mesh=None
     t_begin = time.time()
     stop = None
     while step < tr.n_iters:
-      local = np.stack([next(batches) for _ in range(n)])
+      local = jax.tree.map(lambda *b: np.stack(b), *[next(batches) for _ in range(n)])
       parts = []
       for i in range(0, n, per_call):
-        state, m = train_steps(state, shard_batches(local[i:i + per_call], mesh), train_key)
+        part = jax.tree.map(lambda v: shard_batches(v[i:i + per_call], mesh), local)
+        state, m = train_steps(state, part, train_key)
         parts.append(m)
       metrics = {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
       _check_finite(metrics, step + 1, ckpt)

@@ -108,7 +108,7 @@ def make_train_steps(loss_fn: Callable, optimizer: optax.GradientTransformation,
     if micro_batches == 1:
       loss, grads = grad_fn(state.params, step_key, batch)
     else:
-      slices = batch.reshape((micro_batches, -1) + batch.shape[1:])
+      slices = jax.tree.map(lambda b: b.reshape((micro_batches, -1) + b.shape[1:]), batch)
 
       def acc(carry, inp):
         j, x = inp

@@ -23,7 +23,7 @@ from typing import Callable, Dict, Tuple
 
 import ml_collections
 
-MODES = ("train", "sample", "eval")
+MODES = ("train", "sample", "eval", "train_classifier")
 
 
 class ConfigError(ValueError):
@@ -72,9 +72,16 @@ RANGES: Dict[str, Tuple[Callable, str]] = {
     "eval.checkpoint": _NONNEG, "eval.batch_size": _ONE, "eval.rtol": _POS, "eval.atol": _POS,
     "eval.num_dequant": _ONE, "eval.num_samples": _ONE, "eval.begin_ckpt": _NONNEG,
     "eval.end_ckpt": _NONNEG,
+    "training.label_dropout": _UNIT_LC, "sampling.guidance_scale": _NONNEG,
+    "classifier.batch_size": _ONE, "classifier.n_iters": _ONE, "classifier.n_jitted_steps": _ONE,
+    "classifier.log_freq": _ONE, "classifier.snapshot_freq": _ONE,
+    "classifier.keep_checkpoints": _ONE, "classifier.lr": _POS, "classifier.warmup": _NONNEG,
+    "classifier.ema_rate": _UNIT_LC, "classifier.eps": _UNIT_OPEN,
 }
 CHOICES = {"eval.bpd_dataset": ("test", "train"),
-           "model.target": ("auto", "score", "eps", "x0", "v")}
+           "model.target": ("auto", "score", "eps", "x0", "v"),
+           "sampling.condition": ("none", "class", "cfg", "inpaint", "colorize"),
+           "sampling.cfg_form": ("eps", "score")}
 
 
 def _fail(field: str, value, allowed: str):
@@ -86,7 +93,7 @@ def _check_fields(config, default, prefix=""):
   for key, value in config.items():
     name = f"{prefix}{key}"
     if key not in default:
-      if prefix == "model.":
+      if prefix in ("model.", "classifier.model."):
         continue  # network hyperparameters: the model checks them
       where = f"config.{prefix[:-1]} has" if prefix else "the config has top-level"
       raise ConfigError(f"config.{name} is not a config field; {where} fields "
@@ -229,7 +236,7 @@ def validate_workdir(config, workdir: str, mode: str) -> None:
     parent = os.path.dirname(parent)
   if not os.path.isdir(parent):
     raise ConfigError(f"--workdir={workdir!r}: {parent!r} is a file, not a directory")
-  if mode == "train":
+  if mode in ("train", "train_classifier"):
     return
   if mode == "eval" and not (config.eval.enable_sampling or config.eval.enable_bpd):
     raise ConfigError("--mode=eval with config.eval.enable_sampling=False and "

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from test_sampling_pc import separated_mixture
 
-from score_sde import controllable as ctl
-from score_sde import gmm as G
+from score_sde import controllable as ctl, gmm as G
 from score_sde.sampling import ddim_sample, edm_heun_sample, ode_sample, pc_sample
 from score_sde.sde import VESDE, VPSDE, SubVPSDE
 

@@ -98,7 +98,7 @@ def test_classifiers_give_logits_per_sample(name, shape, hp):
   x = jax.random.normal(jax.random.key(0), shape)
   label = jnp.array([0.1, 1.0, 5.0])
   params = jax.jit(clf.init)(jax.random.key(1), x, label)["params"]
-  f = jax.jit(lambda x, l: clf.apply({"params": params}, x, l))
+  f = jax.jit(lambda x, lab: clf.apply({"params": params}, x, lab))
   logits = f(x, label)
   assert logits.shape == (3, hp["num_classes"])
   np.testing.assert_allclose(f(x[:1], label[:1]), logits[:1], rtol=1e-5, atol=1e-5)

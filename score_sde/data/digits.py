@@ -2,7 +2,8 @@
 
 Grey levels 0..16 become uint8 via round(255 k / 16); images are optionally resized (bilinear) to
 `image_size` and then go through the same preprocessing as every image set. Split: a fixed
-shuffled 90% / 10% train / test partition.
+shuffled 90% / 10% train / test partition. `digits_color`: the same digits, each drawn in one of
+six colours (RGB), for colorization.
 """
 import dataclasses
 from typing import Tuple
@@ -23,14 +24,30 @@ def load_digits_uint8(image_size: int = 8) -> np.ndarray:
   return np.clip(np.round(images), 0, 255).astype(np.uint8)[..., None]
 
 
+# digits_color: each digit drawn in one of these colours (RGB in [0, 1]), fixed per image, so
+# that a grey digit has several plausible colourings (the colorization example).
+PALETTE = np.array([[1.0, 0.2, 0.2], [0.2, 1.0, 0.2], [0.3, 0.4, 1.0], [1.0, 0.9, 0.2],
+                    [0.2, 0.9, 1.0], [1.0, 0.3, 1.0]], np.float32)
+
+
+def colorize_digits(images: np.ndarray) -> np.ndarray:
+  """uint8 [N, H, W, 1] -> uint8 [N, H, W, 3]: image i in colour PALETTE[c_i], c_i fixed by i."""
+  idx = np.random.default_rng(1).integers(0, len(PALETTE), size=len(images))
+  return np.round(images.astype(np.float32) * PALETTE[idx][:, None, None, :]).astype(np.uint8)
+
+
 @dataclasses.dataclass(frozen=True)
 class DigitsDataset:
   spec: DataSpec
   split: str
 
   @property
+  def channels(self) -> int:
+    return 3 if self.spec.name == "digits_color" else 1
+
+  @property
   def shape(self) -> Tuple[int, int, int]:
-    return (self.spec.image_size, self.spec.image_size, 1)
+    return (self.spec.image_size, self.spec.image_size, self.channels)
 
   is_image = True
 
@@ -48,7 +65,10 @@ class DigitsDataset:
     return 17 if self.spec.image_size == 8 else 256
 
   def images(self) -> np.ndarray:
-    return self._split(load_digits_uint8(self.spec.image_size))
+    images = load_digits_uint8(self.spec.image_size)
+    if self.channels == 3:
+      images = colorize_digits(images)
+    return self._split(images)
 
   def labels(self) -> np.ndarray:
     """The digit (0..9) of each image of `images()`, int32."""
@@ -65,8 +85,9 @@ class DigitsDataset:
 
   def labelled_batches(self, batch_size, start_step, seed, process_index=0, process_count=1):
     """As `batches`, yielding (images, digits [n] int32); the images are those of `batches`."""
-    if self.spec.num_channels != 1:
-      raise ValueError(f"digits are greyscale: set data.num_channels=1, not {self.spec.num_channels}")
+    if self.spec.num_channels != self.channels:
+      raise ValueError(f"{self.spec.name} has {self.channels} channel(s): set "
+                       f"data.num_channels={self.channels}, not {self.spec.num_channels}")
     n = per_host_batch(batch_size, process_count)
     images, labels = self.images(), self.labels()
     step = start_step
@@ -88,3 +109,4 @@ class DigitsDataset:
 
 
 DATASETS["digits"] = DigitsDataset
+DATASETS["digits_color"] = DigitsDataset

@@ -33,7 +33,8 @@ def build_classifier(name: str, kwargs):
   fields = {f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")}
   unknown = sorted(set(kwargs) - fields)
   if unknown:
-    raise ValueError(f"classifier {name!r} has no hyperparameters {unknown}; valid: {sorted(fields)}")
+    raise ValueError(f"classifier {name!r} has no hyperparameters {unknown}; "
+                     f"valid: {sorted(fields)}")
   return cls(**dict(kwargs))
 
 
@@ -116,7 +117,8 @@ class NoiseConditionalMLPClassifier(nn.Module):
   @nn.compact
   def __call__(self, x, noise_label, train: bool = False):
     del train
-    emb = embed_noise_label(noise_label, self.embedding_type, self.embedding_dim, self.fourier_scale)
+    emb = embed_noise_label(noise_label, self.embedding_type, self.embedding_dim,
+                            self.fourier_scale)
     emb = nn.Dense(self.hidden)(nn.swish(nn.Dense(self.hidden)(emb)))
     h = nn.Dense(self.hidden)(x.reshape(len(x), -1)) + emb
     for _ in range(self.num_layers):
