@@ -8,11 +8,8 @@ import numpy as np
 import pytest
 from test_sampling_pc import N_SAMPLES, assert_reproduces, separated_mixture
 
-from score_sde import gmm as G
-from score_sde import losses
-from score_sde import runner_utils as ru
-from score_sde.models import precond as P
-from score_sde.models import utils as mutils
+from score_sde import gmm as G, losses, runner_utils as ru
+from score_sde.models import precond as P, utils as mutils
 from score_sde.sampling import edm_heun_sample
 from score_sde.sde import VESDE, VPSDE, EDMPath, bcast
 

@@ -74,8 +74,8 @@ def lagrange_monomials(nodes):
   out = []
   for j, rj in enumerate(nodes):
     poly, denom = [1.0], 1.0
-    for l, rl in enumerate(nodes):
-      if l == j:
+    for m, rl in enumerate(nodes):
+      if m == j:
         continue
       new = [0.0] * (len(poly) + 1)
       for k, c in enumerate(poly):  # poly * (r - r_l)
@@ -312,7 +312,7 @@ def dpm_solver_loop(sde, score_fn, shape, *, num_steps: int = 20, order: int = 3
                     multistep: bool = True, eps: float = 1e-3, schedule: str = "log_snr",
                     rho: float = 7.0, lower_order_final: bool = True, denoise: bool = False,
                     weights: str = "exact",
-                    
+
                     x_init=None, project=None) -> LoopSampler:
   """DPM-Solver (Lu et al. 2022a), noise prediction, orders 1-3, multistep or singlestep.
   Order 1: x' = (a'/a) x - s' (e^h - 1) eps_hat (= DDIM at eta = 0). NFE = num_steps (multistep)
@@ -384,7 +384,7 @@ def dpm_solver_sample(key, sde, score_fn, shape, *, num_steps: int = 20, order: 
                       multistep: bool = True, eps: float = 1e-3, schedule: str = "log_snr",
                       rho: float = 7.0, lower_order_final: bool = True, denoise: bool = False,
                     weights: str = "exact",
-                    
+
                       x_init: Optional[jax.Array] = None, project=None):
   """DPM-Solver samples of `shape`; see `dpm_solver_loop`. Returns (x, nfe)."""
   return run_loop(dpm_solver_loop(
