@@ -13,6 +13,7 @@ Parameters are jit arguments (not constants the compiler could fold). Times are 
 
 Writes experiments/results/sampler_overhead.json (or --out).
 """
+
 import argparse
 import json
 import os
@@ -58,22 +59,39 @@ def bench(model_name, model_kwargs, shape, steps, repeats):
   t = jnp.full(shape[:1], 0.5)
   bare = _median_seconds(jax.jit(lambda p, x, t: score_fn_of(p)(x, t)), (params, x, t), repeats * 5)
   samplers = {
-      "pc_euler_maruyama": lambda p, k: pc_sample(k, sde, score_fn_of(p), shape, predictor="euler_maruyama",
-                                                  corrector="none", num_steps=steps),
-      "ode_euler_fixed": lambda p, k: ode_sample(k, sde, score_fn_of(p), shape, method="euler", num_steps=steps),
-      "ode_heun_fixed": lambda p, k: ode_sample(k, sde, score_fn_of(p), shape, method="heun", num_steps=steps // 2),
-      "edm_heun": lambda p, k: edm_heun_sample(k, sde, score_fn_of(p), shape, num_steps=steps // 2),
-      "ddim_eta0": lambda p, k: ddim_sample(k, sde, score_fn_of(p), shape, num_steps=steps),
+    "pc_euler_maruyama": lambda p, k: pc_sample(
+      k, sde, score_fn_of(p), shape, predictor="euler_maruyama", corrector="none", num_steps=steps
+    ),
+    "ode_euler_fixed": lambda p, k: ode_sample(
+      k, sde, score_fn_of(p), shape, method="euler", num_steps=steps
+    ),
+    "ode_heun_fixed": lambda p, k: ode_sample(
+      k, sde, score_fn_of(p), shape, method="heun", num_steps=steps // 2
+    ),
+    "edm_heun": lambda p, k: edm_heun_sample(k, sde, score_fn_of(p), shape, num_steps=steps // 2),
+    "ddim_eta0": lambda p, k: ddim_sample(k, sde, score_fn_of(p), shape, num_steps=steps),
   }
   rows = []
   for name, fn in samplers.items():
     jitted = jax.jit(fn)
     nfe = int(jitted(params, key)[1])
     secs = _median_seconds(lambda p, k: jitted(p, k)[0], (params, key), repeats)
-    rows.append(dict(model=model_name, shape=list(shape), sampler=name, nfe=nfe, seconds=secs,
-                     seconds_per_nfe=secs / nfe, bare_score_seconds=bare, ratio=secs / nfe / bare))
-    print(f"{model_name:10s} {str(shape):16s} {name:18s} NFE {nfe:4d}  {1e3 * secs / nfe:8.3f} ms/NFE  "
-          f"bare {1e3 * bare:8.3f} ms  ratio {secs / nfe / bare:5.2f}")
+    rows.append(
+      dict(
+        model=model_name,
+        shape=list(shape),
+        sampler=name,
+        nfe=nfe,
+        seconds=secs,
+        seconds_per_nfe=secs / nfe,
+        bare_score_seconds=bare,
+        ratio=secs / nfe / bare,
+      )
+    )
+    print(
+      f"{model_name:10s} {str(shape):16s} {name:18s} NFE {nfe:4d}  {1e3 * secs / nfe:8.3f} ms/NFE  "
+      f"bare {1e3 * bare:8.3f} ms  ratio {secs / nfe / bare:5.2f}"
+    )
   return rows
 
 
@@ -83,16 +101,35 @@ def main():
   p.add_argument("--batch", type=int, default=64)
   p.add_argument("--steps", type=int, default=50, help="NFE budget of each sampler")
   p.add_argument("--repeats", type=int, default=5)
-  p.add_argument("--out", type=str,
-                 default=os.path.join(os.path.dirname(__file__), "results", "sampler_overhead.json"))
+  p.add_argument(
+    "--out",
+    type=str,
+    default=os.path.join(os.path.dirname(__file__), "results", "sampler_overhead.json"),
+  )
   args = p.parse_args()
-  rows = bench("small_unet", dict(nf=16, ch_mult=(1, 2)), (args.batch, args.size, args.size, 1),
-               args.steps, args.repeats)
-  rows += bench("mlp", dict(hidden=128, num_layers=2), (args.batch * 16, 2), args.steps, args.repeats)
+  rows = bench(
+    "small_unet",
+    dict(nf=16, ch_mult=(1, 2)),
+    (args.batch, args.size, args.size, 1),
+    args.steps,
+    args.repeats,
+  )
+  rows += bench(
+    "mlp", dict(hidden=128, num_layers=2), (args.batch * 16, 2), args.steps, args.repeats
+  )
   os.makedirs(os.path.dirname(args.out), exist_ok=True)
   with open(args.out, "w") as f:
-    json.dump(dict(backend=jax.default_backend(), devices=[str(d) for d in jax.devices()],
-                   steps=args.steps, repeats=args.repeats, rows=rows), f, indent=1)
+    json.dump(
+      dict(
+        backend=jax.default_backend(),
+        devices=[str(d) for d in jax.devices()],
+        steps=args.steps,
+        repeats=args.repeats,
+        rows=rows,
+      ),
+      f,
+      indent=1,
+    )
   print("wrote", args.out)
 
 

@@ -16,6 +16,7 @@ The step is `score_sde.train_step.make_train_steps` with one optimizer step per 
 all local devices as in training; `--precision bf16` sets training.compute_dtype = bfloat16
 (parameters and optimizer state stay float32).
 """
+
 import argparse
 import json
 import os
@@ -38,9 +39,12 @@ from score_sde.train_step import data_mesh, init_state, jit_train_steps, make_tr
 # cores, 67 TFLOP/s fp32 (non-tensor; XLA's default fp32 matmuls may use TF32 at up to 494 TFLOP/s,
 # so an fp32 fraction above 1 is possible). H200 has the same compute as the H100 SXM.
 PEAK_FLOPS = {
-    ("H100", "bf16"): 989e12, ("H100", "fp32"): 67e12,
-    ("H200", "bf16"): 989e12, ("H200", "fp32"): 67e12,
-    ("A100", "bf16"): 312e12, ("A100", "fp32"): 19.5e12,
+  ("H100", "bf16"): 989e12,
+  ("H100", "fp32"): 67e12,
+  ("H200", "bf16"): 989e12,
+  ("H200", "fp32"): 67e12,
+  ("A100", "bf16"): 312e12,
+  ("A100", "fp32"): 19.5e12,
 }
 
 
@@ -74,13 +78,20 @@ def benchmark(config, batch_size: int, precision: str, steps: int, cost_only: bo
   mesh = data_mesh()
   repl = NamedSharding(mesh, P())
   optimizer = ru.optimizer_from_config(config)
-  step_fn = jit_train_steps(make_train_steps(ru.make_loss_fn(config, network, sde), optimizer,
-                                             ema_rate=config.training.ema_rate), mesh)
+  step_fn = jit_train_steps(
+    make_train_steps(
+      ru.make_loss_fn(config, network, sde), optimizer, ema_rate=config.training.ema_rate
+    ),
+    mesh,
+  )
   key = jax.random.key(0)
-  state = jax.jit(lambda k: init_state(ru.init_params(config, network, k, shape), optimizer),
-                  out_shardings=repl)(key)
-  batches = jax.device_put(jax.random.normal(jax.random.key(1), (1, batch_size) + shape),
-                           NamedSharding(mesh, P(None, "data")))
+  state = jax.jit(
+    lambda k: init_state(ru.init_params(config, network, k, shape), optimizer), out_shardings=repl
+  )(key)
+  batches = jax.device_put(
+    jax.random.normal(jax.random.key(1), (1, batch_size) + shape),
+    NamedSharding(mesh, P(None, "data")),
+  )
 
   t0 = time.perf_counter()
   compiled = step_fn.lower(state, batches, key).compile()
@@ -89,13 +100,20 @@ def benchmark(config, batch_size: int, precision: str, steps: int, cost_only: bo
   # The network's forward pass alone (one score evaluation), for comparison with papers' counts.
   apply = ru.make_apply_fn(network, ru.DTYPES[config.training.compute_dtype])
   labels = jnp.ones((batch_size,))
-  flops_fwd = flops_of(jax.jit(lambda p, x: apply(p, x, labels)).lower(state.params, batches[0]).compile())
+  flops_fwd = flops_of(
+    jax.jit(lambda p, x: apply(p, x, labels)).lower(state.params, batches[0]).compile()
+  )
   device = jax.devices()[0]
   result = {
-      "config": config.model.name, "batch_size": batch_size, "precision": precision,
-      "device": device.device_kind, "num_devices": jax.device_count(), "backend": jax.default_backend(),
-      "compile_s": compile_s, "flops_per_image_train_step": flops_step / batch_size,
-      "flops_per_image_forward": flops_fwd / batch_size,
+    "config": config.model.name,
+    "batch_size": batch_size,
+    "precision": precision,
+    "device": device.device_kind,
+    "num_devices": jax.device_count(),
+    "backend": jax.default_backend(),
+    "compile_s": compile_s,
+    "flops_per_image_train_step": flops_step / batch_size,
+    "flops_per_image_forward": flops_fwd / batch_size,
   }
   if cost_only:
     return result
@@ -112,18 +130,23 @@ def benchmark(config, batch_size: int, precision: str, steps: int, cost_only: bo
   stats = device.memory_stats() if hasattr(device, "memory_stats") else None
   peak = peak_flops(device.device_kind, precision)
   achieved = flops_step / step_s
-  result.update({
-      "step_s_median": step_s, "train_images_per_s": batch_size / step_s,
+  result.update(
+    {
+      "step_s_median": step_s,
+      "train_images_per_s": batch_size / step_s,
       "loss_last": float(np.asarray(metrics["loss"])[-1]),
       "peak_device_memory_bytes": (stats or {}).get("peak_bytes_in_use"),
       "process_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-      "achieved_flops_per_s": achieved, "device_peak_flops_per_s": peak,
+      "achieved_flops_per_s": achieved,
+      "device_peak_flops_per_s": peak,
       "fraction_of_peak": achieved / peak if peak else None,
-  })
+    }
+  )
 
   # Sampling throughput: one batched evaluation of the EMA score function is one NFE per image.
-  score_fn = mutils.score_fn_from_model(lambda x, label: apply(state.ema_params, x, label), sde,
-                                        config.model.target)
+  score_fn = mutils.score_fn_from_model(
+    lambda x, label: apply(state.ema_params, x, label), sde, config.model.target
+  )
   score = jax.jit(score_fn)
   x = batches[0]
   t = jnp.full((batch_size,), 0.5)
@@ -146,7 +169,9 @@ def main(argv=None):
   parser.add_argument("--cost_only", action="store_true", help="compile and report FLOPs only")
   parser.add_argument("--out", default=None, help="JSON file; appended to when it holds a list")
   args = parser.parse_args(argv)
-  result = benchmark(ru.load_config(args.config), args.batch_size, args.precision, args.steps, args.cost_only)
+  result = benchmark(
+    ru.load_config(args.config), args.batch_size, args.precision, args.steps, args.cost_only
+  )
   result["config_path"] = args.config
   for k, v in result.items():
     print(f"{k:30s} {v}")

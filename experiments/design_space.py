@@ -18,6 +18,7 @@ the same number of samples.
 
 Writes experiments/results/design_space.json (or --out) and prints a Markdown table.
 """
+
 import argparse
 import json
 import os
@@ -41,29 +42,30 @@ except ImportError:  # pragma: no cover
 
 SIGMA_MIN = 0.002
 SETUPS = {
-    "vp_dsm": {"sde": "vpsde", "target": "auto", "loss": "dsm", "preconditioning": "none"},
-    "edm": {"sde": "edm", "target": "auto", "loss": "edm", "preconditioning": "edm"},
-    "cosine_v": {"sde": "cosine", "target": "v", "loss": "dsm", "preconditioning": "none"},
-    "linear_v": {"sde": "linear", "target": "v", "loss": "dsm", "preconditioning": "none"},
+  "vp_dsm": {"sde": "vpsde", "target": "auto", "loss": "dsm", "preconditioning": "none"},
+  "edm": {"sde": "edm", "target": "auto", "loss": "edm", "preconditioning": "edm"},
+  "cosine_v": {"sde": "cosine", "target": "v", "loss": "dsm", "preconditioning": "none"},
+  "linear_v": {"sde": "linear", "target": "v", "loss": "dsm", "preconditioning": "none"},
 }
 # sampler -> (config.sampling overrides, score evaluations per step)
 SAMPLERS = {
-    "edm_heun": ({"method": "edm_heun"}, 2),
-    "pc_em": ({"method": "pc", "predictor": "euler_maruyama", "corrector": "none"}, 1),
-    "ddim": ({"method": "ddim", "eta": 0.0}, 1),
+  "edm_heun": ({"method": "edm_heun"}, 2),
+  "pc_em": ({"method": "pc", "predictor": "euler_maruyama", "corrector": "none"}, 1),
+  "ddim": ({"method": "ddim", "eta": 0.0}, 1),
 }
 
 
 def make_config(setup: str, n_iters: int, seed: int):
   s = SETUPS[setup]
-  config = ru.load_config(os.path.join(os.path.dirname(__file__), "..", "configs", "digits",
-                                       "vp_small_unet.py"))
+  config = ru.load_config(
+    os.path.join(os.path.dirname(__file__), "..", "configs", "digits", "vp_small_unet.py")
+  )
   config.seed = seed
   config.sde.name = s["sde"]
-  config.sde.sigma_max = 80.0          # the EDM path's sigma_max (unused by the others)
+  config.sde.sigma_max = 80.0  # the EDM path's sigma_max (unused by the others)
   config.model.target = s["target"]
   config.model.preconditioning = s["preconditioning"]
-  config.model.sigma_data = 0.6        # pixel std of the centred digits
+  config.model.sigma_data = 0.6  # pixel std of the centred digits
   config.training.loss = s["loss"]
   config.training.n_iters = n_iters
   config.training.n_jitted_steps = 10  # unrolled on CPU: short programs compile fast
@@ -94,8 +96,9 @@ def main():
   p.add_argument("--n_iters", type=int, default=600)  # a multiple of 100
   p.add_argument("--num_samples", type=int, default=500)
   p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
-                                               "design_space.json"))
+  p.add_argument(
+    "--out", default=os.path.join(os.path.dirname(__file__), "results", "design_space.json")
+  )
   args = p.parse_args()
   nfes = [int(v) for v in args.nfes.split(",")]
   t0 = time.time()
@@ -108,21 +111,28 @@ def main():
     ru.validate_config(config, jax.device_count())
     if held_out is None:
       test = get_dataset(ru.data_spec(config), "test")
-      held_out = np.concatenate(list(_take(test, args.num_samples)))[:args.num_samples]
+      held_out = np.concatenate(list(_take(test, args.num_samples)))[: args.num_samples]
     with tempfile.TemporaryDirectory() as workdir:
       t_train = time.time()
       last = train(config, workdir)
       t_train = time.time() - t_train
       score_fn, sde, shape, _ = ru.load_score_fn(config, workdir)
-    print(f"{setup}: trained {args.n_iters} steps in {t_train:.0f} s, loss {last['loss']:.4f}",
-          flush=True)
+    print(
+      f"{setup}: trained {args.n_iters} steps in {t_train:.0f} s, loss {last['loss']:.4f}",
+      flush=True,
+    )
     for sampler in args.samplers.split(","):
       for nfe in nfes:
         key = jax.random.key(args.seed + 1)
         x, n = sample(config, score_fn, sde, (args.num_samples,) + tuple(shape), sampler, nfe, key)
         w2 = sliced_wasserstein(jax.random.key(7), jnp.asarray(x), jnp.asarray(held_out))
-        row = {"setup": setup, "sampler": sampler, "nfe": n, "train_loss": last["loss"],
-               "sliced_w2": float(w2)}
+        row = {
+          "setup": setup,
+          "sampler": sampler,
+          "nfe": n,
+          "train_loss": last["loss"],
+          "sliced_w2": float(w2),
+        }
         if not np.all(np.isfinite(x)):
           row["sliced_w2"] = float("nan")
         elif clf is not None:
@@ -130,13 +140,24 @@ def main():
         rows.append(row)
         print(json.dumps(row), flush=True)
 
-  floor = {"sliced_w2": float(sliced_wasserstein(jax.random.key(7), jnp.asarray(held_out),
-                                                 jnp.asarray(_train_draw(config, args))))}
+  floor = {
+    "sliced_w2": float(
+      sliced_wasserstein(
+        jax.random.key(7), jnp.asarray(held_out), jnp.asarray(_train_draw(config, args))
+      )
+    )
+  }
   if clf is not None:
-    floor["digits_fd"] = float(digits_metric.digits_metrics(
-        clf, held_out, centered=True)["digits_fd"])
-  result = {"args": vars(args), "rows": rows, "floor": floor, "seconds": time.time() - t0,
-            "devices": str(jax.devices())}
+    floor["digits_fd"] = float(
+      digits_metric.digits_metrics(clf, held_out, centered=True)["digits_fd"]
+    )
+  result = {
+    "args": vars(args),
+    "rows": rows,
+    "floor": floor,
+    "seconds": time.time() - t0,
+    "devices": str(jax.devices()),
+  }
   os.makedirs(os.path.dirname(args.out), exist_ok=True)
   with open(args.out, "w") as f:
     json.dump(result, f, indent=1)
@@ -156,15 +177,17 @@ def _take(dataset, n):
 def _train_draw(config, args):
   """Real training digits, as many as the samples: the distance floor of this sample size."""
   train_set = get_dataset(ru.data_spec(config), "train")
-  return np.concatenate(list(_take(train_set, args.num_samples)))[:args.num_samples]
+  return np.concatenate(list(_take(train_set, args.num_samples)))[: args.num_samples]
 
 
 def table(rows, floor) -> str:
   """Markdown: one line per (setup, sampler), one column per NFE; digits FD (sliced W2)."""
   nfes = sorted({r["nfe"] for r in rows})
   key = "digits_fd" if "digits_fd" in floor else "sliced_w2"
-  lines = ["| setup | sampler | " + " | ".join(f"NFE {n}" for n in nfes) + " |",
-           "|---|---|" + "---|" * len(nfes)]
+  lines = [
+    "| setup | sampler | " + " | ".join(f"NFE {n}" for n in nfes) + " |",
+    "|---|---|" + "---|" * len(nfes),
+  ]
   groups = {}
   for r in rows:
     groups.setdefault((r["setup"], r["sampler"]), {})[r["nfe"]] = r

@@ -14,6 +14,7 @@ newest checkpoints; every interrupted run must end bit-identical to an uninterru
    aside, resume from the previous one and end bit-identical to the reference.
 Prints a table (and writes it to experiments/results/fault_drill.json).
 """
+
 import argparse
 import json
 import os
@@ -29,12 +30,25 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "configs", "toy", "vp_eight_gaussians.py")
-TRAIN = ["--config.model.hidden=32", "--config.model.num_layers=1", "--config.training.batch_size=64",
-         "--config.training.n_iters=2000", "--config.training.n_jitted_steps=10",
-         "--config.training.log_freq=100", "--config.training.snapshot_freq=100",
-         "--config.training.keep_checkpoints=3", "--config.training.sample_at_end=False"]
-EVAL = TRAIN[:3] + ["--mode=eval", "--config.eval.enable_sampling=False", "--config.eval.enable_bpd=True",
-        "--config.eval.batch_size=500", "--config.eval.rtol=1e-3", "--config.eval.atol=1e-3"]
+TRAIN = [
+  "--config.model.hidden=32",
+  "--config.model.num_layers=1",
+  "--config.training.batch_size=64",
+  "--config.training.n_iters=2000",
+  "--config.training.n_jitted_steps=10",
+  "--config.training.log_freq=100",
+  "--config.training.snapshot_freq=100",
+  "--config.training.keep_checkpoints=3",
+  "--config.training.sample_at_end=False",
+]
+EVAL = TRAIN[:3] + [
+  "--mode=eval",
+  "--config.eval.enable_sampling=False",
+  "--config.eval.enable_bpd=True",
+  "--config.eval.batch_size=500",
+  "--config.eval.rtol=1e-3",
+  "--config.eval.atol=1e-3",
+]
 
 
 def _cmd(workdir, extra):
@@ -53,8 +67,9 @@ def _killed_then_finished(workdir, extra, kills, duration, rng):
   """SIGKILLs `kills` runs at random moments, then reruns to the end; returns (kill times, output)."""
   moments = []
   for _ in range(kills):
-    proc = subprocess.Popen(_cmd(workdir, extra), cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+      _cmd(workdir, extra), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     delay = rng.uniform(0.2, 1.0) * duration
     try:
       proc.wait(timeout=delay)
@@ -72,6 +87,7 @@ def _state(workdir):
 
   from score_sde import runner_utils as ru
   from score_sde.checkpoint import Checkpointer
+
   config = ru.load_config(CONFIG)
   config.model.hidden, config.model.num_layers = 32, 1
   bundle = ru.build(config)
@@ -100,10 +116,13 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--kills", type=int, default=5)
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--out", default=os.path.join(REPO, "experiments", "results", "fault_drill.json"))
+  parser.add_argument(
+    "--out", default=os.path.join(REPO, "experiments", "results", "fault_drill.json")
+  )
   args = parser.parse_args()
   sys.path.insert(0, REPO)
   from tests.test_checkpoint_recovery import CORRUPTIONS  # the same damage the tests inflict
+
   rng = random.Random(args.seed)
   root = tempfile.mkdtemp(prefix="fault_drill_")
   rows = []
@@ -111,9 +130,16 @@ def main():
   ref = os.path.join(root, "reference")
   train_time, _ = _run(ref, TRAIN)
   ref_state = _state(ref)
-  moments, out = _killed_then_finished(os.path.join(root, "killed"), TRAIN, args.kills, train_time, rng)
-  rows.append(dict(drill="train", kills=", ".join(moments),
-                   identical=_same(_state(os.path.join(root, "killed")), ref_state)))
+  moments, out = _killed_then_finished(
+    os.path.join(root, "killed"), TRAIN, args.kills, train_time, rng
+  )
+  rows.append(
+    dict(
+      drill="train",
+      kills=", ".join(moments),
+      identical=_same(_state(os.path.join(root, "killed")), ref_state),
+    )
+  )
 
   eval_ref = os.path.join(root, "eval_reference")
   shutil.copytree(ref, eval_ref)
@@ -121,11 +147,17 @@ def main():
   eval_killed = os.path.join(root, "eval_killed")
   shutil.copytree(ref, eval_killed)
   moments, _ = _killed_then_finished(eval_killed, EVAL, args.kills, eval_time, rng)
-  rows.append(dict(drill="eval (nats/dim)", kills=", ".join(moments),
-                   identical=_bpd_values(eval_killed) == _bpd_values(eval_ref)))
+  rows.append(
+    dict(
+      drill="eval (nats/dim)",
+      kills=", ".join(moments),
+      identical=_bpd_values(eval_killed) == _bpd_values(eval_ref),
+    )
+  )
 
   for kind, damage in CORRUPTIONS.items():
     from pathlib import Path
+
     work = os.path.join(root, f"corrupt_{kind}")
     shutil.copytree(ref, work)
     steps = sorted(int(p) for p in os.listdir(os.path.join(work, "checkpoints")) if p.isdigit())
@@ -134,8 +166,13 @@ def main():
     _, out = _run(work, TRAIN)
     line = next((ln for ln in out.splitlines() if "is corrupt" in ln), "(no message)")
     moved = os.path.isdir(os.path.join(work, "checkpoints_corrupt", str(steps[-1])))
-    rows.append(dict(drill=f"corrupt: {kind}", kills=line[:90] + ("..." if len(line) > 90 else ""),
-                     identical=_same(_state(work), ref_state) and moved))
+    rows.append(
+      dict(
+        drill=f"corrupt: {kind}",
+        kills=line[:90] + ("..." if len(line) > 90 else ""),
+        identical=_same(_state(work), ref_state) and moved,
+      )
+    )
 
   width = max(len(r["drill"]) for r in rows)
   print(f"\n{'drill':{width}}  bit-identical  kills / message")

@@ -16,6 +16,7 @@ Hutchinson rows: one probe per data point and solve; `bias` is the mean signed e
 spread over points (the estimator noise), `se` = sd / sqrt(n) the standard error of the bias.
 Writes experiments/results/likelihood_check.json.
 """
+
 import argparse
 import json
 import os
@@ -40,16 +41,21 @@ SDES = {"vpsde": {}, "subvpsde": {}, "vesde": {"sigma_min": 0.01, "sigma_max": 5
 def mixtures():
   ring = gmm.ring_mixture(num_components=8, radius=2.0, std=0.3)
   rand = gmm.random_mixture(jax.random.key(0), 5, 16, scale=1.0, min_std=0.2, max_std=0.6)
-  cast = lambda g: gmm.GaussianMixture(*(jnp.asarray(a, jnp.float64) for a in (g.weights, g.means, g.covs)))
+  cast = lambda g: gmm.GaussianMixture(
+    *(jnp.asarray(a, jnp.float64) for a in (g.weights, g.means, g.covs))
+  )
   return {"ring_2d": cast(ring), "random_16d": cast(rand)}
 
 
 def check(g, s, x, divergence, tol, key):
   score_fn = gmm.marginal_score_fn(g, s)
   exact_pT = lambda z: gmm.marginal_log_prob(g, s, z, s.T)
-  fn = jax.jit(lambda k, x: likelihood.log_likelihood(
-      k, s, score_fn, x, divergence=divergence, rtol=tol, atol=tol, eps=EPS, prior_logp=exact_pT))
-  jax.block_until_ready(fn(key, x))            # compile
+  fn = jax.jit(
+    lambda k, x: likelihood.log_likelihood(
+      k, s, score_fn, x, divergence=divergence, rtol=tol, atol=tol, eps=EPS, prior_logp=exact_pT
+    )
+  )
+  jax.block_until_ready(fn(key, x))  # compile
   t0 = time.perf_counter()
   logp, z, nfe = jax.block_until_ready(fn(key, x))
   wall = time.perf_counter() - t0
@@ -58,12 +64,17 @@ def check(g, s, x, divergence, tol, key):
   err = np.asarray(logp - want) / d
   err_prior = np.asarray(logp - exact_pT(z) + s.prior_logp(z) - want) / d
   return {
-      "est_per_dim": float(jnp.mean(logp) / d), "exact_per_dim": float(jnp.mean(want) / d),
-      "bias_exact_pT": float(err.mean()), "mae_exact_pT": float(np.abs(err).mean()),
-      "sd": float(err.std(ddof=1)), "se": float(err.std(ddof=1) / np.sqrt(len(err))),
-      "bias_prior": float(err_prior.mean()), "mae_prior": float(np.abs(err_prior).mean()),
-      "nfe": int(nfe), "wall_s": wall,
-      "logp_eps_minus_logp0_per_dim": float(jnp.mean(want - g.log_prob(x)) / d),
+    "est_per_dim": float(jnp.mean(logp) / d),
+    "exact_per_dim": float(jnp.mean(want) / d),
+    "bias_exact_pT": float(err.mean()),
+    "mae_exact_pT": float(np.abs(err).mean()),
+    "sd": float(err.std(ddof=1)),
+    "se": float(err.std(ddof=1) / np.sqrt(len(err))),
+    "bias_prior": float(err_prior.mean()),
+    "mae_prior": float(np.abs(err_prior).mean()),
+    "nfe": int(nfe),
+    "wall_s": wall,
+    "logp_eps_minus_logp0_per_dim": float(jnp.mean(want - g.log_prob(x)) / d),
   }
 
 
@@ -76,8 +87,10 @@ def main():
   tols = [1e-5] if args.quick else [1e-3, 1e-5, 1e-7]
   n = 64 if args.quick else args.n
   rows = []
-  hdr = (f"{'mixture':11s} {'sde':8s} {'divergence':22s} {'tol':>6s} {'est/D':>9s} {'exact/D':>9s} "
-         f"{'bias(pT)':>10s} {'mae(pT)':>9s} {'sd':>8s} {'bias(prior)':>11s} {'nfe':>5s} {'wall s':>7s}")
+  hdr = (
+    f"{'mixture':11s} {'sde':8s} {'divergence':22s} {'tol':>6s} {'est/D':>9s} {'exact/D':>9s} "
+    f"{'bias(pT)':>10s} {'mae(pT)':>9s} {'sd':>8s} {'bias(prior)':>11s} {'nfe':>5s} {'wall s':>7s}"
+  )
   print(f"log p_eps(x) per dimension (nats), n = {n} points per mixture, eps = {EPS}, float64")
   print(hdr)
   for mname, g in mixtures().items():
@@ -89,13 +102,25 @@ def main():
           r = check(g, s, x, div, tol, jax.random.key(2))
           r.update(mixture=mname, dim=g.dim, sde=sname, divergence=div, tol=tol, n=n)
           rows.append(r)
-          print(f"{mname:11s} {sname:8s} {div:22s} {tol:6.0e} {r['est_per_dim']:9.4f} "
-                f"{r['exact_per_dim']:9.4f} {r['bias_exact_pT']:10.2e} {r['mae_exact_pT']:9.2e} "
-                f"{r['sd']:8.2e} {r['bias_prior']:11.2e} {r['nfe']:5d} {r['wall_s']:7.3f}", flush=True)
+          print(
+            f"{mname:11s} {sname:8s} {div:22s} {tol:6.0e} {r['est_per_dim']:9.4f} "
+            f"{r['exact_per_dim']:9.4f} {r['bias_exact_pT']:10.2e} {r['mae_exact_pT']:9.2e} "
+            f"{r['sd']:8.2e} {r['bias_prior']:11.2e} {r['nfe']:5d} {r['wall_s']:7.3f}",
+            flush=True,
+          )
   os.makedirs(os.path.dirname(args.out), exist_ok=True)
   with open(args.out, "w") as f:
-    json.dump({"eps": EPS, "dtype": "float64", "backend": jax.default_backend(),
-               "reference": "gmm.marginal_log_prob at t = eps", "rows": rows}, f, indent=1)
+    json.dump(
+      {
+        "eps": EPS,
+        "dtype": "float64",
+        "backend": jax.default_backend(),
+        "reference": "gmm.marginal_log_prob at t = eps",
+        "rows": rows,
+      },
+      f,
+      indent=1,
+    )
   print(f"wrote {args.out}")
 
 

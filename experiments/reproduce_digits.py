@@ -27,6 +27,7 @@ sub-VP gives the best likelihood (Table 2).
 Writes experiments/results/reproduce_digits.json (every number, steps, seconds, load average)
 and prints a Markdown table.
 """
+
 import argparse
 import json
 import os
@@ -38,33 +39,41 @@ import jax.numpy as jnp
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = {"vp": "configs/digits/vp_ddpmpp.py", "subvp": "configs/digits/subvp_ddpm.py",
-           "ve": "configs/digits/ve_ncsnpp.py", "vp_small_unet": "configs/digits/vp_small_unet.py"}
+CONFIGS = {
+  "vp": "configs/digits/vp_ddpmpp.py",
+  "subvp": "configs/digits/subvp_ddpm.py",
+  "ve": "configs/digits/ve_ncsnpp.py",
+  "vp_small_unet": "configs/digits/vp_small_unet.py",
+}
 
 
 def samplers(k: int, config):
   """name -> (function of (key, sde, score_fn, shape) -> (x, nfe))."""
   from score_sde.sampling import ddim_sample, edm_heun_sample, ode_sample, pc_sample
+
   s = config.sampling
 
   def pc(n, predictor, corrector):
-    return lambda key, sde, fn, shape: pc_sample(key, sde, fn, shape, num_steps=n,
-                                                 predictor=predictor, corrector=corrector,
-                                                 snr=0.16)
+    return lambda key, sde, fn, shape: pc_sample(
+      key, sde, fn, shape, num_steps=n, predictor=predictor, corrector=corrector, snr=0.16
+    )
+
   return {
-      f"P{k}": pc(k, "reverse_diffusion", "none"),
-      f"P{2 * k}": pc(2 * k, "reverse_diffusion", "none"),
-      f"C{2 * k}": pc(2 * k, "none", "langevin"),
-      f"PC{k}": pc(k, "reverse_diffusion", "langevin"),
-      f"ODE{k}": lambda key, sde, fn, shape: ode_sample(key, sde, fn, shape, method="heun",
-                                                        num_steps=k),
-      "ODE heun 25": lambda key, sde, fn, shape: ode_sample(key, sde, fn, shape, method="heun",
-                                                            num_steps=25),
-      "EDM heun 18": lambda key, sde, fn, shape: edm_heun_sample(key, sde, fn, shape,
-                                                                 num_steps=18),
-      "DDIM 50": lambda key, sde, fn, shape: ddim_sample(key, sde, fn, shape, num_steps=50),
-      f"default ({s.predictor}+{s.corrector}, {s.num_steps})": pc(s.num_steps, s.predictor,
-                                                                   s.corrector),
+    f"P{k}": pc(k, "reverse_diffusion", "none"),
+    f"P{2 * k}": pc(2 * k, "reverse_diffusion", "none"),
+    f"C{2 * k}": pc(2 * k, "none", "langevin"),
+    f"PC{k}": pc(k, "reverse_diffusion", "langevin"),
+    f"ODE{k}": lambda key, sde, fn, shape: ode_sample(
+      key, sde, fn, shape, method="heun", num_steps=k
+    ),
+    "ODE heun 25": lambda key, sde, fn, shape: ode_sample(
+      key, sde, fn, shape, method="heun", num_steps=25
+    ),
+    "EDM heun 18": lambda key, sde, fn, shape: edm_heun_sample(key, sde, fn, shape, num_steps=18),
+    "DDIM 50": lambda key, sde, fn, shape: ddim_sample(key, sde, fn, shape, num_steps=50),
+    f"default ({s.predictor}+{s.corrector}, {s.num_steps})": pc(
+      s.num_steps, s.predictor, s.corrector
+    ),
   }
 
 
@@ -72,6 +81,7 @@ def bits_per_dim(key, sde, score_fn, pixels, centered):
   """Mean and standard error of the bits/dim of uint8 `pixels` [n, H, W, 1] (one draw)."""
   from score_sde import bpd
   from score_sde.likelihood import log_likelihood
+
   k_deq, k_div = jax.random.split(key)
   y = bpd.to_model_space(bpd.dequantize(k_deq, jnp.asarray(pixels)), centered)
   logp, _, nfe = jax.jit(lambda k, y: log_likelihood(k, sde, score_fn, y, eps=1e-5))(k_div, y)
@@ -81,30 +91,42 @@ def bits_per_dim(key, sde, score_fn, pixels, centered):
 
 def main(argv):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--workdir", action="append", default=[],
-                      help="NAME=DIR, NAME in %s" % sorted(CONFIGS))
+  parser.add_argument(
+    "--workdir", action="append", default=[], help="NAME=DIR, NAME in %s" % sorted(CONFIGS)
+  )
   parser.add_argument("--train", action="store_true", help="train (or resume) each config first")
   parser.add_argument("--n_iters", type=int, default=None, help="override training.n_iters")
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (default latest)")
   parser.add_argument("--k", type=int, default=50, help="predictor steps K (NFE K and 2K)")
-  parser.add_argument("--num_samples", type=int, default=None,
-                      help="samples per sampler (default: the held-out split's size)")
+  parser.add_argument(
+    "--num_samples",
+    type=int,
+    default=None,
+    help="samples per sampler (default: the held-out split's size)",
+  )
   parser.add_argument("--bpd_n", type=int, default=64, help="test digits for bits/dim (0: skip)")
   parser.add_argument("--only", default="", help="comma-separated sampler names to run")
-  parser.add_argument("--out", default=os.path.join(REPO, "experiments/results/"
-                                                          "reproduce_digits.json"))
+  parser.add_argument(
+    "--out", default=os.path.join(REPO, "experiments/results/reproduce_digits.json")
+  )
   args = parser.parse_args(argv)
 
   from score_sde import digits_metric, runner_utils as ru
   from score_sde.train import train
+
   ru.apply_cpu_workaround()
   clf = digits_metric.get_classifier()
   splits = digits_metric.digits_splits()
   n = args.num_samples or len(splits["test_x"])
   held_out = digits_metric.digits_metrics(clf, splits["test_x"][:n])["digits_fd"]
   print(f"held-out real digits (n = {n}): digits FD {held_out:.3f}", flush=True)
-  results = {"held_out_fd": held_out, "num_samples": n, "k": args.k, "models": {},
-             "command": "python experiments/reproduce_digits.py " + " ".join(argv)}
+  results = {
+    "held_out_fd": held_out,
+    "num_samples": n,
+    "k": args.k,
+    "models": {},
+    "command": "python experiments/reproduce_digits.py " + " ".join(argv),
+  }
   if os.path.exists(args.out):
     with open(args.out) as f:
       old = json.load(f)
@@ -131,26 +153,42 @@ def main(argv):
         continue
       t = time.time()
       x, nfe = jax.jit(lambda key, fn=fn: fn(key, sde, score_fn, (n,) + tuple(shape)))(
-          jax.random.key(step))
+        jax.random.key(step)
+      )
       x = np.clip(np.asarray(x), -1.0 if config.data.centered else 0.0, 1.0)
       m = digits_metric.digits_metrics(clf, x, config.data.centered)
-      row["rows"][sname] = {"nfe": int(nfe), "digits_fd": m["digits_fd"],
-                            "classifier_score": m["classifier_score"],
-                            "coverage": m["coverage"], "seconds": time.time() - t,
-                            "load_average": os.getloadavg()[0]}
-      print(f"[{name} step {step}] {sname:32s} NFE {int(nfe):5d}  digits FD {m['digits_fd']:7.3f}"
-            f"  (held-out {held_out:.3f})  {time.time() - t:6.1f} s", flush=True)
+      row["rows"][sname] = {
+        "nfe": int(nfe),
+        "digits_fd": m["digits_fd"],
+        "classifier_score": m["classifier_score"],
+        "coverage": m["coverage"],
+        "seconds": time.time() - t,
+        "load_average": os.getloadavg()[0],
+      }
+      print(
+        f"[{name} step {step}] {sname:32s} NFE {int(nfe):5d}  digits FD {m['digits_fd']:7.3f}"
+        f"  (held-out {held_out:.3f})  {time.time() - t:6.1f} s",
+        flush=True,
+      )
       _save(args.out, results)
     if args.bpd_n:
       t = time.time()
       from score_sde.data.digits import load_digits_uint8
+
       order = np.random.default_rng(0).permutation(len(load_digits_uint8(image_size)))
-      test = load_digits_uint8(image_size)[order[int(0.9 * len(order)):]][:args.bpd_n]
+      test = load_digits_uint8(image_size)[order[int(0.9 * len(order)) :]][: args.bpd_n]
       mean, se, nfe = bits_per_dim(jax.random.key(0), sde, score_fn, test, config.data.centered)
-      row["bpd"] = {"mean": mean, "stderr": se, "n": len(test), "nfe": nfe,
-                    "seconds": time.time() - t}
-      print(f"[{name} step {step}] bits/dim {mean:.3f} +- {se:.3f} (n = {len(test)}, NFE {nfe})",
-            flush=True)
+      row["bpd"] = {
+        "mean": mean,
+        "stderr": se,
+        "n": len(test),
+        "nfe": nfe,
+        "seconds": time.time() - t,
+      }
+      print(
+        f"[{name} step {step}] bits/dim {mean:.3f} +- {se:.3f} (n = {len(test)}, NFE {nfe})",
+        flush=True,
+      )
       _save(args.out, results)
   print(table(results))
 
@@ -167,16 +205,24 @@ def table(results) -> str:
   names = []
   for m in results["models"].values():
     names += [s for s in m["rows"] if s not in names]
-  lines = ["| SDE (step) | " + " | ".join(names) + " | bits/dim |",
-           "|---" * (len(names) + 2) + "|"]
+  lines = ["| SDE (step) | " + " | ".join(names) + " | bits/dim |", "|---" * (len(names) + 2) + "|"]
   for name, m in results["models"].items():
-    cells = [f"{m['rows'][s]['digits_fd']:.2f} ({m['rows'][s]['nfe']})" if s in m["rows"] else "-"
-             for s in names]
+    cells = [
+      f"{m['rows'][s]['digits_fd']:.2f} ({m['rows'][s]['nfe']})" if s in m["rows"] else "-"
+      for s in names
+    ]
     b = m.get("bpd")
-    lines.append(f"| {name} ({m['step']}) | " + " | ".join(cells) + " | "
-                 + (f"{b['mean']:.2f} +- {b['stderr']:.2f}" if b else "-") + " |")
-  lines.append(f"\nDigits FD (NFE); held-out real digits at n = {results['num_samples']}: "
-               f"{results['held_out_fd']:.2f}.")
+    lines.append(
+      f"| {name} ({m['step']}) | "
+      + " | ".join(cells)
+      + " | "
+      + (f"{b['mean']:.2f} +- {b['stderr']:.2f}" if b else "-")
+      + " |"
+    )
+  lines.append(
+    f"\nDigits FD (NFE); held-out real digits at n = {results['num_samples']}: "
+    f"{results['held_out_fd']:.2f}."
+  )
   return "\n".join(lines)
 
 

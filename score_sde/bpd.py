@@ -57,6 +57,7 @@ level k at dimension d in N training examples, scored on held-out x as
 
 Shapes: levels x, u, y: [B, ...]; log-densities [B] (or [J, B] for J draws).
 """
+
 import math
 from typing import Dict, Tuple
 
@@ -73,8 +74,9 @@ def data_scale(centered: bool) -> Tuple[float, float]:
   return (2.0, -1.0) if centered else (1.0, 0.0)
 
 
-def dequantize(key: Array, levels: Array, dtype=jnp.float32, num_levels: int = LEVELS_8BIT
-               ) -> Array:
+def dequantize(
+  key: Array, levels: Array, dtype=jnp.float32, num_levels: int = LEVELS_8BIT
+) -> Array:
   """u = (x + U) / L, U ~ U[0, 1)^D, for integer levels x in {0, ..., L - 1}: [B, ...] in [0, 1)."""
   noise = jax.random.uniform(key, levels.shape, dtype=dtype)
   return (levels.astype(dtype) + noise) / num_levels
@@ -86,12 +88,14 @@ def to_model_space(u: Array, centered: bool) -> Array:
   return a * u + b
 
 
-def bits_per_dim(logp_y: Array, num_dims: int, centered: bool, num_levels: int = LEVELS_8BIT
-                 ) -> Array:
+def bits_per_dim(
+  logp_y: Array, num_dims: int, centered: bool, num_levels: int = LEVELS_8BIT
+) -> Array:
   """Formula (2): bpd = -(log p_y(y) + D log a - D log L) / (D ln 2), elementwise on logp_y."""
   a, _ = data_scale(centered)
   return -(logp_y + num_dims * math.log(a) - num_dims * math.log(num_levels)) / (
-      num_dims * math.log(2.0))
+    num_dims * math.log(2.0)
+  )
 
 
 def release_offset(centered: bool) -> float:
@@ -100,8 +104,9 @@ def release_offset(centered: bool) -> float:
   return 7.0 - inverse_scaler_of_minus_one
 
 
-def combine_draws(logp_y: Array, num_dims: int, centered: bool, num_levels: int = LEVELS_8BIT
-                  ) -> Dict[str, Array]:
+def combine_draws(
+  logp_y: Array, num_dims: int, centered: bool, num_levels: int = LEVELS_8BIT
+) -> Dict[str, Array]:
   """Per data point from J dequantization draws `logp_y: [J, B]` (nats, model space):
 
   'bpd': mean over draws of formula (2) (the uniform-dequantization bound (1), estimated);
@@ -110,12 +115,15 @@ def combine_draws(logp_y: Array, num_dims: int, centered: bool, num_levels: int 
   j = logp_y.shape[0]
   per_draw = bits_per_dim(logp_y, num_dims, centered, num_levels)
   log_mean = jax.nn.logsumexp(logp_y, axis=0) - math.log(j)
-  return {"bpd": jnp.mean(per_draw, axis=0),
-          "bpd_iw": bits_per_dim(log_mean, num_dims, centered, num_levels)}
+  return {
+    "bpd": jnp.mean(per_draw, axis=0),
+    "bpd_iw": bits_per_dim(log_mean, num_dims, centered, num_levels),
+  }
 
 
-def categorical_baseline(train_levels: np.ndarray, eval_levels: np.ndarray, num_levels: int,
-                         alpha: float = 0.5) -> np.ndarray:
+def categorical_baseline(
+  train_levels: np.ndarray, eval_levels: np.ndarray, num_levels: int, alpha: float = 0.5
+) -> np.ndarray:
   """Bits/dim [M] of eval_levels [M, ...] under independent per-dimension categoricals fitted
   to train_levels [N, ...]: q_d(k) = (n_dk + alpha) / (N + alpha L) (alpha = 1/2: the
   Krichevsky-Trofimov estimate; alpha = 0: maximum likelihood), bpd = -(1/D) sum_d log2 q_d(x_d).
@@ -130,7 +138,7 @@ def categorical_baseline(train_levels: np.ndarray, eval_levels: np.ndarray, num_
   counts = np.zeros((d, num_levels), np.float64)
   np.add.at(counts, (np.broadcast_to(np.arange(d), train.shape), train), 1.0)
   with np.errstate(divide="ignore"):
-    log2_q = np.log2(counts + alpha) - np.log2(n + alpha * num_levels)   # [D, L]
+    log2_q = np.log2(counts + alpha) - np.log2(n + alpha * num_levels)  # [D, L]
   return -np.mean(log2_q[np.arange(d)[None, :], test], axis=1)
 
 

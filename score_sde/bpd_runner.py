@@ -18,6 +18,7 @@ values, NFE), flushed as it goes. A rerun skips the batches already there; batch
 ends with exactly the numbers of an uninterrupted one. The summary goes to
 `workdir/bpd_<step>_<split>.json` and is printed.
 """
+
 import json
 import math
 import os
@@ -37,19 +38,31 @@ from score_sde.train_step import data_mesh
 
 def _settings(config, step: int, is_image: bool, num_levels: int = 0) -> dict:
   ev = config.eval
-  out = {"step": step, "split": ev.bpd_dataset, "ode_method": ev.ode_method, "rtol": ev.rtol,
-         "atol": ev.atol, "divergence": ev.divergence, "batch_size": ev.batch_size,
-         "seed": config.seed, "sde": config.sde.name}
+  out = {
+    "step": step,
+    "split": ev.bpd_dataset,
+    "ode_method": ev.ode_method,
+    "rtol": ev.rtol,
+    "atol": ev.atol,
+    "divergence": ev.divergence,
+    "batch_size": ev.batch_size,
+    "seed": config.seed,
+    "sde": config.sde.name,
+  }
   if is_image:
     a, b = bpd_lib.data_scale(config.data.centered)
-    out.update(units="bits/dim", num_dequant=ev.num_dequant, num_levels=num_levels,
-               dequantization=f"uniform: u = (x + U) / {num_levels}, U ~ U[0,1)^D, fresh per draw",
-               scaling=f"y = {a:g} u + {b:g}",
-               formula=f"bpd = -(log p_y(y) + D log a - D log {num_levels}) / (D ln 2), "
-                       "averaged over draws")
+    out.update(
+      units="bits/dim",
+      num_dequant=ev.num_dequant,
+      num_levels=num_levels,
+      dequantization=f"uniform: u = (x + U) / {num_levels}, U ~ U[0,1)^D, fresh per draw",
+      scaling=f"y = {a:g} u + {b:g}",
+      formula=f"bpd = -(log p_y(y) + D log a - D log {num_levels}) / (D ln 2), averaged over draws",
+    )
   else:
-    out.update(units="nats/dim", dequantization="none (continuous data)",
-               formula="nll = -log p(x) / D")
+    out.update(
+      units="nats/dim", dequantization="none (continuous data)", formula="nll = -log p(x) / D"
+    )
   return out
 
 
@@ -59,9 +72,13 @@ def _check(config):
     raise ValueError(f"unknown eval.bpd_dataset {ev.bpd_dataset!r}; choose from ['test', 'train']")
   lookup(likelihood.DIVERGENCES, ev.divergence, "divergence")
   if ev.ode_method not in ode.ADAPTIVE:
-    raise ValueError(f"eval.ode_method must be adaptive, one of {list(ode.ADAPTIVE)}; got {ev.ode_method!r}")
+    raise ValueError(
+      f"eval.ode_method must be adaptive, one of {list(ode.ADAPTIVE)}; got {ev.ode_method!r}"
+    )
   if ev.batch_size <= 0 or ev.num_dequant < 1:
-    raise ValueError(f"eval.batch_size ({ev.batch_size}) and eval.num_dequant ({ev.num_dequant}) must be >= 1")
+    raise ValueError(
+      f"eval.batch_size ({ev.batch_size}) and eval.num_dequant ({ev.num_dequant}) must be >= 1"
+    )
 
 
 def _read_progress(path: str, settings: dict) -> dict:
@@ -78,8 +95,10 @@ def _read_progress(path: str, settings: dict) -> dict:
       continue  # a line cut short by a kill
     if "settings" in rec:
       if rec["settings"] != settings:
-        raise ValueError(f"{path} was written with other settings {rec['settings']}; "
-                         f"now {settings}. Delete it to start over.")
+        raise ValueError(
+          f"{path} was written with other settings {rec['settings']}; "
+          f"now {settings}. Delete it to start over."
+        )
     else:
       done[rec["batch"]] = rec
   return done
@@ -97,10 +116,13 @@ def _levels(batch: np.ndarray, num_levels: int) -> np.ndarray:
   centred), where the 8-bit pixel is p = round(255 x / (L - 1)) (p = x for L = 256)."""
   p = np.round(batch * 255.0)
   x = np.round(p * (num_levels - 1) / 255.0)
-  if (np.max(np.abs(batch * 255.0 - p)) > 1e-3
-      or np.any(np.round(255.0 * x / (num_levels - 1)) != p)):
-    raise ValueError(f"the image pipeline did not return {num_levels} levels "
-                     f"round(255 x / {num_levels - 1}) / 255; bits/dim needs them")
+  if np.max(np.abs(batch * 255.0 - p)) > 1e-3 or np.any(
+    np.round(255.0 * x / (num_levels - 1)) != p
+  ):
+    raise ValueError(
+      f"the image pipeline did not return {num_levels} levels "
+      f"round(255 x / {num_levels - 1}) / 255; bits/dim needs them"
+    )
   return x.astype(np.int32)
 
 
@@ -111,8 +133,14 @@ def categorical_baseline(train_set, eval_set, num_levels: int, batch_size: int) 
   return bpd_lib.categorical_baseline(levels(train_set), levels(eval_set), num_levels)
 
 
-def run(config, workdir: str, *, max_batches: Optional[int] = None, bundle=None,
-        step: Optional[int] = None) -> dict:
+def run(
+  config,
+  workdir: str,
+  *,
+  max_batches: Optional[int] = None,
+  bundle=None,
+  step: Optional[int] = None,
+) -> dict:
   """Evaluates log-likelihood over the config.eval.bpd_dataset split; returns the summary dict.
 
   `max_batches` stops after that many new batches (the summary then covers the batches done so
@@ -124,8 +152,9 @@ def run(config, workdir: str, *, max_batches: Optional[int] = None, bundle=None,
   ev = config.eval
   bundle = ru.build(config) if bundle is None else bundle
   # Only the EMA parameters are read from the checkpoint.
-  params, step = ru.load_ema_params(config, workdir, bundle,
-                                    ev.checkpoint if step is None else step)
+  params, step = ru.load_ema_params(
+    config, workdir, bundle, ev.checkpoint if step is None else step
+  )
   score_apply, sde, shape = bundle.score_apply, bundle.sde, bundle.shape
   spec = ru.data_spec(config)
   dataset = get_dataset(spec, ev.bpd_dataset)
@@ -133,8 +162,10 @@ def run(config, workdir: str, *, max_batches: Optional[int] = None, bundle=None,
   num_levels = dataset.num_levels if is_image else 0
   if is_image:  # raw levels; dequantization and scaling are done here, draw by draw
     import dataclasses
-    raw_spec = dataclasses.replace(spec, centered=False, uniform_dequantization=False,
-                                   random_flip=False)
+
+    raw_spec = dataclasses.replace(
+      spec, centered=False, uniform_dequantization=False, random_flip=False
+    )
     dataset = get_dataset(raw_spec, ev.bpd_dataset)
   d = int(np.prod(shape))
   settings = _settings(config, step, is_image, num_levels)
@@ -145,25 +176,44 @@ def run(config, workdir: str, *, max_batches: Optional[int] = None, bundle=None,
   if main and not os.path.exists(progress_path):
     _append(progress_path, {"settings": settings})
   if done:
-    print(f"resuming bits/dim evaluation: {len(done)} batches already in {progress_path}", flush=True)
+    print(
+      f"resuming bits/dim evaluation: {len(done)} batches already in {progress_path}", flush=True
+    )
 
   # Batches are host-local: each process evaluates its own over its local devices.
   mesh = data_mesh(jax.local_devices())
   # The parameters are an argument of the compiled solve, not constants baked into it.
-  loglik_p = jax.jit(lambda p, k, y: likelihood.log_likelihood(
-      k, sde, lambda x, t: score_apply(p, x, t), y, divergence=ev.divergence, method=ev.ode_method,
-      rtol=ev.rtol, atol=ev.atol)[::2])
+  loglik_p = jax.jit(
+    lambda p, k, y: likelihood.log_likelihood(
+      k,
+      sde,
+      lambda x, t: score_apply(p, x, t),
+      y,
+      divergence=ev.divergence,
+      method=ev.ode_method,
+      rtol=ev.rtol,
+      atol=ev.atol,
+    )[::2]
+  )
   loglik = lambda k, y: loglik_p(params, k, y)
   base_key = jax.random.fold_in(jax.random.key(config.seed), step)
   centered = config.data.centered
   if is_image:
-    print(f"bits/dim: {num_levels} levels, uniform dequantization u = (x + U)/{num_levels} "
-          f"({ev.num_dequant} draw(s) per image), centered={centered}: bpd = -log p_y / (D ln 2)"
-          f" - log2 {bpd_lib.data_scale(centered)[0]:g} + log2 {num_levels}"
-          + ("" if config.data.uniform_dequantization else
-             " (note: the model was trained on k/255 without dequantization)"), flush=True)
+    print(
+      f"bits/dim: {num_levels} levels, uniform dequantization u = (x + U)/{num_levels} "
+      f"({ev.num_dequant} draw(s) per image), centered={centered}: bpd = -log p_y / (D ln 2)"
+      f" - log2 {bpd_lib.data_scale(centered)[0]:g} + log2 {num_levels}"
+      + (
+        ""
+        if config.data.uniform_dequantization
+        else " (note: the model was trained on k/255 without dequantization)"
+      ),
+      flush=True,
+    )
   else:
-    print("toy data are continuous: reporting -log p(x) / D in nats/dim, no dequantization", flush=True)
+    print(
+      "toy data are continuous: reporting -log p(x) / D in nats/dim, no dequantization", flush=True
+    )
 
   new = 0
   t_start = time.time()
@@ -173,8 +223,11 @@ def run(config, workdir: str, *, max_batches: Optional[int] = None, bundle=None,
     if max_batches is not None and new >= max_batches:
       break
     n_dev = len(mesh.devices.reshape(-1))
-    place = (lambda a: jax.device_put(a, NamedSharding(mesh, P("data")))) if len(batch) % n_dev == 0 \
-        else jnp.asarray
+    place = (
+      (lambda a: jax.device_put(a, NamedSharding(mesh, P("data"))))
+      if len(batch) % n_dev == 0
+      else jnp.asarray
+    )
     key = jax.random.fold_in(base_key, i)
     if is_image:
       levels = _levels(batch, num_levels)
@@ -187,8 +240,12 @@ def run(config, workdir: str, *, max_batches: Optional[int] = None, bundle=None,
         logps.append(np.asarray(lp))
         nfe += int(n)
       res = bpd_lib.combine_draws(jnp.asarray(np.stack(logps)), d, centered, num_levels)
-      rec = {"batch": i, "values": np.asarray(res["bpd"]).tolist(),
-             "values_iw": np.asarray(res["bpd_iw"]).tolist(), "nfe": nfe}
+      rec = {
+        "batch": i,
+        "values": np.asarray(res["bpd"]).tolist(),
+        "values_iw": np.asarray(res["bpd_iw"]).tolist(),
+        "nfe": nfe,
+      }
     else:
       lp, n = loglik(key, place(np.asarray(batch)))
       rec = {"batch": i, "values": np.asarray(bpd_lib.nats_per_dim(lp, d)).tolist(), "nfe": int(n)}
@@ -197,34 +254,51 @@ def run(config, workdir: str, *, max_batches: Optional[int] = None, bundle=None,
     done[i] = rec
     new += 1
     mean, se = bpd_lib.mean_and_stderr(np.concatenate([done[k]["values"] for k in sorted(done)]))
-    print(f"batch {i}: {np.mean(rec['values']):.4f} {settings['units']} (nfe {rec['nfe']}); "
-          f"running mean {mean:.4f} +- {se:.4f} over {len(done)} batches, "
-          f"{time.time() - t_start:.1f}s", flush=True)
+    print(
+      f"batch {i}: {np.mean(rec['values']):.4f} {settings['units']} (nfe {rec['nfe']}); "
+      f"running mean {mean:.4f} +- {se:.4f} over {len(done)} batches, "
+      f"{time.time() - t_start:.1f}s",
+      flush=True,
+    )
   else:
     new = -1  # the loop ran to the end of the split
 
   values = np.concatenate([done[k]["values"] for k in sorted(done)]) if done else np.zeros(0)
   mean, se = bpd_lib.mean_and_stderr(values)
-  summary = dict(settings, mean=mean, stderr=se, num_examples=int(values.size),
-                 num_batches=len(done), complete=new == -1,
-                 mean_nfe=float(np.mean([done[k]["nfe"] for k in done])) if done else math.nan)
+  summary = dict(
+    settings,
+    mean=mean,
+    stderr=se,
+    num_examples=int(values.size),
+    num_batches=len(done),
+    complete=new == -1,
+    mean_nfe=float(np.mean([done[k]["nfe"] for k in done])) if done else math.nan,
+  )
   if is_image and done:
     summary["mean_iw"], summary["stderr_iw"] = bpd_lib.mean_and_stderr(
-        np.concatenate([done[k]["values_iw"] for k in sorted(done)]))
-    baseline = categorical_baseline(get_dataset(raw_spec, "train"), dataset, num_levels,
-                                    ev.batch_size)
+      np.concatenate([done[k]["values_iw"] for k in sorted(done)])
+    )
+    baseline = categorical_baseline(
+      get_dataset(raw_spec, "train"), dataset, num_levels, ev.batch_size
+    )
     summary["baseline_mean"], summary["baseline_stderr"] = bpd_lib.mean_and_stderr(baseline)
-    summary["baseline"] = (f"per-pixel categorical over the {num_levels} levels fitted on the "
-                           "train split (add-1/2 counts)")
+    summary["baseline"] = (
+      f"per-pixel categorical over the {num_levels} levels fitted on the "
+      "train split (add-1/2 counts)"
+    )
   if main:
     with open(stem + ".json", "w") as f:
       json.dump(summary, f, indent=1)
   state = "" if summary["complete"] else " (incomplete: rerun to resume)"
-  print(f"{settings['units']} on the {ev.bpd_dataset} split at step {step}: {mean:.4f} +- {se:.4f} "
-        f"(standard error, n = {values.size}; dequantization: {settings['dequantization']}){state}",
-        flush=True)
+  print(
+    f"{settings['units']} on the {ev.bpd_dataset} split at step {step}: {mean:.4f} +- {se:.4f} "
+    f"(standard error, n = {values.size}; dequantization: {settings['dequantization']}){state}",
+    flush=True,
+  )
   if "baseline_mean" in summary:
-    print(f"  baseline (per-pixel categorical over {num_levels} levels, fitted on train): "
-          f"{summary['baseline_mean']:.4f} +- {summary['baseline_stderr']:.4f} bits/dim",
-          flush=True)
+    print(
+      f"  baseline (per-pixel categorical over {num_levels} levels, fitted on train): "
+      f"{summary['baseline_mean']:.4f} +- {summary['baseline_stderr']:.4f} bits/dim",
+      flush=True,
+    )
   return summary

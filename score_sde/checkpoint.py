@@ -16,6 +16,7 @@ The run's model and data settings are kept beside the checkpoints (`run.json`, w
 first checkpoint exists) so that restarting with an incompatible config fails with a clear message
 instead of an opaque shape error.
 """
+
 import hashlib
 import json
 import os
@@ -51,12 +52,17 @@ def state_digest(state: Any) -> str:
 
 def flax_state_dict(tree: Any) -> Any:
   import flax
+
   return flax.serialization.to_state_dict(tree)
 
 
 def _keys(tree: Any) -> list:
-  return sorted(jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(
-      tree, is_leaf=lambda v: hasattr(v, "shape") or v is None)[0])
+  return sorted(
+    jax.tree_util.keystr(p)
+    for p, _ in jax.tree_util.tree_flatten_with_path(
+      tree, is_leaf=lambda v: hasattr(v, "shape") or v is None
+    )[0]
+  )
 
 
 def _all_finite(tree: Any) -> bool:
@@ -75,11 +81,18 @@ class Checkpointer:
   over it (default: all devices), so a checkpoint written on N devices loads on any number.
   """
 
-  def __init__(self, workdir: str, max_to_keep: int = 3, save_interval_steps: int = 1,
-               mesh: Optional[Mesh] = None):
+  def __init__(
+    self,
+    workdir: str,
+    max_to_keep: int = 3,
+    save_interval_steps: int = 1,
+    mesh: Optional[Mesh] = None,
+  ):
     if max_to_keep < 1:
-      raise ValueError(f"training.keep_checkpoints must be >= 1 (got {max_to_keep}): with 0 every "
-                       f"checkpoint would be deleted")
+      raise ValueError(
+        f"training.keep_checkpoints must be >= 1 (got {max_to_keep}): with 0 every "
+        f"checkpoint would be deleted"
+      )
     self.workdir = workdir
     self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
     self.corrupt_directory = os.path.abspath(os.path.join(workdir, "checkpoints_corrupt"))
@@ -140,8 +153,13 @@ class Checkpointer:
     mesh = self._mesh if self._mesh is not None else Mesh(np.asarray(jax.devices()), ("data",))
     repl = NamedSharding(mesh, P())
     return jax.tree.map(
-        lambda v: v if getattr(v, "sharding", None) is not None
-        else jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=repl), abstract_state)
+      lambda v: (
+        v
+        if getattr(v, "sharding", None) is not None
+        else jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=repl)
+      ),
+      abstract_state,
+    )
 
   def restore(self, abstract_state: Any, step: Optional[int] = None, verify: bool = True) -> Any:
     """Restores `step` (default latest) into the structure, shapes and shardings of `abstract_state`.
@@ -159,8 +177,8 @@ class Checkpointer:
       msg = str(e).splitlines()[0] if str(e) else type(e).__name__
       if self._readable_structure(step, target):
         raise IncompatibleCheckpointError(
-            f"checkpoint {step} in {self.directory} does not fit this model and optimizer: "
-            f"{msg}") from None
+          f"checkpoint {step} in {self.directory} does not fit this model and optimizer: {msg}"
+        ) from None
       raise CorruptCheckpointError(f"cannot be read ({msg[:200]})") from None
     except Exception as e:  # TensorStore / OS errors on damaged files
       msg = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -177,14 +195,20 @@ class Checkpointer:
     """Only the EMA parameters of checkpoint `step` (no raw parameters, no optimizer moments)."""
     target = self._replicated({"ema_params": abstract_params})
     try:
-      out = self.manager.restore(step, args=ocp.args.PyTreeRestore(
-          item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
-          partial_restore=True))
+      out = self.manager.restore(
+        step,
+        args=ocp.args.PyTreeRestore(
+          item=target,
+          restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+          partial_restore=True,
+        ),
+      )
     except (ValueError, KeyError, TypeError) as e:
       msg = str(e).splitlines()[0] if str(e) else type(e).__name__
       if self._readable_structure(step, target):
         raise IncompatibleCheckpointError(
-            f"checkpoint {step} in {self.directory} does not fit this model: {msg}") from None
+          f"checkpoint {step} in {self.directory} does not fit this model: {msg}"
+        ) from None
       raise CorruptCheckpointError(f"cannot be read ({msg[:200]})") from None
     except Exception as e:  # TensorStore / OS errors on damaged files
       msg = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -214,16 +238,18 @@ class Checkpointer:
     except Exception:  # noqa: BLE001 - any failure to read metadata means damage
       return False
 
-  def restore_latest(self, abstract_state: Any, log: Callable[[str], None] = print
-                     ) -> Tuple[Optional[Any], Optional[int]]:
+  def restore_latest(
+    self, abstract_state: Any, log: Callable[[str], None] = print
+  ) -> Tuple[Optional[Any], Optional[int]]:
     """(state, step) of the newest checkpoint that verifies, or (None, None) if there is none.
 
     Each checkpoint that fails verification is moved aside with a one-line message.
     """
     return self._latest(lambda step: self.restore(abstract_state, step), log)
 
-  def restore_latest_ema(self, abstract_params: Any, log: Callable[[str], None] = print
-                         ) -> Tuple[Optional[Any], Optional[int]]:
+  def restore_latest_ema(
+    self, abstract_params: Any, log: Callable[[str], None] = print
+  ) -> Tuple[Optional[Any], Optional[int]]:
     """`restore_latest` for the EMA parameters only."""
     return self._latest(lambda step: self.restore_ema(abstract_params, step), log)
 
@@ -251,6 +277,7 @@ class Checkpointer:
         shutil.move(src, dest)
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils
+
       multihost_utils.sync_global_devices(f"score_sde_move_aside_{step}")
     # orbax caches the step list; start a fresh manager that sees the directory as it is now.
     self.manager.close()
@@ -283,11 +310,13 @@ def check_run_record(workdir: str, record: dict, write: bool = True) -> None:
   if old is not None:
     diff = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
     if diff:
-      details = "; ".join(f"{k}: checkpoint has {old.get(k)!r}, config has {record.get(k)!r}"
-                          for k in diff)
+      details = "; ".join(
+        f"{k}: checkpoint has {old.get(k)!r}, config has {record.get(k)!r}" for k in diff
+      )
       raise IncompatibleCheckpointError(
-          f"workdir {workdir} holds a checkpoint of an incompatible model ({details}); "
-          f"use a new --workdir")
+        f"workdir {workdir} holds a checkpoint of an incompatible model ({details}); "
+        f"use a new --workdir"
+      )
     return
   if write and jax.process_index() == 0:
     os.makedirs(workdir, exist_ok=True)

@@ -23,6 +23,7 @@ isotropic, so the SDE, the re-noising and the score are unchanged in the new coo
 
 Shapes: x: [B, ...], t: [B], labels y: [B] int; classifier logits [B, K].
 """
+
 import math
 from typing import Callable, Optional
 
@@ -35,24 +36,30 @@ LogitsFn = Callable[[jax.Array, jax.Array], jax.Array]  # (x, t) -> [B, K] logit
 
 
 # --- guidance -------------------------------------------------------------------------------
-def classifier_log_prob_grad(logits_fn: LogitsFn, x: jax.Array, t: jax.Array,
-                             y: jax.Array) -> jax.Array:
+def classifier_log_prob_grad(
+  logits_fn: LogitsFn, x: jax.Array, t: jax.Array, y: jax.Array
+) -> jax.Array:
   """grad_x log p_t(y | x) = grad_x log_softmax(logits_fn(x, t))[y], [B, ...].
 
   The classifier acts on each sample alone, so the gradient of the batch sum of log-probabilities
   is the per-sample gradient (one backward pass)."""
+
   def total_log_prob(x):
     logp = jax.nn.log_softmax(logits_fn(x, t), axis=-1)
     return jnp.sum(jnp.take_along_axis(logp, y[:, None], axis=-1))
+
   return jax.grad(total_log_prob)(x)
 
 
-def classifier_guided_score(score_fn: ScoreFn, logits_fn: LogitsFn, y: jax.Array,
-                            scale: float = 1.0) -> ScoreFn:
+def classifier_guided_score(
+  score_fn: ScoreFn, logits_fn: LogitsFn, y: jax.Array, scale: float = 1.0
+) -> ScoreFn:
   """score_fn(x, t) + scale grad_x log p_t(y | x): samples of class y (scale 1), or the guided,
   sharper distribution (scale > 1). y: [B] labels of the batch being sampled."""
+
   def guided(x, t):
     return score_fn(x, t) + scale * classifier_log_prob_grad(logits_fn, x, t, y)
+
   return guided
 
 
@@ -63,19 +70,24 @@ def guidance_combination(cond: jax.Array, uncond: jax.Array, w: float) -> jax.Ar
 
 def classifier_free_score(cond_score_fn: ScoreFn, uncond_score_fn: ScoreFn, w: float) -> ScoreFn:
   """Classifier-free guidance in score form: score_u + w (score_c - score_u)."""
+
   def guided(x, t):
     return guidance_combination(cond_score_fn(x, t), uncond_score_fn(x, t), w)
+
   return guided
 
 
-def classifier_free_eps(cond_eps_fn: Callable, uncond_eps_fn: Callable, w: float,
-                        sde: LinearSDE) -> ScoreFn:
+def classifier_free_eps(
+  cond_eps_fn: Callable, uncond_eps_fn: Callable, w: float, sde: LinearSDE
+) -> ScoreFn:
   """Classifier-free guidance in eps form (Ho & Salimans eq. 6), returned as a score:
   eps_w = eps_u + w (eps_c - eps_u), score = -eps_w / s(t). Equal to the score form, since
   score = -eps / s is linear in eps."""
+
   def guided(x, t):
     eps = guidance_combination(cond_eps_fn(x, t), uncond_eps_fn(x, t), w)
     return -eps / bcast(sde.alpha_sigma(t)[1], x)
+
   return guided
 
 
@@ -105,18 +117,28 @@ def renoise(sde: LinearSDE, data: jax.Array, t: jax.Array, key: Optional[jax.Arr
 def inpaint_projector(sde: LinearSDE, data: jax.Array, mask: jax.Array) -> Callable:
   """project(x, t, key): x with its known entries (mask 1) replaced by a(t) data + s(t) z.
   data, mask: broadcastable to the sample shape [B, ...] (entries of data under mask 0 unused)."""
+
   def project(x, t, key):
     return impose(x, renoise(sde, jnp.broadcast_to(data, x.shape).astype(x.dtype), t, key), mask)
+
   return project
 
 
-def inpaint(sample_fn: Callable, key: jax.Array, sde: LinearSDE, score_fn: ScoreFn,
-            data: jax.Array, mask: jax.Array, **sampler_opts):
+def inpaint(
+  sample_fn: Callable,
+  key: jax.Array,
+  sde: LinearSDE,
+  score_fn: ScoreFn,
+  data: jax.Array,
+  mask: jax.Array,
+  **sampler_opts,
+):
   """Samples x_0 given its entries under `mask` (data, mask: [B, ...]) with any sampler
   `sample_fn(key, sde, score_fn, shape, project=..., **opts)` of `score_sde.sampling`; the known
   entries of the result are the data exactly. Returns (x: [B, ...], nfe)."""
-  x, nfe = sample_fn(key, sde, score_fn, data.shape,
-                     project=inpaint_projector(sde, data, mask), **sampler_opts)
+  x, nfe = sample_fn(
+    key, sde, score_fn, data.shape, project=inpaint_projector(sde, data, mask), **sampler_opts
+  )
   return impose(x, data, mask), nfe
 
 
@@ -125,9 +147,11 @@ def color_decoupling_matrix(dtype=jnp.float32) -> jax.Array:
   """Orthogonal M [3, 3] whose first column is (1, 1, 1) / sqrt(3): decoupled = rgb @ M, so
   channel 0 is sqrt(3) times the grey level (the channel mean); the other columns,
   (-2, 1, 1) / sqrt(6) and (0, 1, -1) / sqrt(2), span the colour differences."""
-  m = [[1 / math.sqrt(3), -2 / math.sqrt(6), 0.0],
-       [1 / math.sqrt(3), 1 / math.sqrt(6), 1 / math.sqrt(2)],
-       [1 / math.sqrt(3), 1 / math.sqrt(6), -1 / math.sqrt(2)]]
+  m = [
+    [1 / math.sqrt(3), -2 / math.sqrt(6), 0.0],
+    [1 / math.sqrt(3), 1 / math.sqrt(6), 1 / math.sqrt(2)],
+    [1 / math.sqrt(3), 1 / math.sqrt(6), -1 / math.sqrt(2)],
+  ]
   return jnp.asarray(m, dtype)
 
 
@@ -161,23 +185,39 @@ def colorize_projector(sde: LinearSDE, grey: jax.Array) -> Callable:
 
   def project(x, t, key):
     return couple_colors(inner(decouple_colors(x), t, key))
+
   return project
 
 
-def colorize(sample_fn: Callable, key: jax.Array, sde: LinearSDE, score_fn: ScoreFn,
-             grey: jax.Array, **sampler_opts):
+def colorize(
+  sample_fn: Callable,
+  key: jax.Array,
+  sde: LinearSDE,
+  score_fn: ScoreFn,
+  grey: jax.Array,
+  **sampler_opts,
+):
   """RGB samples [B, H, W, 3] whose grey level is `grey` [B, H, W, 1] exactly, with any sampler
   (see `inpaint`). Returns (x, nfe)."""
   shape = grey.shape[:-1] + (3,)
-  x, nfe = sample_fn(key, sde, score_fn, shape, project=colorize_projector(sde, grey),
-                     **sampler_opts)
+  x, nfe = sample_fn(
+    key, sde, score_fn, shape, project=colorize_projector(sde, grey), **sampler_opts
+  )
   known, mask = grey_known(grey)
   return couple_colors(impose(decouple_colors(x), known, mask)), nfe
 
 
 # --- noise-conditional classifiers --------------------------------------------------------------
-def noisy_classifier_loss(key: jax.Array, logits_fn: Callable, x0: jax.Array, y: jax.Array,
-                          sde: LinearSDE, *, eps: float = 1e-5, discrete: bool = False):
+def noisy_classifier_loss(
+  key: jax.Array,
+  logits_fn: Callable,
+  x0: jax.Array,
+  y: jax.Array,
+  sde: LinearSDE,
+  *,
+  eps: float = 1e-5,
+  discrete: bool = False,
+):
   """Cross-entropy of a noise-conditional classifier on data noised by the SDE (paper I.1):
 
       loss = E_t E_z [-log softmax(logits_fn(x_t, label(t)))[y]],

@@ -19,6 +19,7 @@ them; default: the data set's test split. Masks: left_half | center | random_pix
 Writes <workdir>/controllable_<step>_<condition>.npz (samples, labels or inputs and masks) and a
 PNG grid: one row per class, or rows of inputs / masked inputs / samples.
 """
+
 import os
 
 import jax
@@ -50,22 +51,31 @@ def builtin_mask(name: str, shape) -> np.ndarray:
   h, w = shape[0], shape[1]
   m = np.ones((h, w, 1), np.float32)
   if name == "left_half":
-    m[:, w // 2:] = 0.0
+    m[:, w // 2 :] = 0.0
   elif name == "center":
-    m[h // 4:h // 4 + h // 2, w // 4:w // 4 + w // 2] = 0.0
+    m[h // 4 : h // 4 + h // 2, w // 4 : w // 4 + w // 2] = 0.0
   elif name == "random_pixels":
     m = (np.random.default_rng(0).uniform(size=(h, w, 1)) < 0.25).astype(np.float32)
   else:
-    raise ValueError(f"unknown mask {name!r}; choose from ['center', 'left_half', "
-                     "'random_pixels'] or give an .npz / image file")
+    raise ValueError(
+      f"unknown mask {name!r}; choose from ['center', 'left_half', "
+      "'random_pixels'] or give an .npz / image file"
+    )
   return m
 
 
 def _load_image_files(path: str, size: int, channels: int) -> np.ndarray:
   from score_sde.data.image_folder import load_image
-  paths = [path] if os.path.isfile(path) else sorted(
-      os.path.join(path, f) for f in os.listdir(path)
-      if f.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")))
+
+  paths = (
+    [path]
+    if os.path.isfile(path)
+    else sorted(
+      os.path.join(path, f)
+      for f in os.listdir(path)
+      if f.lower().endswith((".png", ".jpg", ".jpeg", ".bmp"))
+    )
+  )
   if not paths:
     raise FileNotFoundError(f"no image files in {path!r}")
   out = []
@@ -132,7 +142,9 @@ def label_score_apply(config, network, sde):
   def score_apply(params, x, t, labels=None):
     def apply(x, label):
       return network.apply({"params": params}, x, label, labels=labels)
+
     return mutils.score_fn_from_model(apply, sde, target, discrete=discrete)(x, t)
+
   return score_apply
 
 
@@ -156,8 +168,10 @@ def run(config, workdir: str, *, bundle=None, mesh=None):
   params, step = ru.load_ema_params(config, workdir, bundle, config.eval.checkpoint, mesh)
   sde, network, shape = bundle.sde, bundle.network, bundle.shape
   if s.num_samples % s.batch_size:
-    raise ValueError(f"sampling.num_samples={s.num_samples} must be a multiple of "
-                     f"sampling.batch_size={s.batch_size}")
+    raise ValueError(
+      f"sampling.num_samples={s.num_samples} must be a multiple of "
+      f"sampling.batch_size={s.batch_size}"
+    )
   build = sampler_from_config(s, sde)
   score_apply = label_score_apply(config, network, sde)
   num_classes = int(config.model.get("num_classes", 0))
@@ -170,33 +184,40 @@ def run(config, workdir: str, *, bundle=None, mesh=None):
   if cond in ("class", "cfg"):
     if cond == "class":
       from score_sde.train_classifier import load_classifier_logits_fn, num_classes as clf_k
+
       logits_fn, clf_step = load_classifier_logits_fn(config, workdir)
       k = clf_k(config)
       print(f"classifier from step {clf_step}", flush=True)
 
       def score_of(p, y):
-        return ctl.classifier_guided_score(lambda x, t: score_apply(p, x, t), logits_fn, y,
-                                           s.guidance_scale)
+        return ctl.classifier_guided_score(
+          lambda x, t: score_apply(p, x, t), logits_fn, y, s.guidance_scale
+        )
     else:
       if num_classes <= 0:
-        raise ValueError("sampling.condition=cfg needs a label-conditional network: "
-                         "train with model.num_classes > 0 (and training.label_dropout > 0)")
+        raise ValueError(
+          "sampling.condition=cfg needs a label-conditional network: "
+          "train with model.num_classes > 0 (and training.label_dropout > 0)"
+        )
       k = num_classes
 
       def score_of(p, y):
-        cond_fn, uncond_fn = ctl.label_score_fns(lambda x, t, lab: score_apply(p, x, t, lab), y,
-                                                 num_classes)
+        cond_fn, uncond_fn = ctl.label_score_fns(
+          lambda x, t, lab: score_apply(p, x, t, lab), y, num_classes
+        )
         if s.cfg_form == "score":
           return ctl.classifier_free_score(cond_fn, uncond_fn, s.guidance_scale)
         std = lambda t: sde.alpha_sigma(t)[1]
-        to_eps = lambda f: (lambda x, t: -jnp.reshape(std(t), (-1,) + (1,) * (x.ndim - 1))
-                            * f(x, t))
+        to_eps = lambda f: lambda x, t: -jnp.reshape(std(t), (-1,) + (1,) * (x.ndim - 1)) * f(x, t)
         return ctl.classifier_free_eps(to_eps(cond_fn), to_eps(uncond_fn), s.guidance_scale, sde)
+
     classes = parse_classes(s.classes, k)
     labels = np.asarray([classes[i % len(classes)] for i in range(n)], np.int32)
     sample = jax.jit(lambda p, y, key: run_loop(build(score_of(p, y), batch_shape), key))
-    out = [sample(params, jnp.asarray(labels[b * bsz:(b + 1) * bsz]), jax.random.fold_in(key, b))
-           for b in range(n // bsz)]
+    out = [
+      sample(params, jnp.asarray(labels[b * bsz : (b + 1) * bsz]), jax.random.fold_in(key, b))
+      for b in range(n // bsz)
+    ]
     extra["labels"] = labels
   elif cond in ("inpaint", "colorize"):
     if not dataset.is_image:
@@ -206,30 +227,47 @@ def run(config, workdir: str, *, bundle=None, mesh=None):
       masks = load_mask(s.mask, n, shape)
 
       def sample_batch(p, data, mask, key):
-        x, nfe = run_loop(build(lambda x, t: score_apply(p, x, t), batch_shape,
-                                ctl.inpaint_projector(sde, data, mask)), key)
+        x, nfe = run_loop(
+          build(
+            lambda x, t: score_apply(p, x, t), batch_shape, ctl.inpaint_projector(sde, data, mask)
+          ),
+          key,
+        )
         return ctl.impose(x, data, mask), nfe
+
       extra["masks"] = masks
     else:
       if shape[-1] != 3:
-        raise ValueError(f"sampling.condition=colorize needs RGB data (num_channels=3); "
-                         f"{config.data.name} has {shape[-1]} channel(s)")
+        raise ValueError(
+          f"sampling.condition=colorize needs RGB data (num_channels=3); "
+          f"{config.data.name} has {shape[-1]} channel(s)"
+        )
       masks = np.zeros((n, 1), np.float32)  # unused: the grey level is the known part
 
       def sample_batch(p, data, mask, key):
         grey = ctl.grey_level(data)
-        x, nfe = run_loop(build(lambda x, t: score_apply(p, x, t), batch_shape,
-                                ctl.colorize_projector(sde, grey)), key)
+        x, nfe = run_loop(
+          build(lambda x, t: score_apply(p, x, t), batch_shape, ctl.colorize_projector(sde, grey)),
+          key,
+        )
         known, m = ctl.grey_known(grey)
         return ctl.couple_colors(ctl.impose(ctl.decouple_colors(x), known, m)), nfe
+
     sample = jax.jit(sample_batch)
-    out = [sample(params, jnp.asarray(inputs[b * bsz:(b + 1) * bsz]),
-                  jnp.asarray(masks[b * bsz:(b + 1) * bsz]), jax.random.fold_in(key, b))
-           for b in range(n // bsz)]
+    out = [
+      sample(
+        params,
+        jnp.asarray(inputs[b * bsz : (b + 1) * bsz]),
+        jnp.asarray(masks[b * bsz : (b + 1) * bsz]),
+        jax.random.fold_in(key, b),
+      )
+      for b in range(n // bsz)
+    ]
     extra["inputs"] = inputs
   else:
-    raise ValueError(f"sampling.condition={cond!r}: choose from ['class', 'cfg', 'colorize', "
-                     "'inpaint', 'none']")
+    raise ValueError(
+      f"sampling.condition={cond!r}: choose from ['class', 'cfg', 'colorize', 'inpaint', 'none']"
+    )
   samples = np.concatenate([np.asarray(x) for x, _ in out]).astype(np.float32)
   nfe = int(np.mean([int(v) for _, v in out]))
   if jax.process_index() == 0:
@@ -247,6 +285,7 @@ def run(config, workdir: str, *, bundle=None, mesh=None):
 def _write_scatter(path, samples, labels, reference):
   """2-D samples coloured by their requested class, over grey data."""
   from score_sde.plotting import _pyplot
+
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(5, 5), dpi=120)
   ax.scatter(reference[:, 0], reference[:, 1], s=2, c="0.8")
@@ -261,6 +300,7 @@ def _write_scatter(path, samples, labels, reference):
 
 def _write_grid(path, cond, shown, extra, centered):
   from score_sde.plotting import save_image_grid
+
   if cond in ("class", "cfg"):
     labels = extra["labels"]
     classes = sorted(set(labels.tolist()))

@@ -27,6 +27,7 @@ The checkpoint is cached at ~/.cache/score_sde/digits_classifier_seed{seed}.npz 
 training is deterministic given the seed. FD depends on the number of samples (it is biased
 upward at small n): compare numbers computed from equal sample counts.
 """
+
 import dataclasses
 import functools
 import os
@@ -58,13 +59,18 @@ def digits_splits(image_size: int = IMAGE_SIZE) -> Dict[str, np.ndarray]:
   from sklearn.datasets import load_digits
 
   from score_sde.data.digits import load_digits_uint8
+
   images = load_digits_uint8(image_size).astype(np.float32) / 255.0
   labels = load_digits().target.astype(np.int32)
   order = np.random.default_rng(0).permutation(len(images))
   n_train = int(0.9 * len(images))
   train, test = order[:n_train], order[n_train:]
-  return {"train_x": images[train], "train_y": labels[train],
-          "test_x": images[test], "test_y": labels[test]}
+  return {
+    "train_x": images[train],
+    "train_y": labels[train],
+    "test_x": images[test],
+    "test_y": labels[test],
+  }
 
 
 def to_classifier_input(samples: np.ndarray, centered: bool) -> np.ndarray:
@@ -84,12 +90,14 @@ def to_classifier_input(samples: np.ndarray, centered: bool) -> np.ndarray:
   if h == w and h % IMAGE_SIZE == 0:
     s = h // IMAGE_SIZE
     return x.reshape(len(x), IMAGE_SIZE, s, IMAGE_SIZE, s, 1).mean(axis=(2, 4))
-  return np.asarray(jax.image.resize(x, (len(x), IMAGE_SIZE, IMAGE_SIZE, 1), "linear",
-                                     antialias=True))
+  return np.asarray(
+    jax.image.resize(x, (len(x), IMAGE_SIZE, IMAGE_SIZE, 1), "linear", antialias=True)
+  )
 
 
 class DigitsMLP(nn.Module):
   """x: [B, 8, 8, 1] in [0, 1] -> (features [B, hidden[-1]], logits [B, 10])."""
+
   hidden: Sequence[int] = (256, 64)
 
   @nn.compact
@@ -110,20 +118,36 @@ def _shift(key, x):
 
   def one(img, i, j):
     return jax.lax.dynamic_slice(img, (1 + i, 1 + j, 0), x.shape[1:])
+
   return jax.vmap(one)(padded, dy, dx)
 
 
-def train_classifier(key: jax.Array, x: np.ndarray, y: np.ndarray, steps: int = 4000,
-                     batch_size: int = 128, learning_rate: float = 2e-3,
-                     hidden: Sequence[int] = (256, 64), augment: bool = True):
+def train_classifier(
+  key: jax.Array,
+  x: np.ndarray,
+  y: np.ndarray,
+  steps: int = 4000,
+  batch_size: int = 128,
+  learning_rate: float = 2e-3,
+  hidden: Sequence[int] = (256, 64),
+  augment: bool = True,
+):
   """AdamW (cosine-decayed learning rate) on the cross-entropy of DigitsMLP, minibatches drawn
   with replacement; returns params. Deterministic given `key` (one jitted lax.scan)."""
   init_key, loop_key = jax.random.split(key)
-  params = DigitsMLP(tuple(hidden)).init(
-      init_key, jnp.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1)))["params"]
-  return _train_scan(params, jax.random.split(loop_key, steps), jnp.asarray(x), jnp.asarray(y),
-                     batch_size=batch_size, learning_rate=learning_rate, hidden=tuple(hidden),
-                     augment=augment)
+  params = DigitsMLP(tuple(hidden)).init(init_key, jnp.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1)))[
+    "params"
+  ]
+  return _train_scan(
+    params,
+    jax.random.split(loop_key, steps),
+    jnp.asarray(x),
+    jnp.asarray(y),
+    batch_size=batch_size,
+    learning_rate=learning_rate,
+    hidden=tuple(hidden),
+    augment=augment,
+  )
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "learning_rate", "hidden", "augment"))
@@ -149,10 +173,11 @@ def _train_scan(params, keys, x, y, *, batch_size, learning_rate, hidden, augmen
 @dataclasses.dataclass(frozen=True)
 class DigitsClassifier:
   """A trained classifier and the train split's reference statistics of its features."""
+
   params: dict
   hidden: tuple
-  ref_mu: np.ndarray              # [F], train split at 8 x 8
-  ref_sigma: np.ndarray           # [F, F]
+  ref_mu: np.ndarray  # [F], train split at 8 x 8
+  ref_sigma: np.ndarray  # [F, F]
   ref_class_fraction: np.ndarray  # [10], label frequencies of the train split
   test_accuracy: float
   # Reference statistics at other image sizes, computed on first use: size -> (mu, sigma).
@@ -162,7 +187,7 @@ class DigitsClassifier:
     """x: [B, 8, 8, 1] in [0, 1] -> (features [B, F], logits [B, 10]) as float64 numpy."""
     feats, logits = [], []
     for i in range(0, len(x), batch_size):
-      f, lg = _apply_mlp(self.hidden, self.params, jnp.asarray(x[i:i + batch_size], jnp.float32))
+      f, lg = _apply_mlp(self.hidden, self.params, jnp.asarray(x[i : i + batch_size], jnp.float32))
       feats.append(np.asarray(f, np.float64))
       logits.append(np.asarray(lg, np.float64))
     return np.concatenate(feats), np.concatenate(logits)
@@ -185,12 +210,19 @@ def _apply_mlp(hidden, params, x):
   return DigitsMLP(hidden).apply({"params": params}, x)
 
 
-def build_classifier(seed: int = 0, steps: int = 4000, hidden: Sequence[int] = (256, 64),
-                     **train_kwargs) -> DigitsClassifier:
+def build_classifier(
+  seed: int = 0, steps: int = 4000, hidden: Sequence[int] = (256, 64), **train_kwargs
+) -> DigitsClassifier:
   """Trains on the train split; reference statistics from the train split; accuracy on test."""
   data = digits_splits()
-  params = train_classifier(jax.random.key(seed), data["train_x"], data["train_y"], steps=steps,
-                            hidden=hidden, **train_kwargs)
+  params = train_classifier(
+    jax.random.key(seed),
+    data["train_x"],
+    data["train_y"],
+    steps=steps,
+    hidden=hidden,
+    **train_kwargs,
+  )
   params = jax.tree.map(np.asarray, params)
   partial = DigitsClassifier(params, tuple(hidden), None, None, None, 0.0)
   feats, _ = partial.apply(data["train_x"])
@@ -205,22 +237,34 @@ def save_classifier(clf: DigitsClassifier, path: str) -> None:
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   flat = traverse_util.flatten_dict(clf.params, sep="/")
   tmp = path + ".tmp.npz"
-  np.savez(tmp, **{f"params/{k}": v for k, v in flat.items()}, hidden=np.array(clf.hidden),
-           ref_mu=clf.ref_mu, ref_sigma=clf.ref_sigma,
-           ref_class_fraction=clf.ref_class_fraction, test_accuracy=clf.test_accuracy)
+  np.savez(
+    tmp,
+    **{f"params/{k}": v for k, v in flat.items()},
+    hidden=np.array(clf.hidden),
+    ref_mu=clf.ref_mu,
+    ref_sigma=clf.ref_sigma,
+    ref_class_fraction=clf.ref_class_fraction,
+    test_accuracy=clf.test_accuracy,
+  )
   os.replace(tmp, path)  # a killed write never leaves a truncated cache behind
 
 
 def load_classifier(path: str) -> DigitsClassifier:
   with np.load(path) as f:
-    flat = {k[len("params/"):]: f[k] for k in f.files if k.startswith("params/")}
-    return DigitsClassifier(traverse_util.unflatten_dict(flat, sep="/"),
-                            tuple(int(h) for h in f["hidden"]), f["ref_mu"], f["ref_sigma"],
-                            f["ref_class_fraction"], float(f["test_accuracy"]))
+    flat = {k[len("params/") :]: f[k] for k in f.files if k.startswith("params/")}
+    return DigitsClassifier(
+      traverse_util.unflatten_dict(flat, sep="/"),
+      tuple(int(h) for h in f["hidden"]),
+      f["ref_mu"],
+      f["ref_sigma"],
+      f["ref_class_fraction"],
+      float(f["test_accuracy"]),
+    )
 
 
-def get_classifier(path: Optional[str] = None, seed: int = 0, retrain: bool = False,
-                   **kwargs) -> DigitsClassifier:
+def get_classifier(
+  path: Optional[str] = None, seed: int = 0, retrain: bool = False, **kwargs
+) -> DigitsClassifier:
   """The cached classifier at `path` (default `default_checkpoint(seed)`), trained and saved
   first if missing (or `retrain`)."""
   path = path or default_checkpoint(seed)
@@ -231,8 +275,9 @@ def get_classifier(path: Optional[str] = None, seed: int = 0, retrain: bool = Fa
   return clf
 
 
-def digits_metrics(clf: DigitsClassifier, samples: np.ndarray, centered: bool = False
-                   ) -> Dict[str, object]:
+def digits_metrics(
+  clf: DigitsClassifier, samples: np.ndarray, centered: bool = False
+) -> Dict[str, object]:
   """Quality of digit samples [B, H, W, 1] in the model's space ([-1, 1] if `centered`, else
   [0, 1]): {'digits_fd', 'classifier_score', 'coverage', 'class_fraction' [10],
   'class_coverage' [10], 'num_samples'}; FD against the train split at the same size H."""
@@ -241,12 +286,12 @@ def digits_metrics(clf: DigitsClassifier, samples: np.ndarray, centered: bool = 
   mu_ref, sigma_ref = reference_statistics(clf, samples.shape[1])
   fraction = np.bincount(logits.argmax(1), minlength=NUM_CLASSES) / len(logits)
   return {
-      "digits_fd": fid.frechet_distance(mu, sigma, mu_ref, sigma_ref),
-      "classifier_score": fid.inception_score(logits, num_splits=1)[0],
-      "coverage": float(np.minimum(fraction, clf.ref_class_fraction).sum()),
-      "class_fraction": fraction,
-      "class_coverage": fraction / clf.ref_class_fraction,
-      "num_samples": len(samples),
+    "digits_fd": fid.frechet_distance(mu, sigma, mu_ref, sigma_ref),
+    "classifier_score": fid.inception_score(logits, num_splits=1)[0],
+    "coverage": float(np.minimum(fraction, clf.ref_class_fraction).sum()),
+    "class_fraction": fraction,
+    "class_coverage": fraction / clf.ref_class_fraction,
+    "num_samples": len(samples),
   }
 
 
@@ -262,14 +307,19 @@ def reference_scores(clf: DigitsClassifier, seed: int = 0) -> Dict[str, Dict[str
   held-out digits, each with as many images as the test split: the scale for a model's FD."""
   test = digits_splits()["test_x"]
   noise = np.random.default_rng(seed).uniform(size=test.shape).astype(np.float32)
-  return {"held_out": digits_metrics(clf, test), "noise": digits_metrics(clf, noise),
-          "blurred": digits_metrics(clf, blur(test))}
+  return {
+    "held_out": digits_metrics(clf, test),
+    "noise": digits_metrics(clf, noise),
+    "blurred": digits_metrics(clf, blur(test)),
+  }
 
 
 def main(argv: Sequence[str]) -> None:
   import argparse
-  parser = argparse.ArgumentParser(prog="python -m score_sde.digits_metric",
-                                   description=__doc__.split("\n")[0])
+
+  parser = argparse.ArgumentParser(
+    prog="python -m score_sde.digits_metric", description=__doc__.split("\n")[0]
+  )
   parser.add_argument("--checkpoint", default=None, help="classifier .npz (default: the cache)")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--steps", type=int, default=4000)
@@ -287,8 +337,10 @@ def main(argv: Sequence[str]) -> None:
   else:
     rows = reference_scores(clf, args.seed)
   for name, m in rows.items():
-    print(f"{name:>9}: digits FD {m['digits_fd']:8.3f}  classifier score "
-          f"{m['classifier_score']:5.2f}  coverage {m['coverage']:.3f}  (n = {m['num_samples']})")
+    print(
+      f"{name:>9}: digits FD {m['digits_fd']:8.3f}  classifier score "
+      f"{m['classifier_score']:5.2f}  coverage {m['coverage']:.3f}  (n = {m['num_samples']})"
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
 `sample_quality` is what training prints when it ends (sampling.num_samples samples); the eval
 runner (score_sde.eval_runner) calls `quality_metrics` on its eval.num_samples samples.
 """
+
 import json
 import os
 from typing import Dict, List, Tuple
@@ -38,12 +39,15 @@ def _reference_sets(config, n: int):
 
 def _toy_quality(config, samples: np.ndarray) -> Dict[str, float]:
   from score_sde.toy_metrics import toy_metrics
+
   n = samples.shape[0]
   ref_a, ref_b = _reference_sets(config, n)
   key = jax.random.key(config.seed)
   flat = jnp.asarray(samples.reshape(n, -1))
-  out = {"sliced_w2": float(sliced_wasserstein(key, flat, jnp.asarray(ref_a))),
-         "sliced_w2_floor": float(sliced_wasserstein(key, jnp.asarray(ref_b), jnp.asarray(ref_a)))}
+  out = {
+    "sliced_w2": float(sliced_wasserstein(key, flat, jnp.asarray(ref_a))),
+    "sliced_w2_floor": float(sliced_wasserstein(key, jnp.asarray(ref_b), jnp.asarray(ref_a))),
+  }
   out.update(toy_metrics(config.data.name, samples.reshape(n, -1)))
   # The same two numbers for exact samples of the same size: what a perfect model scores.
   real = toy_metrics(config.data.name, ref_a)
@@ -53,37 +57,48 @@ def _toy_quality(config, samples: np.ndarray) -> Dict[str, float]:
 
 def _digits_quality(config, samples: np.ndarray) -> Dict[str, object]:
   from score_sde import digits_metric as dm
+
   clf = dm.get_classifier()
   m = dm.digits_metrics(clf, samples, config.data.centered)
   test = dm.digits_splits()["test_x"]
   noise = np.random.default_rng(0).uniform(size=test.shape).astype(np.float32)
-  return {"digits_fd": m["digits_fd"], "classifier_score": m["classifier_score"],
-          "coverage": m["coverage"], "class_fraction": np.asarray(m["class_fraction"]).tolist(),
-          # For scale (180 images each): held-out real digits and uniform noise.
-          "digits_fd_held_out": dm.digits_metrics(clf, test)["digits_fd"],
-          "digits_fd_noise": dm.digits_metrics(clf, noise)["digits_fd"],
-          "classifier_test_accuracy": clf.test_accuracy}
+  return {
+    "digits_fd": m["digits_fd"],
+    "classifier_score": m["classifier_score"],
+    "coverage": m["coverage"],
+    "class_fraction": np.asarray(m["class_fraction"]).tolist(),
+    # For scale (180 images each): held-out real digits and uniform noise.
+    "digits_fd_held_out": dm.digits_metrics(clf, test)["digits_fd"],
+    "digits_fd_noise": dm.digits_metrics(clf, noise)["digits_fd"],
+    "classifier_test_accuracy": clf.test_accuracy,
+  }
 
 
 def _inception_quality(config, samples: np.ndarray) -> Tuple[Dict[str, object], List[str]]:
   ev = config.eval
   if not ev.fid_stats or not ev.inception_weights:
-    return {}, ["FID / KID / IS skipped: set eval.fid_stats (python -m score_sde.fid_stats) and "
-                "eval.inception_weights (see score_sde/inception.py)"]
+    return {}, [
+      "FID / KID / IS skipped: set eval.fid_stats (python -m score_sde.fid_stats) and "
+      "eval.inception_weights (see score_sde/inception.py)"
+    ]
   from score_sde import fid, inception
   from score_sde.data.preprocess import postprocess_images
+
   variables = inception.load_inception_variables(ev.inception_weights)
   images = postprocess_images(samples, config.data.centered)
   out = inception.inception_outputs(variables, inception.batched(images, ev.batch_size))
   notes = []
   with np.load(ev.fid_stats) as f:
     stats = {k: f[k] for k in f.files}
-  result = {"fid": fid.fid_from_features(out["pool3"], stats["mu"], stats["sigma"]),
-            "inception_score": fid.inception_score(out["logits"])[0],
-            "fid_stats": ev.fid_stats}
+  result = {
+    "fid": fid.fid_from_features(out["pool3"], stats["mu"], stats["sigma"]),
+    "inception_score": fid.inception_score(out["logits"])[0],
+    "fid_stats": ev.fid_stats,
+  }
   if "features" in stats:
     result["kid"], result["kid_std"] = fid.kernel_inception_distance(
-        out["pool3"], stats["features"], np.random.default_rng(config.seed))
+      out["pool3"], stats["features"], np.random.default_rng(config.seed)
+    )
   else:
     notes.append(f"KID skipped: {ev.fid_stats} has no features (fid_stats --save_features)")
   return result, notes
@@ -92,6 +107,7 @@ def _inception_quality(config, samples: np.ndarray) -> Tuple[Dict[str, object], 
 def quality_metrics(config, samples: np.ndarray) -> Tuple[Dict[str, object], List[str]]:
   """(metrics, notes) of samples [n, *shape] in the data set's space, by the kind of data."""
   from score_sde.toy_metrics import TOY_NAMES
+
   if config.data.name in TOY_NAMES:
     return _toy_quality(config, samples), []
   if config.data.name == "digits":
@@ -102,13 +118,17 @@ def quality_metrics(config, samples: np.ndarray) -> Tuple[Dict[str, object], Lis
 def quality_line(q: Dict[str, object]) -> str:
   """One line for the console: the headline numbers of `quality_metrics`."""
   if "digits_fd" in q:
-    return (f"digits FD = {q['digits_fd']:.3f} (held-out real digits {q['digits_fd_held_out']:.3f},"
-            f" noise {q['digits_fd_noise']:.1f}), classifier score {q['classifier_score']:.2f}, "
-            f"coverage {q['coverage']:.3f}")
+    return (
+      f"digits FD = {q['digits_fd']:.3f} (held-out real digits {q['digits_fd_held_out']:.3f},"
+      f" noise {q['digits_fd_noise']:.1f}), classifier score {q['classifier_score']:.2f}, "
+      f"coverage {q['coverage']:.3f}"
+    )
   if "sliced_w2" in q:
-    return (f"sliced W2 = {q['sliced_w2']:.4f} (floor {q['sliced_w2_floor']:.4f}), NLL = "
-            f"{q['nll']:.3f} nats (exact samples {q['nll_real']:.3f}), off-mode fraction "
-            f"{q['off_mode_fraction']:.4f} (exact samples {q['off_mode_fraction_real']:.4f})")
+    return (
+      f"sliced W2 = {q['sliced_w2']:.4f} (floor {q['sliced_w2_floor']:.4f}), NLL = "
+      f"{q['nll']:.3f} nats (exact samples {q['nll_real']:.3f}), off-mode fraction "
+      f"{q['off_mode_fraction']:.4f} (exact samples {q['off_mode_fraction_real']:.4f})"
+    )
   if "fid" in q:
     kid = f", KID {q['kid']:.5f}" if "kid" in q else ""
     return f"FID = {q['fid']:.3f}, Inception score {q['inception_score']:.3f}{kid}"
@@ -119,9 +139,15 @@ def sample_quality(config, workdir: str, samples: np.ndarray, step: int) -> dict
   """Writes `workdir/quality_<step>_<run>.json` (<run>: the sampler, `sample_runner.run_name`)
   and returns the `quality_metrics` with 'step', 'num_samples', 'sampler', 'notes'."""
   from score_sde.sample_runner import run_name
+
   q, notes = quality_metrics(config, samples)
-  result = {"step": step, "num_samples": int(samples.shape[0]),
-            "sampler": run_name(config.sampling), **q, "notes": notes}
+  result = {
+    "step": step,
+    "num_samples": int(samples.shape[0]),
+    "sampler": run_name(config.sampling),
+    **q,
+    "notes": notes,
+  }
   if jax.process_index() == 0:
     with open(os.path.join(workdir, f"quality_{step}_{run_name(config.sampling)}.json"), "w") as f:
       json.dump(result, f, indent=1)

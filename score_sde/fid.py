@@ -8,6 +8,7 @@ numpy on the host: they are O(d^3) or O(n^2 d) once per evaluation, not worth a 
     KID = unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3, averaged over random subsets
     IS = exp(E_x KL(p(y | x) || p(y))),  p(y) = E_x p(y | x)
 """
+
 import warnings
 from typing import Tuple
 
@@ -31,8 +32,9 @@ def _psd_sqrt(s: np.ndarray) -> np.ndarray:
   return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
-                     sigma2: np.ndarray) -> float:
+def frechet_distance(
+  mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+) -> float:
   """Frechet (2-Wasserstein) distance between N(mu1, sigma1) and N(mu2, sigma2), squared.
 
   FD = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)); mu: [d], sigma: [d, d].
@@ -43,8 +45,10 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
   mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
   sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
   if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
-    raise ValueError(f"mismatched statistics: mu {mu1.shape} vs {mu2.shape}, "
-                     f"sigma {sigma1.shape} vs {sigma2.shape}")
+    raise ValueError(
+      f"mismatched statistics: mu {mu1.shape} vs {mu2.shape}, "
+      f"sigma {sigma1.shape} vs {sigma2.shape}"
+    )
   root1 = _psd_sqrt(sigma1)
   lam = np.linalg.eigvalsh(root1 @ sigma2 @ root1)
   tr_covmean = np.sum(np.sqrt(np.clip(lam, 0, None)))
@@ -52,23 +56,30 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
   return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
 
 
-def fid_from_features(features: np.ndarray, mu_ref: np.ndarray, sigma_ref: np.ndarray,
-                      warn_below: int = FID_RECOMMENDED_SAMPLES) -> float:
+def fid_from_features(
+  features: np.ndarray,
+  mu_ref: np.ndarray,
+  sigma_ref: np.ndarray,
+  warn_below: int = FID_RECOMMENDED_SAMPLES,
+) -> float:
   """FD between the Gaussian fitted to features [n, d] and reference statistics (mu, sigma).
 
   Warns when n < warn_below: FID is biased upward at small n and not comparable across n.
   """
   n = len(features)
   if n < warn_below:
-    warnings.warn(f"FID from {n} samples (< {warn_below}): it is biased upward at small sample "
-                  "sizes and only comparable with FIDs from the same number of samples",
-                  stacklevel=2)
+    warnings.warn(
+      f"FID from {n} samples (< {warn_below}): it is biased upward at small sample "
+      "sizes and only comparable with FIDs from the same number of samples",
+      stacklevel=2,
+    )
   mu, sigma = feature_statistics(features)
   return frechet_distance(mu, sigma, mu_ref, sigma_ref)
 
 
-def polynomial_mmd2_unbiased(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma=None,
-                             coef0: float = 1.0) -> float:
+def polynomial_mmd2_unbiased(
+  x: np.ndarray, y: np.ndarray, degree: int = 3, gamma=None, coef0: float = 1.0
+) -> float:
   """Unbiased MMD^2 between x: [n, d] and y: [m, d] with k(a, b) = (gamma a.b + coef0)^degree.
 
   MMD^2 = sum_{i != j} k(x_i, x_j) / (n (n - 1)) + sum_{i != j} k(y_i, y_j) / (m (m - 1))
@@ -80,13 +91,20 @@ def polynomial_mmd2_unbiased(x: np.ndarray, y: np.ndarray, degree: int = 3, gamm
   kxx = (gamma * x @ x.T + coef0) ** degree
   kyy = (gamma * y @ y.T + coef0) ** degree
   kxy = (gamma * x @ y.T + coef0) ** degree
-  return float((kxx.sum() - np.trace(kxx)) / (n * (n - 1))
-               + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean())
+  return float(
+    (kxx.sum() - np.trace(kxx)) / (n * (n - 1))
+    + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+    - 2 * kxy.mean()
+  )
 
 
-def kernel_inception_distance(x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
-                              num_subsets: int = 100, subset_size: int = 1000
-                              ) -> Tuple[float, float]:
+def kernel_inception_distance(
+  x: np.ndarray,
+  y: np.ndarray,
+  rng: np.random.Generator,
+  num_subsets: int = 100,
+  subset_size: int = 1000,
+) -> Tuple[float, float]:
   """KID: mean and standard deviation over `num_subsets` random subsets of the unbiased cubic
   polynomial-kernel MMD^2 (`polynomial_mmd2_unbiased`, gamma = 1 / d, coef0 = 1) between
   features x: [n, d] and y: [m, d]; each subset draws min(subset_size, n, m) rows of each
@@ -95,9 +113,12 @@ def kernel_inception_distance(x: np.ndarray, y: np.ndarray, rng: np.random.Gener
   size = min(subset_size, len(x), len(y))
   if size < 2:
     raise ValueError(f"KID needs at least 2 features in each set, got {len(x)} and {len(y)}")
-  values = [polynomial_mmd2_unbiased(x[rng.choice(len(x), size, replace=False)],
-                                     y[rng.choice(len(y), size, replace=False)])
-            for _ in range(num_subsets)]
+  values = [
+    polynomial_mmd2_unbiased(
+      x[rng.choice(len(x), size, replace=False)], y[rng.choice(len(y), size, replace=False)]
+    )
+    for _ in range(num_subsets)
+  ]
   return float(np.mean(values)), float(np.std(values))
 
 

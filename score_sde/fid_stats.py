@@ -13,6 +13,7 @@ to [0, 1] and fed to the network in batches split over all devices. The output h
 [2048], `sigma` [2048, 2048] and `num_images`; with --save_features also `features` [n, 2048]
 (needed for KID). FID against such a file: `fid.fid_from_features(features, mu, sigma)`.
 """
+
 import dataclasses
 import sys
 from typing import Iterator
@@ -34,17 +35,19 @@ flags.DEFINE_integer("max_images", 0, "Use at most this many images (0: all).")
 flags.DEFINE_bool("save_features", False, "Also save the pool3 features (for KID).")
 
 
-def unit_interval_batches(spec, split: str, batch_size: int, max_images: int = 0
-                          ) -> Iterator[np.ndarray]:
+def unit_interval_batches(
+  spec, split: str, batch_size: int, max_images: int = 0
+) -> Iterator[np.ndarray]:
   """The split's images in [0, 1], [b, H, W, C], in order: the data set's preprocessing without
   dequantization noise or flips, uncentred."""
   from score_sde.data import get_dataset
   from score_sde.data.preprocess import postprocess_images
+
   spec = dataclasses.replace(spec, uniform_dequantization=False, random_flip=False)
   seen = 0
   for batch in get_dataset(spec, split).epoch(batch_size):
     if max_images:
-      batch = batch[:max_images - seen]
+      batch = batch[: max_images - seen]
     yield postprocess_images(np.asarray(batch), spec.centered)
     seen += len(batch)
     if max_images and seen >= max_images:
@@ -54,6 +57,7 @@ def unit_interval_batches(spec, split: str, batch_size: int, max_images: int = 0
 def compute_statistics(variables, batches, save_features: bool = False):
   """{'mu': [2048], 'sigma': [2048, 2048], 'num_images': n (, 'features': [n, 2048])}."""
   from score_sde import fid, inception
+
   feats = inception.inception_outputs(variables, batches)["pool3"]
   mu, sigma = fid.feature_statistics(feats)
   out = {"mu": mu, "sigma": sigma, "num_images": np.array(len(feats))}
@@ -66,6 +70,7 @@ def main(argv):
   del argv
   from score_sde import inception
   from score_sde.data.base import DataSpec
+
   if not FLAGS.weights or not FLAGS.output:
     raise ValueError("set --weights (Inception .npz) and --output")
   if (FLAGS.config is None) == (FLAGS.image_folder is None):
@@ -73,8 +78,12 @@ def main(argv):
   if FLAGS.image_folder:
     if FLAGS.image_size <= 0:
       raise ValueError("--image_folder needs --image_size (the size images are resized to)")
-    spec = DataSpec(name="image_folder", image_size=FLAGS.image_size,
-                    num_channels=FLAGS.num_channels, data_dir=FLAGS.image_folder)
+    spec = DataSpec(
+      name="image_folder",
+      image_size=FLAGS.image_size,
+      num_channels=FLAGS.num_channels,
+      data_dir=FLAGS.image_folder,
+    )
   else:
     spec = DataSpec.from_config(FLAGS.config.data)
   variables = inception.load_inception_variables(FLAGS.weights)
@@ -84,8 +93,11 @@ def main(argv):
   n = int(stats["num_images"])
   print(f"wrote Inception statistics of {n} images ({spec.name}, {FLAGS.split}) to {FLAGS.output}")
   if n < 50_000:
-    print(f"note: {n} < 50000 images; FIDs against these statistics are not comparable with "
-          "published 50k-sample numbers", file=sys.stderr)
+    print(
+      f"note: {n} < 50000 images; FIDs against these statistics are not comparable with "
+      "published 50k-sample numbers",
+      file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -294,8 +294,10 @@ def import_checkpoint(config, source: str, path: str, workdir: str) -> int:
     others = sorted(set(ckpt.all_steps()) - {step})
     if others:
       # Sampling reads the latest step: an import beside other checkpoints could go unused.
-      raise CheckpointImportError(f"workdir {workdir} already holds checkpoints at steps {others}; "
-                                  "import into a new --workdir")
+      raise CheckpointImportError(
+        f"workdir {workdir} already holds checkpoints at steps {others}; "
+        "import into a new --workdir"
+      )
     ckpt.save(step, state)
     ckpt.wait()
   finally:

@@ -26,6 +26,7 @@ repeated over the three channels.
 Layer names are those of the PyTorch state dict (`Mixed_6b.branch7x7_2.conv.weight` is the
 parameter `['Mixed_6b']['branch7x7_2']['conv']['kernel']`).
 """
+
 import functools
 from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
 
@@ -50,6 +51,7 @@ def _pair(v: IntPair) -> Tuple[int, int]:
 
 class ConvBN(nn.Module):
   """Convolution without bias, batch norm (running statistics, eps 1e-3), ReLU. x: [B, H, W, C]."""
+
   features: int
   kernel_size: IntPair
   strides: int = 1
@@ -58,8 +60,14 @@ class ConvBN(nn.Module):
   @nn.compact
   def __call__(self, x):
     ph, pw = _pair(self.padding)
-    x = nn.Conv(self.features, _pair(self.kernel_size), strides=self.strides,
-                padding=((ph, ph), (pw, pw)), use_bias=False, name="conv")(x)
+    x = nn.Conv(
+      self.features,
+      _pair(self.kernel_size),
+      strides=self.strides,
+      padding=((ph, ph), (pw, pw)),
+      use_bias=False,
+      name="conv",
+    )(x)
     x = nn.BatchNorm(use_running_average=True, epsilon=1e-3, name="bn")(x)
     return nn.relu(x)
 
@@ -75,6 +83,7 @@ def _max_pool_valid(x):
 
 class InceptionA(nn.Module):
   """35 x 35 block (Mixed_5b-d): 1x1 | 1x1-5x5 | 1x1-3x3-3x3 | avgpool-1x1; C -> 224 + pool."""
+
   pool_features: int
 
   @nn.compact
@@ -103,6 +112,7 @@ class InceptionB(nn.Module):
 
 class InceptionC(nn.Module):
   """17 x 17 block (Mixed_6b-e) with factorised 7x7 convolutions; 768 -> 768."""
+
   channels_7x7: int
 
   @nn.compact
@@ -141,18 +151,29 @@ class InceptionE(nn.Module):
   `max_pool`: the FID graph's Mixed_7c pools its last branch with a max, Mixed_7b with a
   padding-excluding average.
   """
+
   max_pool: bool = False
 
   @nn.compact
   def __call__(self, x):
     b1 = ConvBN(320, 1, name="branch1x1")(x)
     b3 = ConvBN(384, 1, name="branch3x3_1")(x)
-    b3 = jnp.concatenate([ConvBN(384, (1, 3), padding=(0, 1), name="branch3x3_2a")(b3),
-                          ConvBN(384, (3, 1), padding=(1, 0), name="branch3x3_2b")(b3)], -1)
+    b3 = jnp.concatenate(
+      [
+        ConvBN(384, (1, 3), padding=(0, 1), name="branch3x3_2a")(b3),
+        ConvBN(384, (3, 1), padding=(1, 0), name="branch3x3_2b")(b3),
+      ],
+      -1,
+    )
     bd = ConvBN(448, 1, name="branch3x3dbl_1")(x)
     bd = ConvBN(384, 3, padding=1, name="branch3x3dbl_2")(bd)
-    bd = jnp.concatenate([ConvBN(384, (1, 3), padding=(0, 1), name="branch3x3dbl_3a")(bd),
-                          ConvBN(384, (3, 1), padding=(1, 0), name="branch3x3dbl_3b")(bd)], -1)
+    bd = jnp.concatenate(
+      [
+        ConvBN(384, (1, 3), padding=(0, 1), name="branch3x3dbl_3a")(bd),
+        ConvBN(384, (3, 1), padding=(1, 0), name="branch3x3dbl_3b")(bd),
+      ],
+      -1,
+    )
     if self.max_pool:
       pooled = nn.max_pool(x, (3, 3), (1, 1), ((1, 1), (1, 1)))
     else:
@@ -181,27 +202,28 @@ class InceptionV3(nn.Module):
   """The FID Inception-v3: images [B, H, W, C] in [0, 1] -> {'pool3': [B, 2048],
   'logits': [B, 1008]} (pool3 = global average of Mixed_7c, the FID / KID features;
   logits = fc(pool3), whose softmax the Inception score uses)."""
+
   input_size: int = INPUT_SIZE
 
   @nn.compact
   def __call__(self, images) -> Dict[str, jax.Array]:
     x = preprocess_for_inception(images, self.input_size)
-    x = ConvBN(32, 3, strides=2, name="Conv2d_1a_3x3")(x)   # 149
-    x = ConvBN(32, 3, name="Conv2d_2a_3x3")(x)              # 147
-    x = ConvBN(64, 3, padding=1, name="Conv2d_2b_3x3")(x)   # 147
-    x = _max_pool_valid(x)                                  # 73
+    x = ConvBN(32, 3, strides=2, name="Conv2d_1a_3x3")(x)  # 149
+    x = ConvBN(32, 3, name="Conv2d_2a_3x3")(x)  # 147
+    x = ConvBN(64, 3, padding=1, name="Conv2d_2b_3x3")(x)  # 147
+    x = _max_pool_valid(x)  # 73
     x = ConvBN(80, 1, name="Conv2d_3b_1x1")(x)
-    x = ConvBN(192, 3, name="Conv2d_4a_3x3")(x)             # 71
-    x = _max_pool_valid(x)                                  # 35
-    x = InceptionA(32, name="Mixed_5b")(x)                  # 256
-    x = InceptionA(64, name="Mixed_5c")(x)                  # 288
-    x = InceptionA(64, name="Mixed_5d")(x)                  # 288
-    x = InceptionB(name="Mixed_6a")(x)                      # 17 x 17 x 768
+    x = ConvBN(192, 3, name="Conv2d_4a_3x3")(x)  # 71
+    x = _max_pool_valid(x)  # 35
+    x = InceptionA(32, name="Mixed_5b")(x)  # 256
+    x = InceptionA(64, name="Mixed_5c")(x)  # 288
+    x = InceptionA(64, name="Mixed_5d")(x)  # 288
+    x = InceptionB(name="Mixed_6a")(x)  # 17 x 17 x 768
     for name, c7 in (("Mixed_6b", 128), ("Mixed_6c", 160), ("Mixed_6d", 160), ("Mixed_6e", 192)):
       x = InceptionC(c7, name=name)(x)
-    x = InceptionD(name="Mixed_7a")(x)                      # 8 x 8 x 1280
-    x = InceptionE(name="Mixed_7b")(x)                      # 2048
-    x = InceptionE(max_pool=True, name="Mixed_7c")(x)       # 2048
+    x = InceptionD(name="Mixed_7a")(x)  # 8 x 8 x 1280
+    x = InceptionE(name="Mixed_7b")(x)  # 2048
+    x = InceptionE(max_pool=True, name="Mixed_7c")(x)  # 2048
     pool3 = jnp.mean(x, axis=(1, 2))
     logits = nn.Dense(NUM_LOGITS, name="fc")(pool3)
     return {"pool3": pool3, "logits": logits}
@@ -211,12 +233,12 @@ class InceptionV3(nn.Module):
 
 # Flax (collection, leaf name) -> (PyTorch suffix, layout change from PyTorch to Flax).
 _LEAF_MAP = {
-    ("params", "kernel", 4): ("weight", lambda w: np.transpose(w, (2, 3, 1, 0))),  # OIHW -> HWIO
-    ("params", "kernel", 2): ("weight", lambda w: np.transpose(w)),                # [out, in]
-    ("params", "bias", 1): ("bias", lambda w: w),
-    ("params", "scale", 1): ("weight", lambda w: w),
-    ("batch_stats", "mean", 1): ("running_mean", lambda w: w),
-    ("batch_stats", "var", 1): ("running_var", lambda w: w),
+  ("params", "kernel", 4): ("weight", lambda w: np.transpose(w, (2, 3, 1, 0))),  # OIHW -> HWIO
+  ("params", "kernel", 2): ("weight", lambda w: np.transpose(w)),  # [out, in]
+  ("params", "bias", 1): ("bias", lambda w: w),
+  ("params", "scale", 1): ("weight", lambda w: w),
+  ("batch_stats", "mean", 1): ("running_mean", lambda w: w),
+  ("batch_stats", "var", 1): ("running_var", lambda w: w),
 }
 # State-dict entries that carry no value used by inference.
 _IGNORED_SUFFIXES = ("num_batches_tracked",)
@@ -256,8 +278,9 @@ def variables_from_state_dict(state: Dict[str, np.ndarray], input_size: int = IN
     used.add(name)
     value = np.asarray(fn(np.asarray(state[name])), np.float32)
     if value.shape != spec.shape:
-      raise ValueError(f"Inception weight {name!r}: shape {value.shape} after layout change, "
-                       f"expected {spec.shape}")
+      raise ValueError(
+        f"Inception weight {name!r}: shape {value.shape} after layout change, expected {spec.shape}"
+      )
     leaves.append(value)
   unused = sorted(k for k in state if k not in used and not k.endswith(_IGNORED_SUFFIXES))
   if unused:
@@ -270,8 +293,10 @@ def load_inception_variables(path: str, input_size: int = INPUT_SIZE):
   """Flax variables of the FID Inception from a .npz holding pytorch-fid's state dict (see the
   module docstring for the conversion)."""
   if path.endswith((".pth", ".pt")):
-    raise ValueError(f"{path} is a PyTorch file: convert it once with "
-                     f"`python -m score_sde.inception_convert {path} inception_fid.npz`")
+    raise ValueError(
+      f"{path} is a PyTorch file: convert it once with "
+      f"`python -m score_sde.inception_convert {path} inception_fid.npz`"
+    )
   with np.load(path) as f:
     state = {k: f[k] for k in f.files}
   return variables_from_state_dict(state, input_size)
@@ -279,13 +304,18 @@ def load_inception_variables(path: str, input_size: int = INPUT_SIZE):
 
 # Sharded feature extraction ------------------------------------------------------------------
 
+
 @functools.partial(jax.jit, static_argnums=0)
 def _apply(input_size, variables, images):
   return InceptionV3(input_size).apply(variables, images)
 
 
-def inception_outputs(variables, batches: Iterable[np.ndarray], mesh: Optional[Mesh] = None,
-                      input_size: int = INPUT_SIZE) -> Dict[str, np.ndarray]:
+def inception_outputs(
+  variables,
+  batches: Iterable[np.ndarray],
+  mesh: Optional[Mesh] = None,
+  input_size: int = INPUT_SIZE,
+) -> Dict[str, np.ndarray]:
   """pool3 features [n, 2048] and logits [n, 1008] of images in [0, 1], given as batches
   [b, H, W, C] (C = 1 or 3; e.g. a data set's epoch).
 
@@ -319,4 +349,4 @@ def inception_outputs(variables, batches: Iterable[np.ndarray], mesh: Optional[M
 def batched(images: np.ndarray, batch_size: int) -> Iterable[np.ndarray]:
   """images [n, ...] as consecutive batches of batch_size (the last may be short)."""
   for i in range(0, len(images), batch_size):
-    yield images[i:i + batch_size]
+    yield images[i : i + batch_size]

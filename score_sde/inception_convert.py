@@ -10,6 +10,7 @@ with SHA-256 6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2.
 The checksum is verified; the tensors are written unchanged (PyTorch names and layouts), and the
 result is checked by building the Flax variables from it.
 """
+
 import hashlib
 import sys
 
@@ -26,10 +27,13 @@ def sha256(path: str) -> str:
 
 def convert(pth_path: str, npz_path: str, check_sha256: bool = True) -> None:
   from score_sde import inception
+
   digest = sha256(pth_path)
   if check_sha256 and digest != inception.WEIGHTS_SHA256:
-    raise ValueError(f"{pth_path} has SHA-256 {digest}, not that of {inception.WEIGHTS_FILE} "
-                     f"({inception.WEIGHTS_SHA256}); pass --no-check to convert it anyway")
+    raise ValueError(
+      f"{pth_path} has SHA-256 {digest}, not that of {inception.WEIGHTS_FILE} "
+      f"({inception.WEIGHTS_SHA256}); pass --no-check to convert it anyway"
+    )
   try:
     import torch
   except ImportError as e:

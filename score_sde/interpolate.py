@@ -9,6 +9,7 @@ typical norm of N(0, s^2 I) latents (linear mixing would shrink it and decode to
 
 Shapes: `x, z: [B, ...]`.
 """
+
 from typing import Tuple
 
 import jax
@@ -20,14 +21,16 @@ from score_sde.sde import LinearSDE, ScoreFn
 Array = jax.Array
 
 
-def encode(sde: LinearSDE, score_fn: ScoreFn, x: Array, *, eps: float = 1e-5,
-           **solver_kwargs) -> Tuple[Array, Array]:
+def encode(
+  sde: LinearSDE, score_fn: ScoreFn, x: Array, *, eps: float = 1e-5, **solver_kwargs
+) -> Tuple[Array, Array]:
   """Data x (at t = eps) -> latent z = x(T) along the probability-flow ODE; returns (z, nfe)."""
   return ode.solve_probability_flow(sde, score_fn, x, eps, sde.T, **solver_kwargs)
 
 
-def decode(sde: LinearSDE, score_fn: ScoreFn, z: Array, *, eps: float = 1e-5,
-           **solver_kwargs) -> Tuple[Array, Array]:
+def decode(
+  sde: LinearSDE, score_fn: ScoreFn, z: Array, *, eps: float = 1e-5, **solver_kwargs
+) -> Tuple[Array, Array]:
   """Latent z (at t = T) -> data x(eps) along the probability-flow ODE; returns (x, nfe)."""
   return ode.solve_probability_flow(sde, score_fn, z, sde.T, eps, **solver_kwargs)
 
@@ -43,9 +46,11 @@ def slerp(z0: Array, z1: Array, alphas: Array) -> Array:
   alphas = jnp.asarray(alphas, z0.dtype)
   flat0 = z0.reshape(z0.shape[0], -1)
   flat1 = z1.reshape(z1.shape[0], -1)
-  cos = jnp.sum(flat0 * flat1, -1) / (jnp.linalg.norm(flat0, axis=-1) * jnp.linalg.norm(flat1, axis=-1))
-  theta = jnp.arccos(jnp.clip(cos, -1.0, 1.0))                        # [B]
-  a = alphas[:, None]                                                  # [A, 1]
+  cos = jnp.sum(flat0 * flat1, -1) / (
+    jnp.linalg.norm(flat0, axis=-1) * jnp.linalg.norm(flat1, axis=-1)
+  )
+  theta = jnp.arccos(jnp.clip(cos, -1.0, 1.0))  # [B]
+  a = alphas[:, None]  # [A, 1]
   sin_t = jnp.sin(theta)
   small = sin_t < 1e-6
   safe = jnp.where(small, 1.0, sin_t)
@@ -55,8 +60,16 @@ def slerp(z0: Array, z1: Array, alphas: Array) -> Array:
   return expand(w0) * z0[None] + expand(w1) * z1[None]
 
 
-def interpolate(sde: LinearSDE, score_fn: ScoreFn, x0: Array, x1: Array, alphas: Array, *,
-                eps: float = 1e-5, **solver_kwargs) -> Tuple[Array, Array]:
+def interpolate(
+  sde: LinearSDE,
+  score_fn: ScoreFn,
+  x0: Array,
+  x1: Array,
+  alphas: Array,
+  *,
+  eps: float = 1e-5,
+  **solver_kwargs,
+) -> Tuple[Array, Array]:
   """Encodes x0, x1 [B, ...], slerps the latents at `alphas` [A], decodes: ([A, B, ...], nfe).
 
   Row a of the result is the decoded interpolant z(alphas[a]); for an image grid, the rows of
@@ -64,7 +77,7 @@ def interpolate(sde: LinearSDE, score_fn: ScoreFn, x0: Array, x1: Array, alphas:
   """
   z, nfe_enc = encode(sde, score_fn, jnp.concatenate([x0, x1]), eps=eps, **solver_kwargs)
   b = x0.shape[0]
-  zs = slerp(z[:b], z[b:], alphas)                                     # [A, B, ...]
+  zs = slerp(z[:b], z[b:], alphas)  # [A, B, ...]
   flat = zs.reshape((-1,) + x0.shape[1:])
   xs, nfe_dec = decode(sde, score_fn, flat, eps=eps, **solver_kwargs)
   return xs.reshape(zs.shape), nfe_enc + nfe_dec

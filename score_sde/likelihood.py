@@ -24,6 +24,7 @@ tolerance, on which other samples share its batch).
 
 Shapes: `x: [B, ...]`; log-densities `[B]` in nats.
 """
+
 from typing import Callable, Optional, Tuple
 
 import jax
@@ -50,7 +51,9 @@ def gaussian_probe(key: Array, shape, dtype) -> Array:
   return jax.random.normal(key, shape, dtype=dtype)
 
 
-def hutchinson_divergence(fn: Callable[[Array], Array], x: Array, probe: Array) -> Tuple[Array, Array]:
+def hutchinson_divergence(
+  fn: Callable[[Array], Array], x: Array, probe: Array
+) -> Tuple[Array, Array]:
   """(fn(x), v^T J v per sample): one Jacobian-vector product; unbiased for tr J when E[v v^T] = I.
 
   `fn` maps a batch to a batch and treats samples independently, so the batch Jacobian is block
@@ -74,16 +77,17 @@ def exact_divergence(fn: Callable[[Array], Array], x: Array, probe=None) -> Tupl
 
   def column(e):
     return jax.jvp(fn, (x,), (jnp.broadcast_to(e, x.shape),))[1]
+
   out = fn(x)
-  cols = jax.lax.map(column, basis, batch_size=min(d, 64))           # [D, B, ...]: J e_i
+  cols = jax.lax.map(column, basis, batch_size=min(d, 64))  # [D, B, ...]: J e_i
   return out, jnp.einsum("ibi->b", cols.reshape(d, x.shape[0], d))
 
 
 # name -> (probe sampler or None, divergence function)
 DIVERGENCES = {
-    "hutchinson_rademacher": (rademacher_probe, hutchinson_divergence),
-    "hutchinson_gaussian": (gaussian_probe, hutchinson_divergence),
-    "exact": (None, exact_divergence),
+  "hutchinson_rademacher": (rademacher_probe, hutchinson_divergence),
+  "hutchinson_gaussian": (gaussian_probe, hutchinson_divergence),
+  "exact": (None, exact_divergence),
 }
 
 
@@ -96,15 +100,26 @@ def augmented_field(sde: LinearSDE, score_fn: ScoreFn, divergence: str, probe: O
     x, _ = state
     dx, div = div_fn(lambda y: drift(t, y), x, probe)
     return dx, div
+
   return field
 
 
-def log_likelihood(key: Array, sde: LinearSDE, score_fn: ScoreFn, x: Array, *,
-                   divergence: str = "hutchinson_rademacher", method: str = "tsit5",
-                   rtol: float = 1e-5, atol: float = 1e-5, eps: float = 1e-5,
-                   num_steps: Optional[int] = None, max_steps: int = 8192,
-                   per_sample_tolerance: bool = True,
-                   prior_logp: Optional[Callable[[Array], Array]] = None) -> Tuple[Array, Array, Array]:
+def log_likelihood(
+  key: Array,
+  sde: LinearSDE,
+  score_fn: ScoreFn,
+  x: Array,
+  *,
+  divergence: str = "hutchinson_rademacher",
+  method: str = "tsit5",
+  rtol: float = 1e-5,
+  atol: float = 1e-5,
+  eps: float = 1e-5,
+  num_steps: Optional[int] = None,
+  max_steps: int = 8192,
+  per_sample_tolerance: bool = True,
+  prior_logp: Optional[Callable[[Array], Array]] = None,
+) -> Tuple[Array, Array, Array]:
   """log p_eps(x) by the probability-flow ODE: returns (logp [B] nats, z = x(T) [B, ...], nfe).
 
       log p_eps(x) = log p_T(z) + int_eps^T div f~(x(t), t) dt      (paper eq. 40)
@@ -123,8 +138,17 @@ def log_likelihood(key: Array, sde: LinearSDE, score_fn: ScoreFn, x: Array, *,
   probe = None if sampler is None else sampler(key, x.shape, x.dtype)
   field = augmented_field(sde, score_fn, divergence, probe)
   delta0 = jnp.zeros(x.shape[:1], x.dtype)
-  (z, delta), nfe = ode.solve(field, (x, delta0), eps, sde.T, method=method, rtol=rtol, atol=atol,
-                              num_steps=num_steps, max_steps=max_steps,
-                              norm=ode.per_sample_max_norm if per_sample_tolerance else None)
+  (z, delta), nfe = ode.solve(
+    field,
+    (x, delta0),
+    eps,
+    sde.T,
+    method=method,
+    rtol=rtol,
+    atol=atol,
+    num_steps=num_steps,
+    max_steps=max_steps,
+    norm=ode.per_sample_max_norm if per_sample_tolerance else None,
+  )
   prior = sde.prior_logp if prior_logp is None else prior_logp
   return prior(z) + delta, z, nfe

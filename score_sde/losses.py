@@ -23,6 +23,7 @@ lambda = 1 / sigma^2: `dsm_loss` with target 'score' on a preconditioned model's
 s^2 |score - score_true|^2 = |D - x0|^2 / sigma^2, which for Table 1's VP and VE rows is the
 2021 eps-MSE and |sigma score + z|^2 (tests/test_precond.py).
 """
+
 import dataclasses
 from typing import Callable, Optional
 
@@ -55,7 +56,7 @@ def loss_weight(sde: LinearSDE, t: jax.Array, target: str, likelihood_weighting:
   if likelihood_weighting:
     return c.g2 * targets.score_error_scale(c, target) ** 2
   if target == "score":
-    return c.s ** 2
+    return c.s**2
   return jnp.ones_like(c.s)
 
 
@@ -66,10 +67,11 @@ class TimeSampler:
   The importance sampler inverts the CDF of the piecewise-linear-in-grid density exactly, and
   `density(t)` returns the density actually sampled, so the importance weights are unbiased.
   """
+
   eps: float
   T: float
-  grid: Optional[np.ndarray] = None   # [G] increasing times
-  cdf: Optional[np.ndarray] = None    # [G], cdf[0] = 0, cdf[-1] = 1
+  grid: Optional[np.ndarray] = None  # [G] increasing times
+  cdf: Optional[np.ndarray] = None  # [G], cdf[0] = 0, cdf[-1] = 1
 
   def sample(self, key: jax.Array, n: int) -> jax.Array:
     u = jax.random.uniform(key, (n,))
@@ -85,8 +87,9 @@ class TimeSampler:
     return (cdf[i + 1] - cdf[i]) / (grid[i + 1] - grid[i])
 
 
-def make_time_sampler(sde: LinearSDE, eps: float, importance_density=None,
-                      grid_size: int = 2048) -> TimeSampler:
+def make_time_sampler(
+  sde: LinearSDE, eps: float, importance_density=None, grid_size: int = 2048
+) -> TimeSampler:
   """Uniform sampler, or importance sampler with density ~ `importance_density(t)` (unnormalised).
 
   The grid is uniform in log t (the densities of interest behave like 1/t near t = 0).
@@ -103,16 +106,28 @@ def make_time_sampler(sde: LinearSDE, eps: float, importance_density=None,
 
 def importance_density_for(sde: LinearSDE, target: str, likelihood_weighting: bool):
   """pi(t) ~ lambda(t) / s(t)^2: the expected size of the weighted loss at time t."""
+
   def density(t):
     c = targets.path_coeffs(sde, t)
     return loss_weight(sde, t, target, likelihood_weighting) / (
-        targets.score_error_scale(c, target) ** 2 * c.s ** 2)
+      targets.score_error_scale(c, target) ** 2 * c.s**2
+    )
+
   return density
 
 
-def dsm_loss(key: jax.Array, pred_fn: PredFn, x0: jax.Array, sde: LinearSDE, *,
-             target: str = "eps", reduce_mean: bool = False, likelihood_weighting: bool = False,
-             time_sampler: Optional[TimeSampler] = None, eps: float = 1e-5):
+def dsm_loss(
+  key: jax.Array,
+  pred_fn: PredFn,
+  x0: jax.Array,
+  sde: LinearSDE,
+  *,
+  target: str = "eps",
+  reduce_mean: bool = False,
+  likelihood_weighting: bool = False,
+  time_sampler: Optional[TimeSampler] = None,
+  eps: float = 1e-5,
+):
   """Continuous-time denoising score matching; x0: [B, ...] -> (loss, per-sample losses [B])."""
   sampler = time_sampler or TimeSampler(eps, sde.T)
   kt, kz = jax.random.split(key)
@@ -139,8 +154,9 @@ def _chain(sde: LinearSDE, kind: str, loss: str, sde_name: str):
   return chain
 
 
-def smld_loss(key: jax.Array, pred_fn: PredFn, x0: jax.Array, sde: LinearSDE, *,
-              reduce_mean: bool = False, **_):
+def smld_loss(
+  key: jax.Array, pred_fn: PredFn, x0: jax.Array, sde: LinearSDE, *, reduce_mean: bool = False, **_
+):
   """NCSN's discrete loss: i ~ U{0..N-1}, sigma_i^2 |score(x0 + sigma_i z) + z / sigma_i|^2.
 
   The network is queried at t_i = i T / (N - 1), where sigma(t_i) = sigma_i. Through
@@ -158,8 +174,9 @@ def smld_loss(key: jax.Array, pred_fn: PredFn, x0: jax.Array, sde: LinearSDE, *,
   return jnp.mean(losses), losses
 
 
-def ddpm_loss(key: jax.Array, pred_fn: PredFn, x0: jax.Array, sde: LinearSDE, *,
-              reduce_mean: bool = True, **_):
+def ddpm_loss(
+  key: jax.Array, pred_fn: PredFn, x0: jax.Array, sde: LinearSDE, *, reduce_mean: bool = True, **_
+):
   """DDPM's L_simple: i ~ U{0..N-1}, |eps - eps_theta(sqrt(abar_i) x0 + sqrt(1 - abar_i) eps, i)|^2."""
   chain = _chain(sde, "ddpm", "ddpm", "vpsde")
   ki, kz = jax.random.split(key)
@@ -171,9 +188,18 @@ def ddpm_loss(key: jax.Array, pred_fn: PredFn, x0: jax.Array, sde: LinearSDE, *,
   return jnp.mean(losses), losses
 
 
-def edm_loss(key: jax.Array, denoise_fn, x0: jax.Array, sde: Optional[LinearSDE] = None, *,
-             preconditioning, p_mean: float = -1.2, p_std: float = 1.2,
-             reduce_mean: bool = False, **_):
+def edm_loss(
+  key: jax.Array,
+  denoise_fn,
+  x0: jax.Array,
+  sde: Optional[LinearSDE] = None,
+  *,
+  preconditioning,
+  p_mean: float = -1.2,
+  p_std: float = 1.2,
+  reduce_mean: bool = False,
+  **_,
+):
   """EDM's loss lambda(sigma) |D(x0 + sigma n; sigma) - x0|^2, ln sigma ~ N(p_mean, p_std^2),
   lambda = 1 / c_out^2 of `preconditioning`. `denoise_fn(x: [B, ...], sigma: [B])` is D.
   With reduce_mean=False the squared error is half the sum over dimensions, as in every loss
@@ -185,8 +211,9 @@ def edm_loss(key: jax.Array, denoise_fn, x0: jax.Array, sde: Optional[LinearSDE]
   sigma = precond_lib.sample_log_normal_sigma(ks, x0.shape[0], p_mean, p_std)
   n = jax.random.normal(kn, x0.shape, x0.dtype)
   d = denoise_fn(x0 + bcast(sigma, x0) * n, sigma)
-  losses = precond_lib.loss_weight(preconditioning, sigma) * _reduce(jnp.square(d - x0),
-                                                                     reduce_mean)
+  losses = precond_lib.loss_weight(preconditioning, sigma) * _reduce(
+    jnp.square(d - x0), reduce_mean
+  )
   return jnp.mean(losses), losses
 
 

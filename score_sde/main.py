@@ -19,6 +19,7 @@ means the sampler's own default. The whole config, the data files and the workdi
 before any compute (score_sde/validate.py): a bad input is answered in one line and exit code 2
 (--verbose adds the traceback).
 """
+
 import difflib
 import os
 import sys
@@ -29,15 +30,26 @@ from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
-    "config", None, "Experiment config file (e.g. configs/toy/vp_eight_gaussians.py). Override "
-    "any field with --config.<section>.<field>=VALUE; --print_config lists every field.",
-    lock_config=True)
+  "config",
+  None,
+  "Experiment config file (e.g. configs/toy/vp_eight_gaussians.py). Override "
+  "any field with --config.<section>.<field>=VALUE; --print_config lists every field.",
+  lock_config=True,
+)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples.")
-flags.DEFINE_enum("mode", "train", ["train", "sample", "eval", "train_classifier"],
-                  "What to run (train_classifier: the noise-conditional classifier of "
-                  "sampling.condition=class, in <workdir>/classifier).")
-flags.DEFINE_bool("print_config", False, "Print the config (defaults, the file's changes and any "
-                  "--config.* overrides), one field a line, and exit.")
+flags.DEFINE_enum(
+  "mode",
+  "train",
+  ["train", "sample", "eval", "train_classifier"],
+  "What to run (train_classifier: the noise-conditional classifier of "
+  "sampling.condition=class, in <workdir>/classifier).",
+)
+flags.DEFINE_bool(
+  "print_config",
+  False,
+  "Print the config (defaults, the file's changes and any "
+  "--config.* overrides), one field a line, and exit.",
+)
 flags.DEFINE_bool("verbose", False, "Show orbax / absl INFO logs; on errors, the full traceback.")
 flags.mark_flags_as_required(["config"])
 
@@ -46,6 +58,7 @@ def _sample_and_report(config, workdir, bundle=None, mesh=None):
   """Samples, then one quality line: the digits metric on digits, the toy metrics on toys."""
   from score_sde import sample_runner
   from score_sde.evaluate import quality_line, sample_quality
+
   samples, step = sample_runner.run(config, workdir, bundle=bundle, mesh=mesh)
   q = sample_quality(config, workdir, samples, step)
   print(f"sample quality at step {step} (n = {q['num_samples']}): {quality_line(q)}", flush=True)
@@ -59,6 +72,7 @@ def _quiet_logs(verbose: bool) -> None:
   import logging
 
   from absl import logging as absl_logging
+
   level = logging.INFO if verbose else logging.WARNING
   absl_logging.set_verbosity(absl_logging.INFO if verbose else absl_logging.WARNING)
   for name in ("absl", "orbax", "jax"):
@@ -76,11 +90,14 @@ def _setup_devices(config):
   import jax
 
   from score_sde.train_step import data_mesh
+
   if config.distributed:
     kwargs = {}
     if "JAX_NUM_PROCESSES" in os.environ:
-      kwargs = dict(num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
-                    process_id=int(os.environ["JAX_PROCESS_ID"]))
+      kwargs = dict(
+        num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+        process_id=int(os.environ["JAX_PROCESS_ID"]),
+      )
     jax.distributed.initialize(**kwargs)
   return data_mesh()
 
@@ -90,11 +107,13 @@ def main(argv):
   config, workdir = FLAGS.config, FLAGS.workdir
   _quiet_logs(FLAGS.verbose)
   from score_sde import runner_utils as ru
+
   ru.apply_cpu_workaround()  # before jax starts its backend
   mesh = _setup_devices(config)
   bundle = ru.build(config)  # validates the config once, for every mode
   if FLAGS.mode == "train":
     from score_sde.train import train
+
     result = train(config, workdir, bundle=bundle, mesh=mesh)
     if result["preempted"]:
       return  # a half-trained model: no sampling; the rerun resumes and samples at the end
@@ -102,15 +121,19 @@ def main(argv):
       _sample_and_report(config, workdir, bundle, mesh)
   elif FLAGS.mode == "sample" and config.sampling.condition != "none":
     from score_sde import controllable_runner
+
     controllable_runner.run(config, workdir, bundle=bundle, mesh=mesh)
   elif FLAGS.mode == "sample":
     from score_sde import sample_runner
+
     sample_runner.run(config, workdir, bundle=bundle, mesh=mesh)
   elif FLAGS.mode == "train_classifier":
     from score_sde.train_classifier import train as train_classifier
+
     train_classifier(config, workdir, mesh=mesh)
   else:
     from score_sde import eval_runner
+
     eval_runner.run(config, workdir, bundle=bundle, mesh=mesh)
 
 
@@ -131,11 +154,12 @@ def _config_path(argv):
 def _unknown_override(argv):
   """The first --config.<a>.<b> override naming no field of the defaults: a one-line message."""
   from score_sde.config_defaults import get_default_config
+
   default = get_default_config()
   for arg in argv:
     if not arg.startswith("--config."):
       continue
-    path = arg[len("--config."):].split("=", 1)[0].split(".")
+    path = arg[len("--config.") :].split("=", 1)[0].split(".")
     node, prefix = default, "config"
     for key in path:
       if node is None or not hasattr(node, "keys") or key not in node:
@@ -174,10 +198,13 @@ class _InputError(Exception):
 def _checked_main(argv):
   """--print_config, then the whole config, data and workdir checked before main() computes."""
   from score_sde.validate import validate, validate_workdir
+
   config = FLAGS.config
   if FLAGS.print_config:
-    print("# every field can be set with --config.<section>.<field>=VALUE; meanings: "
-          "score_sde/config_defaults.py; sampling.num_steps=0: the sampler's default")
+    print(
+      "# every field can be set with --config.<section>.<field>=VALUE; meanings: "
+      "score_sde/config_defaults.py; sampling.num_steps=0: the sampler's default"
+    )
     print(config)
     return
   if not FLAGS.workdir:
@@ -190,6 +217,7 @@ def _checked_main(argv):
 def _one_line(e: BaseException) -> str:
   message = " ".join(str(e).split())  # multi-line messages (orbax, PIL) on one line
   from score_sde.validate import ConfigError
+
   if isinstance(e, (_InputError, ConfigError)):
     return f"error: {message}"
   return f"error: {type(e).__name__}: {message}"

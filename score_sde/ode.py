@@ -7,6 +7,7 @@ Integrating from t0 = eps to t1 = T encodes data into the latent x_T; from T to 
 on a sharded batch the step-size controller sees one global error norm, so every shard takes
 the same steps.
 """
+
 from typing import Optional, Tuple
 
 import diffrax
@@ -18,14 +19,14 @@ from score_sde.sde import LinearSDE, ScoreFn
 
 # Solver class and score evaluations per step (FSAL methods reuse their last stage).
 ODE_SOLVERS = {
-    "euler": (diffrax.Euler, 1),
-    "heun": (diffrax.Heun, 2),
-    "midpoint": (diffrax.Midpoint, 2),
-    "ralston": (diffrax.Ralston, 2),
-    "bosh3": (diffrax.Bosh3, 3),
-    "tsit5": (diffrax.Tsit5, 6),
-    "dopri5": (diffrax.Dopri5, 6),
-    "dopri8": (diffrax.Dopri8, 12),
+  "euler": (diffrax.Euler, 1),
+  "heun": (diffrax.Heun, 2),
+  "midpoint": (diffrax.Midpoint, 2),
+  "ralston": (diffrax.Ralston, 2),
+  "bosh3": (diffrax.Bosh3, 3),
+  "tsit5": (diffrax.Tsit5, 6),
+  "dopri5": (diffrax.Dopri5, 6),
+  "dopri8": (diffrax.Dopri8, 12),
 }
 ADAPTIVE = ("bosh3", "tsit5", "dopri5", "dopri8")
 # Classic fixed-step Runge-Kutta 4 (diffrax has no solver of that name); run as a lax.scan.
@@ -53,13 +54,27 @@ def rk4_solve(vector_field, y0, t0: float, t1: float, num_steps: int, ts=None):
     k4 = vector_field(t + h, add(y, k3, h))
     y = jax.tree.map(lambda y, a, b, c, d: y + h / 6 * (a + 2 * b + 2 * c + d), y, k1, k2, k3, k4)
     return y, None
+
   return jax.lax.scan(step, y0, jnp.arange(num_steps))[0]
 
 
-def solve(vector_field, y0, t0: float, t1: float, *, method: str = "tsit5", rtol: float = 1e-5,
-          atol: float = 1e-5, num_steps: Optional[int] = None, max_steps: int = 8192,
-          norm=None, ts=None, pcoeff: float = 0.0, icoeff: float = 1.0,
-          return_stats: bool = False):
+def solve(
+  vector_field,
+  y0,
+  t0: float,
+  t1: float,
+  *,
+  method: str = "tsit5",
+  rtol: float = 1e-5,
+  atol: float = 1e-5,
+  num_steps: Optional[int] = None,
+  max_steps: int = 8192,
+  norm=None,
+  ts=None,
+  pcoeff: float = 0.0,
+  icoeff: float = 1.0,
+  return_stats: bool = False,
+):
   """Integrates dy/dt = vector_field(t, y) from t0 to t1; returns (y1, number of vector-field calls).
 
   Adaptive methods use a PID controller with (rtol, atol) and coefficients (pcoeff, icoeff)
@@ -70,7 +85,9 @@ def solve(vector_field, y0, t0: float, t1: float, *, method: str = "tsit5", rtol
   """
   if method in FIXED_ONLY:
     if num_steps is None:
-      raise ValueError(f"ODE method {method!r} is fixed-step: give num_steps, or use one of {ADAPTIVE}")
+      raise ValueError(
+        f"ODE method {method!r} is fixed-step: give num_steps, or use one of {ADAPTIVE}"
+      )
     y1 = rk4_solve(vector_field, y0, t0, t1, num_steps, ts)
     nfe = num_steps * FIXED_ONLY[method]
     stats = {"accepted": num_steps, "rejected": 0}
@@ -82,10 +99,11 @@ def solve(vector_field, y0, t0: float, t1: float, *, method: str = "tsit5", rtol
   solver, evals = ode_solver(method)
   if num_steps is None:
     if method not in ADAPTIVE:
-      raise ValueError(f"ODE method {method!r} is fixed-step: give num_steps, or use one of {ADAPTIVE}")
+      raise ValueError(
+        f"ODE method {method!r} is fixed-step: give num_steps, or use one of {ADAPTIVE}"
+      )
     extra = {} if norm is None else {"norm": norm}
-    controller = diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=pcoeff, icoeff=icoeff,
-                                       **extra)
+    controller = diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=pcoeff, icoeff=icoeff, **extra)
     dt0 = None
   elif ts is not None:
     controller, dt0 = diffrax.StepTo(ts=jnp.asarray(ts)), None
@@ -93,9 +111,16 @@ def solve(vector_field, y0, t0: float, t1: float, *, method: str = "tsit5", rtol
     controller = diffrax.ConstantStepSize()
     dt0 = (t1 - t0) / num_steps
   sol = diffrax.diffeqsolve(
-      diffrax.ODETerm(lambda t, y, args: vector_field(t, y)), solver, t0=t0, t1=t1, dt0=dt0,
-      y0=y0, stepsize_controller=controller, max_steps=max_steps,
-      saveat=diffrax.SaveAt(t1=True))
+    diffrax.ODETerm(lambda t, y, args: vector_field(t, y)),
+    solver,
+    t0=t0,
+    t1=t1,
+    dt0=dt0,
+    y0=y0,
+    stepsize_controller=controller,
+    max_steps=max_steps,
+    saveat=diffrax.SaveAt(t1=True),
+  )
   y1 = jax.tree.map(lambda v: v[-1], sol.ys)
   fsal = 1 if evals in (3, 6) else 0  # FSAL solvers evaluate once more at the start.
   # Rejected steps cost their stages too: every step tried counts.
@@ -124,10 +149,12 @@ def probability_flow_drift(sde: LinearSDE, score_fn: ScoreFn):
 
   def field(t, x):
     return rsde.sde(x, jnp.full(x.shape[:1], t, dtype=x.dtype))[0]
+
   return field
 
 
-def solve_probability_flow(sde: LinearSDE, score_fn: ScoreFn, x: jax.Array, t0: float,
-                           t1: float, **solver_kwargs) -> Tuple[jax.Array, jax.Array]:
+def solve_probability_flow(
+  sde: LinearSDE, score_fn: ScoreFn, x: jax.Array, t0: float, t1: float, **solver_kwargs
+) -> Tuple[jax.Array, jax.Array]:
   """Carries x: [B, ...] at time t0 to time t1 along the probability-flow ODE; returns (x1, nfe)."""
   return solve(probability_flow_drift(sde, score_fn), x, t0, t1, **solver_kwargs)

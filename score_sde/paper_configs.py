@@ -12,6 +12,7 @@ A paper config is three choices on top of `score_sde.config_defaults`:
 It lives in the package (like `score_sde.config_defaults`) so a config file, which --config loads
 by file path, imports it as `from score_sde import paper_configs as pc` from any working directory.
 """
+
 from typing import Optional
 
 import ml_collections
@@ -22,27 +23,103 @@ from score_sde.models.presets import PRESETS
 # Per data set: what the release's default_{cifar10,celeba,lsun}_configs.py and the 1024 px
 # CelebA-HQ / FFHQ configs set. `snr` is the Langevin corrector's signal-to-noise ratio.
 DATASETS = {
-    "cifar10": dict(data="cifar10", image_size=32, batch_size=128, n_iters=1_300_000, n_jitted_steps=5,
-                    sigma_max=50.0, num_scales=1000, snr=0.16, dropout=0.1, eval_batch_size=1024),
-    "celeba": dict(data="celeba", image_size=64, batch_size=128, n_iters=1_300_000, n_jitted_steps=5,
-                   sigma_max=90.0, num_scales=1000, snr=0.17, dropout=0.1, eval_batch_size=1024),
-    "lsun_bedroom": dict(data="lsun_bedroom", image_size=256, batch_size=64, n_iters=2_400_000,
-                         n_jitted_steps=5, sigma_max=378.0, num_scales=2000, snr=0.075, dropout=0.0,
-                         eval_batch_size=512),
-    "lsun_church_outdoor": dict(data="lsun_church_outdoor", image_size=256, batch_size=64,
-                                n_iters=2_400_000, n_jitted_steps=5, sigma_max=378.0, num_scales=2000,
-                                snr=0.075, dropout=0.0, eval_batch_size=512),
-    # CelebA-HQ / FFHQ at 256 px used the LSUN defaults; at 1024 px their own (batch 8, sigma_max 1348).
-    "celebahq_256": dict(data="celebahq", image_size=256, batch_size=64, n_iters=2_400_000,
-                         n_jitted_steps=5, sigma_max=348.0, num_scales=2000, snr=0.075, dropout=0.0,
-                         eval_batch_size=512),
-    "ffhq_256": dict(data="ffhq", image_size=256, batch_size=64, n_iters=2_400_000, n_jitted_steps=5,
-                     sigma_max=348.0, num_scales=2000, snr=0.075, dropout=0.0, eval_batch_size=512),
-    "celebahq_1024": dict(data="celebahq", image_size=1024, batch_size=8, n_iters=2_400_000,
-                          n_jitted_steps=1, sigma_max=1348.0, num_scales=2000, snr=0.15, dropout=0.0,
-                          eval_batch_size=1024),
-    "ffhq_1024": dict(data="ffhq", image_size=1024, batch_size=8, n_iters=2_400_000, n_jitted_steps=1,
-                      sigma_max=1348.0, num_scales=2000, snr=0.15, dropout=0.0, eval_batch_size=1024),
+  "cifar10": dict(
+    data="cifar10",
+    image_size=32,
+    batch_size=128,
+    n_iters=1_300_000,
+    n_jitted_steps=5,
+    sigma_max=50.0,
+    num_scales=1000,
+    snr=0.16,
+    dropout=0.1,
+    eval_batch_size=1024,
+  ),
+  "celeba": dict(
+    data="celeba",
+    image_size=64,
+    batch_size=128,
+    n_iters=1_300_000,
+    n_jitted_steps=5,
+    sigma_max=90.0,
+    num_scales=1000,
+    snr=0.17,
+    dropout=0.1,
+    eval_batch_size=1024,
+  ),
+  "lsun_bedroom": dict(
+    data="lsun_bedroom",
+    image_size=256,
+    batch_size=64,
+    n_iters=2_400_000,
+    n_jitted_steps=5,
+    sigma_max=378.0,
+    num_scales=2000,
+    snr=0.075,
+    dropout=0.0,
+    eval_batch_size=512,
+  ),
+  "lsun_church_outdoor": dict(
+    data="lsun_church_outdoor",
+    image_size=256,
+    batch_size=64,
+    n_iters=2_400_000,
+    n_jitted_steps=5,
+    sigma_max=378.0,
+    num_scales=2000,
+    snr=0.075,
+    dropout=0.0,
+    eval_batch_size=512,
+  ),
+  # CelebA-HQ / FFHQ at 256 px used the LSUN defaults; at 1024 px their own (batch 8, sigma_max 1348).
+  "celebahq_256": dict(
+    data="celebahq",
+    image_size=256,
+    batch_size=64,
+    n_iters=2_400_000,
+    n_jitted_steps=5,
+    sigma_max=348.0,
+    num_scales=2000,
+    snr=0.075,
+    dropout=0.0,
+    eval_batch_size=512,
+  ),
+  "ffhq_256": dict(
+    data="ffhq",
+    image_size=256,
+    batch_size=64,
+    n_iters=2_400_000,
+    n_jitted_steps=5,
+    sigma_max=348.0,
+    num_scales=2000,
+    snr=0.075,
+    dropout=0.0,
+    eval_batch_size=512,
+  ),
+  "celebahq_1024": dict(
+    data="celebahq",
+    image_size=1024,
+    batch_size=8,
+    n_iters=2_400_000,
+    n_jitted_steps=1,
+    sigma_max=1348.0,
+    num_scales=2000,
+    snr=0.15,
+    dropout=0.0,
+    eval_batch_size=1024,
+  ),
+  "ffhq_1024": dict(
+    data="ffhq",
+    image_size=1024,
+    batch_size=8,
+    n_iters=2_400_000,
+    n_jitted_steps=1,
+    sigma_max=1348.0,
+    num_scales=2000,
+    snr=0.15,
+    dropout=0.0,
+    eval_batch_size=1024,
+  ),
 }
 
 
@@ -102,7 +179,9 @@ def dataset_config(dataset: str) -> ml_collections.ConfigDict:
   return config
 
 
-def set_sde(config: ml_collections.ConfigDict, sde: str, continuous: bool, reduce_mean: Optional[bool] = None):
+def set_sde(
+  config: ml_collections.ConfigDict, sde: str, continuous: bool, reduce_mean: Optional[bool] = None
+):
   """SDE, objective, sampler and data centring as the release paired them.
 
   VP / sub-VP: data in [-1, 1], continuous DSM or DDPM's discrete loss (reduce_mean), predictor

@@ -4,6 +4,7 @@ density of 2-D samples next to the exact density of a toy, and loss curves from 
     python -m score_sde.plotting loss WORKDIR [WORKDIR ...] [--out loss.png]
     python -m score_sde.plotting density SAMPLES.npz --toy eight_gaussians [--out density.png]
 """
+
 import json
 import math
 import os
@@ -14,8 +15,10 @@ import numpy as np
 
 def _pyplot():
   import matplotlib
+
   matplotlib.use("Agg")  # files only: no display on servers
   import matplotlib.pyplot as plt
+
   return plt
 
 
@@ -49,7 +52,9 @@ def image_grid(images: np.ndarray, ncols: int = None, pad: int = 1) -> np.ndarra
   grid = np.ones((nrows * (h + pad) + pad, ncols * (w + pad) + pad, c), np.float32)
   for k in range(n):
     r, q = divmod(k, ncols)
-    grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + q * (w + pad):pad + q * (w + pad) + w] = images[k]
+    grid[
+      pad + r * (h + pad) : pad + r * (h + pad) + h, pad + q * (w + pad) : pad + q * (w + pad) + w
+    ] = images[k]
   return grid
 
 
@@ -94,8 +99,9 @@ def histogram_density(x: np.ndarray, extent, bins: int):
   return hist / (len(x) * cell), np.stack(np.meshgrid(xc, yc, indexing="ij"), -1)
 
 
-def density_comparison(path: str, samples: np.ndarray, log_density, extent=None,
-                       bins: int = 120, title: str = ""):
+def density_comparison(
+  path: str, samples: np.ndarray, log_density, extent=None, bins: int = 120, title: str = ""
+):
   """Writes a PNG of three panels: the samples `[n, 2]` as points, their 2-D histogram (density
   estimate, normalised so that it integrates to 1 over the window) and the exact density
   p(x) = exp(log_density(x)) on the same grid and colour scale. `log_density: [m, 2] -> [m]`.
@@ -116,8 +122,16 @@ def density_comparison(path: str, samples: np.ndarray, log_density, extent=None,
   axes[0].set_ylim(extent[2:])
   axes[0].set_title(f"samples (n = {len(x)})")
   for ax, img, name in ((axes[1], hist, "histogram of samples"), (axes[2], exact, "exact density")):
-    im = ax.imshow(img.T, origin="lower", extent=extent, cmap="viridis", vmin=0.0, vmax=vmax,
-                   aspect="auto", interpolation="nearest")
+    im = ax.imshow(
+      img.T,
+      origin="lower",
+      extent=extent,
+      cmap="viridis",
+      vmin=0.0,
+      vmax=vmax,
+      aspect="auto",
+      interpolation="nearest",
+    )
     ax.set_title(name)
   for ax in axes:
     ax.set_aspect("equal")
@@ -181,8 +195,10 @@ def loss_curve(path: str, runs: dict, key: str = "loss", log_y: bool = None, tit
 
 def main(argv) -> None:
   import argparse
-  parser = argparse.ArgumentParser(prog="python -m score_sde.plotting",
-                                   description=__doc__.split("\n")[0])
+
+  parser = argparse.ArgumentParser(
+    prog="python -m score_sde.plotting", description=__doc__.split("\n")[0]
+  )
   sub = parser.add_subparsers(dest="command", required=True)
   lp = sub.add_parser("loss", help="loss curve(s) from metrics.jsonl")
   lp.add_argument("runs", nargs="+", help="workdirs or metrics.jsonl files")
@@ -196,11 +212,13 @@ def main(argv) -> None:
   if args.command == "loss":
     runs = {os.path.basename(os.path.normpath(r)) or r: read_metrics(r) for r in args.runs}
     first = args.runs[0]
-    out = args.out or os.path.join(first if os.path.isdir(first) else os.path.dirname(first),
-                                   f"{args.key}.png")
+    out = args.out or os.path.join(
+      first if os.path.isdir(first) else os.path.dirname(first), f"{args.key}.png"
+    )
     loss_curve(out, runs, args.key)
   else:
     from score_sde.toy_metrics import toy_log_density
+
     samples = np.load(args.samples)["samples"]
     out = args.out or os.path.splitext(args.samples)[0] + "_density.png"
     density_comparison(out, samples, lambda x: toy_log_density(args.toy, x), title=args.toy)

@@ -1,4 +1,5 @@
 """Name -> object lookup shared by every registry (SDEs, models, predictors, data sets, ...)."""
+
 from typing import Any, Callable, Dict, TypeVar
 
 T = TypeVar("T")
@@ -13,9 +14,11 @@ def lookup(registry: Dict[str, T], name: str, kind: str) -> T:
 
 def register(registry: Dict[str, Any], name: str) -> Callable[[T], T]:
   """Decorator adding an object to `registry` under `name`."""
+
   def deco(obj: T) -> T:
     if name in registry:
       raise ValueError(f"{name!r} is registered twice")
     registry[name] = obj
     return obj
+
   return deco

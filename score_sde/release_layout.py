@@ -377,8 +377,9 @@ class _Node:
   def child(self, cls: str, torch_name: str) -> "_Node":
     ours, jax = self._name(cls)
     prefix = f"{self.torch}.{torch_name}" if self.torch else torch_name
-    return _Node(self.ours + (ours,), prefix, f"{self.jax}/{jax}" if self.jax else jax,
-                 self.jax_classes)
+    return _Node(
+      self.ours + (ours,), prefix, f"{self.jax}/{jax}" if self.jax else jax, self.jax_classes
+    )
 
   def _torch(self, name: str) -> str:
     return f"{self.torch}.{name}" if self.torch else name
@@ -390,8 +391,15 @@ class _Node:
     self.jax_counts["Conv"] += 1
     base = self.ours + (ours, "Conv_0")
     jp = f"{self.jax}/{jax}" if self.jax else jax
-    out = [Leaf(base + ("kernel",), self._torch(f"{torch_name}.weight"), f"{jp}/kernel",
-                (k, k, cin, cout), "conv")]
+    out = [
+      Leaf(
+        base + ("kernel",),
+        self._torch(f"{torch_name}.weight"),
+        f"{jp}/kernel",
+        (k, k, cin, cout),
+        "conv",
+      )
+    ]
     if bias:
       out.append(Leaf(base + ("bias",), self._torch(f"{torch_name}.bias"), f"{jp}/bias", (cout,)))
     return out
@@ -400,17 +408,37 @@ class _Node:
     """InstanceNorm++ (alpha, gamma, beta), or its conditional form (one [L, 3C] table)."""
     if num_classes is None:
       ours, jax = self._name("InstanceNorm2dPlus")
-      return [Leaf(self.ours + (ours, n), self._torch(f"{torch_name}.{n}"),
-                   f"{self.jax}/{jax}/{n}" if self.jax else f"{jax}/{n}", (c,), "vector")
-              for n in ("alpha", "gamma", "beta")]
+      return [
+        Leaf(
+          self.ours + (ours, n),
+          self._torch(f"{torch_name}.{n}"),
+          f"{self.jax}/{jax}/{n}" if self.jax else f"{jax}/{n}",
+          (c,),
+          "vector",
+        )
+        for n in ("alpha", "gamma", "beta")
+      ]
     ours, jax = self._name("ConditionalInstanceNorm2dPlus")
     jp = f"{self.jax}/{jax}" if self.jax else jax
-    return [Leaf(self.ours + (ours, "embedding"), self._torch(f"{torch_name}.embed.weight"),
-                 f"{jp}/Embed_0/embedding", (num_classes, 3 * c))]
+    return [
+      Leaf(
+        self.ours + (ours, "embedding"),
+        self._torch(f"{torch_name}.embed.weight"),
+        f"{jp}/Embed_0/embedding",
+        (num_classes, 3 * c),
+      )
+    ]
 
 
-def _residual_block(parent: _Node, torch_name: str, cin: int, cout: int, down: bool,
-                    dilation: int, num_classes: Optional[int]) -> List[Leaf]:
+def _residual_block(
+  parent: _Node,
+  torch_name: str,
+  cin: int,
+  cout: int,
+  down: bool,
+  dilation: int,
+  num_classes: Optional[int],
+) -> List[Leaf]:
   b = parent.child("ResidualBlock", torch_name)
   norm1 = b.norm("normalize1", cin, num_classes)
   shortcut: List[Leaf] = []
@@ -443,8 +471,9 @@ def _rcu(parent: _Node, torch_name: str, c: int, n_blocks: int, num_classes) -> 
   return out
 
 
-def _refine_block(parent: _Node, torch_name: str, in_chs, features: int, start: bool,
-                  end: bool, num_classes) -> List[Leaf]:
+def _refine_block(
+  parent: _Node, torch_name: str, in_chs, features: int, start: bool, end: bool, num_classes
+) -> List[Leaf]:
   rb = parent.child("RefineBlock", torch_name)
   adapt = [_rcu(rb, f"adapt_convs.{i}", c, 2, num_classes) for i, c in enumerate(in_chs)]
   msf: List[Leaf] = []
@@ -470,29 +499,49 @@ def _refine_block(parent: _Node, torch_name: str, in_chs, features: int, start: 
 # residual levels (shallowest first) and of the RefineBlocks (in our call order, deepest first),
 # and the order in which it assigns the RefineBlocks.
 _REFINENET_TORCH = {
-    "small": (("res1", "res2", "res3", "res4"), ("refine1", "refine2", "refine3", "refine4"),
-              (0, 1, 2, 3)),
-    "128": (("res1", "res2", "res3", "res4", "res5"),
-            ("refine1", "refine2", "refine3", "refine4", "refine5"), (0, 1, 2, 3, 4)),
-    "256": (("res1", "res2", "res3", "res31", "res4", "res5"),
-            ("refine1", "refine2", "refine31", "refine3", "refine4", "refine5"),
-            (0, 1, 3, 2, 4, 5)),
+  "small": (
+    ("res1", "res2", "res3", "res4"),
+    ("refine1", "refine2", "refine3", "refine4"),
+    (0, 1, 2, 3),
+  ),
+  "128": (
+    ("res1", "res2", "res3", "res4", "res5"),
+    ("refine1", "refine2", "refine3", "refine4", "refine5"),
+    (0, 1, 2, 3, 4),
+  ),
+  "256": (
+    ("res1", "res2", "res3", "res31", "res4", "res5"),
+    ("refine1", "refine2", "refine31", "refine3", "refine4", "refine5"),
+    (0, 1, 3, 2, 4, 5),
+  ),
 }
 
 
-def _refinenet_layout(hp: Mapping, image_size: int, channels: int,
-                      num_classes: Optional[int]) -> List[Leaf]:
+def _refinenet_layout(
+  hp: Mapping, image_size: int, channels: int, num_classes: Optional[int]
+) -> List[Leaf]:
   from score_sde.models.refinenet_layers import ARCHITECTURES, architecture_for
+
   if hp["normalization"] != "InstanceNorm++":
-    raise ValueError(f"the release's NCSN / NCSNv2 checkpoints use InstanceNorm++, not "
-                     f"{hp['normalization']!r}; cannot import")
+    raise ValueError(
+      f"the release's NCSN / NCSNv2 checkpoints use InstanceNorm++, not "
+      f"{hp['normalization']!r}; cannot import"
+    )
   arch_name = architecture_for(image_size)
   arch = ARCHITECTURES[arch_name]
   res_names, refine_names, refine_order = _REFINENET_TORCH[arch_name]
   cond = num_classes is not None
-  jax_classes = {"ResidualBlock": "ConditionalResidualBlock", "RefineBlock": "CondRefineBlock",
-                 "RCUBlock": "CondRCUBlock", "MSFBlock": "CondMSFBlock",
-                 "CRPBlock": "CondCRPBlock"} if cond else {}
+  jax_classes = (
+    {
+      "ResidualBlock": "ConditionalResidualBlock",
+      "RefineBlock": "CondRefineBlock",
+      "RCUBlock": "CondRCUBlock",
+      "MSFBlock": "CondMSFBlock",
+      "CRPBlock": "CondCRPBlock",
+    }
+    if cond
+    else {}
+  )
   top = _Node(("RefineNet_0",), "", "", jax_classes)
   nf = hp["nf"]
   begin = top.conv("begin_conv", channels, nf)
@@ -500,16 +549,16 @@ def _refinenet_layout(hp: Mapping, image_size: int, channels: int,
   widths, cin = [], nf
   for level, ((mult, dilation), name) in enumerate(zip(arch["levels"], res_names)):
     blocks += _residual_block(top, f"{name}.0", cin, mult * nf, level > 0, dilation, num_classes)
-    blocks += _residual_block(top, f"{name}.1", mult * nf, mult * nf, False, dilation,
-                              num_classes)
+    blocks += _residual_block(top, f"{name}.1", mult * nf, mult * nf, False, dilation, num_classes)
     cin = mult * nf
     widths.append(cin)
   refines, ref_ch = [], None
   n = len(widths)
   for j, (width, mult) in enumerate(zip(reversed(widths), arch["refine"])):
     in_chs = [width] if ref_ch is None else [width, ref_ch]
-    refines.append(_refine_block(top, refine_names[j], in_chs, mult * nf, j == 0, j == n - 1,
-                                 num_classes))
+    refines.append(
+      _refine_block(top, refine_names[j], in_chs, mult * nf, j == 0, j == n - 1, num_classes)
+    )
     ref_ch = mult * nf
   normalizer = top.norm("normalizer", ref_ch, num_classes)
   end = top.conv("end_conv", ref_ch, channels)
@@ -528,12 +577,15 @@ def ncsn_layout(hp: Mapping, image_size: int, channels: int) -> List[Leaf]:
   return _refinenet_layout(hp, image_size, channels, int(hp["num_scales"]))
 
 
-LAYOUTS = {"ncsnpp": ncsnpp_layout, "ddpm": ddpm_layout, "ncsnv2": ncsnv2_layout,
-           "ncsn": ncsn_layout}
+LAYOUTS = {
+  "ncsnpp": ncsnpp_layout,
+  "ddpm": ddpm_layout,
+  "ncsnv2": ncsnv2_layout,
+  "ncsn": ncsn_layout,
+}
 
 
-def release_layout(model_name: str, hparams: Mapping, image_size: int,
-                   channels: int) -> List[Leaf]:
+def release_layout(model_name: str, hparams: Mapping, image_size: int, channels: int) -> List[Leaf]:
   """Every parameter of network `model_name` with `hparams`, in the PyTorch port's order."""
   if model_name not in LAYOUTS:
     raise ValueError(

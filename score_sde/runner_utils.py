@@ -3,6 +3,7 @@
 `build(config)` validates the config once and returns a frozen `Bundle` (SDE, network, score
 function, optimizer, loss, shapes) that the train, sample and eval runners share.
 """
+
 import dataclasses
 import os
 from typing import Any, Callable, Optional, Tuple
@@ -19,6 +20,7 @@ from score_sde.train_step import OPTIMIZERS, TrainState, init_state, make_optimi
 
 NON_NETWORK_KEYS = ("name", "target", "preconditioning", "sigma_data")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
 
 def build_sde(config) -> sde_lib.LinearSDE:
   """The SDE named by config.sde.name, from the config.sde fields its constructor takes."""
@@ -44,12 +46,15 @@ def check_preconditioning(config) -> None:
   """The preconditioning's name, and its pairing with the loss and the target."""
   pre, loss = build_preconditioning(config), config.training.loss
   if loss == "edm" and pre is None:
-    raise ValueError("training.loss='edm' trains a denoiser: set model.preconditioning to "
-                     "'edm', 'vp' or 've'")
+    raise ValueError(
+      "training.loss='edm' trains a denoiser: set model.preconditioning to 'edm', 'vp' or 've'"
+    )
   if pre is not None and (loss not in ("dsm", "edm") or config.model.target != "auto"):
-    raise ValueError(f"a preconditioned model (model.preconditioning="
-                     f"{config.model.preconditioning!r}) trains with training.loss 'dsm' or "
-                     f"'edm' and model.target 'auto', got {loss!r} and {config.model.target!r}")
+    raise ValueError(
+      f"a preconditioned model (model.preconditioning="
+      f"{config.model.preconditioning!r}) trains with training.loss 'dsm' or "
+      f"'edm' and model.target 'auto', got {loss!r} and {config.model.target!r}"
+    )
 
 
 SIGMA_TABLE_KEYS = ("sigma_min", "sigma_max", "num_scales")
@@ -71,8 +76,10 @@ def network_kwargs(config) -> dict:
     if kwargs.get(key) is None:
       kwargs[key] = want
     elif kwargs[key] != want:
-      raise ValueError(f"config.model.{key}={kwargs[key]!r} differs from config.sde.{key}={want!r}: "
-                       "a discrete VE network's level labels index the SDE's sigma table")
+      raise ValueError(
+        f"config.model.{key}={kwargs[key]!r} differs from config.sde.{key}={want!r}: "
+        "a discrete VE network's level labels index the SDE's sigma table"
+      )
   return kwargs
 
 
@@ -104,7 +111,9 @@ def _type_check(config: ml_collections.ConfigDict, default: ml_collections.Confi
       if isinstance(ref, int) and not isinstance(ref, bool) and isinstance(value, bool):
         ok = False
       if not ok:
-        raise TypeError(f"config.{name} must be {type(ref).__name__}, got {value!r} ({type(value).__name__})")
+        raise TypeError(
+          f"config.{name} must be {type(ref).__name__}, got {value!r} ({type(value).__name__})"
+        )
 
 
 def validate_config(config, num_devices: int) -> None:
@@ -115,6 +124,7 @@ def validate_config(config, num_devices: int) -> None:
 def _validate(config, num_devices: int):
   """validate_config; returns the (sde, network) it had to build to check the config."""
   from score_sde.config_defaults import get_default_config
+
   _type_check(config, get_default_config())
   lookup(sde_lib.SDES, config.sde.name, "SDE")
   models.get_model_class(config.model.name)
@@ -127,35 +137,52 @@ def _validate(config, num_devices: int):
   network = build_network(config)
   tr = config.training
   if tr.keep_checkpoints < 1:
-    raise ValueError(f"training.keep_checkpoints must be >= 1 (got {tr.keep_checkpoints}): with 0 "
-                     f"every checkpoint would be deleted")
+    raise ValueError(
+      f"training.keep_checkpoints must be >= 1 (got {tr.keep_checkpoints}): with 0 "
+      f"every checkpoint would be deleted"
+    )
   if tr.batch_size <= 0 or tr.batch_size % num_devices:
-    raise ValueError(f"training.batch_size={tr.batch_size} is not divisible by the {num_devices} devices")
+    raise ValueError(
+      f"training.batch_size={tr.batch_size} is not divisible by the {num_devices} devices"
+    )
   if tr.micro_batch_size is not None:
     if tr.batch_size % tr.micro_batch_size or tr.micro_batch_size % num_devices:
-      raise ValueError(f"training.micro_batch_size={tr.micro_batch_size} must divide batch_size="
-                       f"{tr.batch_size} and be divisible by the {num_devices} devices")
-  if tr.n_jitted_steps <= 0 or tr.snapshot_freq % tr.n_jitted_steps or tr.log_freq % tr.n_jitted_steps:
-    raise ValueError(f"training.snapshot_freq ({tr.snapshot_freq}) and log_freq ({tr.log_freq}) must be "
-                     f"multiples of n_jitted_steps ({tr.n_jitted_steps})")
+      raise ValueError(
+        f"training.micro_batch_size={tr.micro_batch_size} must divide batch_size="
+        f"{tr.batch_size} and be divisible by the {num_devices} devices"
+      )
+  if (
+    tr.n_jitted_steps <= 0
+    or tr.snapshot_freq % tr.n_jitted_steps
+    or tr.log_freq % tr.n_jitted_steps
+  ):
+    raise ValueError(
+      f"training.snapshot_freq ({tr.snapshot_freq}) and log_freq ({tr.log_freq}) must be "
+      f"multiples of n_jitted_steps ({tr.n_jitted_steps})"
+    )
   check_preconditioning(config)
   if tr.loss not in ("dsm", "edm") and config.model.target not in ("auto", sde.default_target):
-    raise ValueError(f"the discrete {tr.loss} loss trains the SDE's default target "
-                     f"{sde.default_target!r}, not {config.model.target!r}")
+    raise ValueError(
+      f"the discrete {tr.loss} loss trains the SDE's default target "
+      f"{sde.default_target!r}, not {config.model.target!r}"
+    )
   return sde, network
 
 
 def make_apply_fn(network, compute_dtype=jnp.float32) -> Callable:
   """apply(params, x, label, train, dropout_key, labels) in `compute_dtype` with float32 output;
   `labels` ([B] int) only for label-conditional networks (model.num_classes > 0)."""
+
   def apply(params, x, label, train=False, dropout_key=None, labels=None):
     if compute_dtype != jnp.float32:
       params = jax.tree.map(lambda p: p.astype(compute_dtype), params)
       x = x.astype(compute_dtype)
     rngs = {"dropout": dropout_key} if dropout_key is not None else {}
     kw = {} if labels is None else {"labels": labels}
-    return network.apply({"params": params}, x, label, train=train, rngs=rngs,
-                         **kw).astype(jnp.float32)
+    return network.apply({"params": params}, x, label, train=train, rngs=rngs, **kw).astype(
+      jnp.float32
+    )
+
   return apply
 
 
@@ -170,8 +197,11 @@ def make_loss_fn(config, network, sde, train: bool = True):
   apply = make_apply_fn(network, DTYPES[tr.compute_dtype])
   time_sampler = None
   if tr.loss == "dsm":
-    density = (losses.importance_density_for(sde, target, tr.likelihood_weighting)
-               if tr.importance_sampling else None)
+    density = (
+      losses.importance_density_for(sde, target, tr.likelihood_weighting)
+      if tr.importance_sampling
+      else None
+    )
     time_sampler = losses.make_time_sampler(sde, tr.eps, density)
   loss = losses.get_loss(tr.loss)
 
@@ -189,14 +219,32 @@ def make_loss_fn(config, network, sde, train: bool = True):
       x0, labels = batch, None
     net = lambda x, label: apply(params, x, label, train, k_drop if train else None, labels)
     if tr.loss == "edm":
-      return loss(k_loss, precond.denoiser_fn(net, pre), x0, sde, preconditioning=pre,
-                  p_mean=tr.p_mean, p_std=tr.p_std, reduce_mean=tr.reduce_mean)
+      return loss(
+        k_loss,
+        precond.denoiser_fn(net, pre),
+        x0,
+        sde,
+        preconditioning=pre,
+        p_mean=tr.p_mean,
+        p_std=tr.p_std,
+        reduce_mean=tr.reduce_mean,
+      )
     if pre is not None:
       pred_fn = mutils.score_fn_from_model(net, sde, preconditioning=pre)
     else:
       pred_fn = mutils.pred_fn_from_model(net, sde, discrete=is_discrete(config))
-    return loss(k_loss, pred_fn, x0, sde, target=target, reduce_mean=tr.reduce_mean,
-                likelihood_weighting=tr.likelihood_weighting, time_sampler=time_sampler, eps=tr.eps)
+    return loss(
+      k_loss,
+      pred_fn,
+      x0,
+      sde,
+      target=target,
+      reduce_mean=tr.reduce_mean,
+      likelihood_weighting=tr.likelihood_weighting,
+      time_sampler=time_sampler,
+      eps=tr.eps,
+    )
+
   return loss_fn
 
 
@@ -212,15 +260,24 @@ def init_params(config, network, key, shape):
 
 def optimizer_from_config(config):
   o = config.optim
-  return make_optimizer(o.optimizer, lr=o.lr, beta1=o.beta1, beta2=o.beta2, eps=o.eps,
-                        weight_decay=o.weight_decay, warmup=o.warmup, grad_clip=o.grad_clip)
+  return make_optimizer(
+    o.optimizer,
+    lr=o.lr,
+    beta1=o.beta1,
+    beta2=o.beta2,
+    eps=o.eps,
+    weight_decay=o.weight_decay,
+    warmup=o.warmup,
+    grad_clip=o.grad_clip,
+  )
 
 
 def abstract_state(config, network, shape) -> TrainState:
   """The TrainState's structure and shapes, without allocating it."""
   opt = optimizer_from_config(config)
-  return jax.eval_shape(lambda k: init_state(init_params(config, network, k, shape), opt),
-                        jax.random.key(0))
+  return jax.eval_shape(
+    lambda k: init_state(init_params(config, network, k, shape), opt), jax.random.key(0)
+  )
 
 
 def run_record(config, shape) -> dict:
@@ -238,6 +295,7 @@ class Bundle:
   XLA runs convolution gradients inside a while loop far slower); run_record: what a checkpoint
   and the config resuming it must agree on.
   """
+
   sde: Any
   network: Any
   shape: Tuple[int, ...]
@@ -261,8 +319,9 @@ class Bundle:
     return jax.eval_shape(self.init_params, jax.random.key(0))
 
 
-def build(config, num_devices: Optional[int] = None, shape: Optional[Tuple[int, ...]] = None
-          ) -> Bundle:
+def build(
+  config, num_devices: Optional[int] = None, shape: Optional[Tuple[int, ...]] = None
+) -> Bundle:
   """Validates `config` once and builds the run's pieces (no parameters are allocated)."""
   num_devices = jax.device_count() if num_devices is None else num_devices
   sde, network = _validate(config, num_devices)
@@ -274,16 +333,24 @@ def build(config, num_devices: Optional[int] = None, shape: Optional[Tuple[int, 
   pre = build_preconditioning(config)
 
   def score_apply(params, x, t):
-    return mutils.score_fn_from_model(lambda x, label: apply(params, x, label), sde, target,
-                                      discrete=discrete, preconditioning=pre)(x, t)
+    return mutils.score_fn_from_model(
+      lambda x, label: apply(params, x, label), sde, target, discrete=discrete, preconditioning=pre
+    )(x, t)
+
   return Bundle(
-      sde=sde, network=network, shape=shape, optimizer=optimizer_from_config(config),
-      loss_fn=make_loss_fn(config, network, sde), score_apply=score_apply,
-      unroll_train=jax.default_backend() == "cpu" and len(shape) > 1,
-      ema_rate=float(tr.ema_rate), ema_warmup=bool(tr.ema_warmup),
-      micro_batches=tr.batch_size // tr.micro_batch_size if tr.micro_batch_size else 1,
-      run_record=run_record(config, shape),
-      init_params=lambda key: init_params(None, network, key, shape))
+    sde=sde,
+    network=network,
+    shape=shape,
+    optimizer=optimizer_from_config(config),
+    loss_fn=make_loss_fn(config, network, sde),
+    score_apply=score_apply,
+    unroll_train=jax.default_backend() == "cpu" and len(shape) > 1,
+    ema_rate=float(tr.ema_rate),
+    ema_warmup=bool(tr.ema_warmup),
+    micro_batches=tr.batch_size // tr.micro_batch_size if tr.micro_batch_size else 1,
+    run_record=run_record(config, shape),
+    init_params=lambda key: init_params(None, network, key, shape),
+  )
 
 
 def apply_cpu_workaround() -> None:
@@ -295,6 +362,7 @@ def apply_cpu_workaround() -> None:
   """
   flag = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
   from jax._src import xla_bridge
+
   if getattr(xla_bridge, "_backends", None):
     return  # too late: XLA_FLAGS are read when the backend starts
   if flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):
@@ -307,6 +375,7 @@ def load_ema_params(config, workdir: str, bundle: Bundle, step=None, mesh=None):
   Only the EMA parameters are read, not the raw parameters or the optimizer moments.
   """
   from score_sde.checkpoint import Checkpointer, check_run_record
+
   check_run_record(workdir, bundle.run_record, write=False)  # sampling never writes the record
   ckpt = Checkpointer(workdir, mesh=mesh)
   try:
@@ -344,6 +413,7 @@ def load_score_fn(config, workdir: str, step=None):
 def load_config(path: str):
   """`get_config()` of a config file given by path (as --config does), for scripts and notebooks."""
   import importlib.util
+
   spec = importlib.util.spec_from_file_location("_score_sde_config", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)

@@ -12,6 +12,7 @@ whole, like every other (one compilation, the same key rule), and cut to num_sam
 loops run on device in `sampling.progress_chunks` jitted chunks, with a progress bar updated
 between chunks.
 """
+
 import functools
 import os
 import time
@@ -33,10 +34,14 @@ def check_sampling_config(config, sde, num_devices: int):
   """Fails before compute on bad sampling settings; returns the sampler builder."""
   s = config.sampling
   if s.num_samples <= 0 or s.batch_size <= 0:
-    raise ValueError(f"sampling.num_samples={s.num_samples} and sampling.batch_size="
-                     f"{s.batch_size} must be positive")
+    raise ValueError(
+      f"sampling.num_samples={s.num_samples} and sampling.batch_size="
+      f"{s.batch_size} must be positive"
+    )
   if s.batch_size % num_devices and jax.process_count() > 1:
-    raise ValueError(f"sampling.batch_size={s.batch_size} is not divisible by the {num_devices} devices")
+    raise ValueError(
+      f"sampling.batch_size={s.batch_size} is not divisible by the {num_devices} devices"
+    )
   if s.progress_chunks < 1:
     raise ValueError(f"sampling.progress_chunks must be >= 1, got {s.progress_chunks}")
   return sampler_from_config(s, sde)
@@ -63,6 +68,7 @@ def run_name(s) -> str:
   if s.num_steps is not None:
     parts.append(f"n{s.num_steps}")
   from score_sde.config_defaults import get_default_config
+
   if s.eps != get_default_config().sampling.eps:  # other end times get their own files
     parts.append(f"eps{s.eps:g}")
   return "-".join([s.method] + parts)
@@ -107,13 +113,23 @@ def compile_loop(build, score_fn, shape, mesh=None, params=None):
     batch = NamedSharding(mesh, P("data"))
 
     def shard(tree):
-      return jax.tree.map(lambda v: jax.lax.with_sharding_constraint(v, batch)
-                          if getattr(v, "ndim", 0) == len(shape) and v.shape[0] == shape[0] else v, tree)
+      return jax.tree.map(
+        lambda v: (
+          jax.lax.with_sharding_constraint(v, batch)
+          if getattr(v, "ndim", 0) == len(shape) and v.shape[0] == shape[0]
+          else v
+        ),
+        tree,
+      )
   else:
     shard = lambda tree: tree
   if params is None:
     loop = build(score_fn, shape)
-    return loop, jax.jit(lambda k: shard(loop.init(k))), jax.jit(lambda c, idx: shard(loop.run(c, idx)))
+    return (
+      loop,
+      jax.jit(lambda k: shard(loop.init(k))),
+      jax.jit(lambda c, idx: shard(loop.run(c, idx))),
+    )
   loop_with = lambda p: build(lambda x, t: score_fn(p, x, t), shape)
   loop = loop_with(params)
   init = jax.jit(lambda p, k: shard(loop_with(p).init(k)))
@@ -121,13 +137,17 @@ def compile_loop(build, score_fn, shape, mesh=None, params=None):
   return loop, functools.partial(init, params), functools.partial(run, params)
 
 
-def draw(build, score_fn, shape, key, num_chunks: int, mesh=None, progress: bool = True, compiled=None):
+def draw(
+  build, score_fn, shape, key, num_chunks: int, mesh=None, progress: bool = True, compiled=None
+):
   """One batch of samples of `shape` (B, ...) with the loop in `num_chunks` on-device chunks and a
   progress bar between them. `compiled`: a `compile_loop` result to reuse. Returns (x, nfe)."""
   loop, init, run = compiled or compile_loop(build, score_fn, shape, mesh)
   carry = init(key)
   chunks = _chunks(loop.num_steps, num_chunks)
-  with tqdm(total=loop.num_steps, desc="sampling", unit="step", disable=not progress or len(chunks) == 1) as bar:
+  with tqdm(
+    total=loop.num_steps, desc="sampling", unit="step", disable=not progress or len(chunks) == 1
+  ) as bar:
     for idx in chunks:
       carry = run(carry, jnp.asarray(idx, jnp.int32))
       jax.block_until_ready(carry)
@@ -139,6 +159,7 @@ def draw(build, score_fn, shape, key, num_chunks: int, mesh=None, progress: bool
 def _gather(x):
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
+
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
   return np.asarray(x)
 
@@ -165,11 +186,19 @@ def run(config, workdir: str, *, bundle=None, mesh=None):
   batch_shape = (s.batch_size,) + tuple(shape)
   compiled = compile_loop(build, score_apply, batch_shape, mesh, params=params)
   for b in range(num_rounds(s.num_samples, s.batch_size)):
-    x, nfe = draw(build, None, batch_shape, round_key(config.seed, step, b), s.progress_chunks,
-                  mesh, progress=jax.process_index() == 0, compiled=compiled)
+    x, nfe = draw(
+      build,
+      None,
+      batch_shape,
+      round_key(config.seed, step, b),
+      s.progress_chunks,
+      mesh,
+      progress=jax.process_index() == 0,
+      compiled=compiled,
+    )
     out.append(_gather(x))
     nfes.append(nfe)
-  samples = np.concatenate(out).astype(np.float32)[:s.num_samples]
+  samples = np.concatenate(out).astype(np.float32)[: s.num_samples]
   nfe = int(round(np.mean(nfes)))  # adaptive ODE solvers may differ between batches
   seconds = time.time() - start
   dataset = get_dataset(ru.data_spec(config), "test")
@@ -181,9 +210,15 @@ def run(config, workdir: str, *, bundle=None, mesh=None):
     stem = os.path.join(workdir, f"samples_{step}_{run_name(s)}")
     np.savez(stem + ".npz", samples=samples, nfe=nfe, sampling=s.to_json(), **extra)
     from score_sde.plotting import save_samples_png
-    reference = None if dataset.is_image else next(dataset.batches(len(samples), 0, config.seed + 1))
+
+    reference = (
+      None if dataset.is_image else next(dataset.batches(len(samples), 0, config.seed + 1))
+    )
     title = f"{run_name(s)} ({config.sde.name}), step {step}, NFE {nfe}"
     save_samples_png(stem + ".png", shown, reference, title)
-    print(f"sampled {len(samples)} with {config.sampling.method} at step {step}: NFE {nfe} per sample, "
-          f"{seconds:.1f} s; wrote {stem}.npz and .png", flush=True)
+    print(
+      f"sampled {len(samples)} with {config.sampling.method} at step {step}: NFE {nfe} per sample, "
+      f"{seconds:.1f} s; wrote {stem}.npz and .png",
+      flush=True,
+    )
   return samples, step

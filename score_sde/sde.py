@@ -26,6 +26,7 @@ Glossary (one name per quantity; used across the package):
 Shapes: `x: [B, ...]`, `t: [B]` (or a scalar). Per-sample coefficients broadcast over the
 trailing axes of x.
 """
+
 import dataclasses
 import inspect
 import math
@@ -65,6 +66,7 @@ class DDPMChain:
   beta_i = beta_min / N + i / (N - 1) (beta_max - beta_min) / N; time t maps to step
   i = floor(t (N - 1) / T).
   """
+
   beta_min: float
   beta_max: float
   N: int
@@ -92,8 +94,9 @@ class DDPMChain:
     beta = self.betas[self.index(t)]
     return bcast(jnp.sqrt(1.0 - beta), x) * x - x, jnp.sqrt(beta)
 
-  def ancestral_step(self, x: Array, score: Array, t: Array,
-                     variance: Optional[str] = None) -> Tuple[Array, Array]:
+  def ancestral_step(
+    self, x: Array, score: Array, t: Array, variance: Optional[str] = None
+  ) -> Tuple[Array, Array]:
     """Ho et al. eq. 11 with the score for -eps / sqrt(1 - alpha_bar):
     x_mean = (x + beta_i score) / sqrt(1 - beta_i), std sqrt(beta_i) ('beta', the default), or
     the posterior std sqrt(beta-tilde_i), beta-tilde_i = (1 - alpha_bar_{i-1}) / (1 - alpha_bar_i)
@@ -115,15 +118,18 @@ class DDPMChain:
   def check(self, user: str) -> None:
     """Refuses a chain whose beta_i reach 1 (sqrt(1 - beta_i) and 1 - beta_i fail)."""
     if self.beta_max / self.N >= 1.0:
-      raise ValueError(f"{user} uses DDPM's discrete betas, up to beta_max / num_steps = "
-                       f"{self.beta_max / self.N:.3g} >= 1: use num_steps > {self.beta_max:g}, "
-                       f"or the euler_maruyama predictor without a corrector")
+      raise ValueError(
+        f"{user} uses DDPM's discrete betas, up to beta_max / num_steps = "
+        f"{self.beta_max / self.N:.3g} >= 1: use num_steps > {self.beta_max:g}, "
+        f"or the euler_maruyama predictor without a corrector"
+      )
 
 
 @dataclasses.dataclass(frozen=True)
 class SMLDChain:
   """SMLD's chain x_{i+1} = x_i + sqrt(sigma_{i+1}^2 - sigma_i^2) z (paper eq. 46), sigma_i
   geometric from sigma_min to sigma_max, i = 0..N-1; time t maps to i = floor(t (N - 1) / T)."""
+
   sigma_min: float
   sigma_max: float
   N: int
@@ -145,18 +151,19 @@ class SMLDChain:
 
   def forward_step(self, x: Array, t: Array) -> Tuple[Array, Array]:
     sigma, prev = self._sigma_prev(self.index(t))
-    return jnp.zeros_like(x), jnp.sqrt(sigma ** 2 - prev ** 2)
+    return jnp.zeros_like(x), jnp.sqrt(sigma**2 - prev**2)
 
-  def ancestral_step(self, x: Array, score: Array, t: Array,
-                     variance: Optional[str] = None) -> Tuple[Array, Array]:
+  def ancestral_step(
+    self, x: Array, score: Array, t: Array, variance: Optional[str] = None
+  ) -> Tuple[Array, Array]:
     """x_mean = x + (sigma_i^2 - sigma_{i-1}^2) score, std the posterior one
     sqrt(sigma_{i-1}^2 (sigma_i^2 - sigma_{i-1}^2) / sigma_i^2) (default, 'beta_tilde'), or the
     forward step's sqrt(sigma_i^2 - sigma_{i-1}^2) ('beta')."""
     sigma, prev = self._sigma_prev(self.index(t))
-    x_mean = x + bcast(sigma ** 2 - prev ** 2, x) * score
+    x_mean = x + bcast(sigma**2 - prev**2, x) * score
     if variance == "beta":
-      return x_mean, jnp.sqrt(sigma ** 2 - prev ** 2)
-    return x_mean, jnp.sqrt(prev ** 2 * (sigma ** 2 - prev ** 2) / sigma ** 2)
+      return x_mean, jnp.sqrt(sigma**2 - prev**2)
+    return x_mean, jnp.sqrt(prev**2 * (sigma**2 - prev**2) / sigma**2)
 
   def langevin_alpha(self, t: Array) -> Array:
     return jnp.ones_like(_float(t))
@@ -173,6 +180,7 @@ class LinearSDE:
   implement `alpha_sigma(t)`, `f(t)`, `g2(t)` and `prior_std`; the rest has generic defaults
   that a subclass overrides with a closed form where it has one.
   """
+
   N: int
   T: float
 
@@ -209,6 +217,7 @@ class LinearSDE:
       mid = 0.5 * (lo + hi)
       below = self.sigma(mid) < sigma
       return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+
     lo, hi = jax.lax.fori_loop(0, iters, body, (lo, hi))
     return 0.5 * (lo + hi)
 
@@ -284,7 +293,7 @@ class LinearSDE:
   def prior_logp(self, z: Array) -> Array:
     """log N(z; 0, prior_std^2 I) per sample, `z: [B, ...]` -> `[B]`."""
     d = np.prod(z.shape[1:])
-    var = self.prior_std ** 2
+    var = self.prior_std**2
     sq = jnp.sum(z.reshape(z.shape[0], -1) ** 2, axis=-1)
     return -0.5 * d * math.log(2 * math.pi * var) - 0.5 * sq / var
 
@@ -310,6 +319,7 @@ class ReverseSDE:
   SDE (paper eq. 6):  dx = [f(x, t) - g(t)^2 score(x, t)] dt + g(t) dW_bar
   ODE (paper eq. 13): dx = [f(x, t) - 1/2 g(t)^2 score(x, t)] dt       (probability_flow)
   """
+
   forward: LinearSDE
   score_fn: ScoreFn
   probability_flow: bool = False
@@ -329,7 +339,7 @@ class ReverseSDE:
     """(reverse drift: shape of x, diffusion: shape of t; zero for the ODE)."""
     drift, diffusion = self.forward.sde(x, t)
     score = self.score_fn(x, t)
-    drift = drift - bcast(diffusion ** 2, x) * score * self._weight()
+    drift = drift - bcast(diffusion**2, x) * score * self._weight()
     diffusion = jnp.zeros_like(diffusion) if self.probability_flow else diffusion
     return drift, diffusion
 
@@ -340,7 +350,7 @@ class ReverseSDE:
     `x_prev = x - rev_f + rev_G z` (paper eq. 46-47, the reverse-diffusion predictor).
     """
     f, G = self.forward.discretize(x, t)
-    rev_f = f - bcast(G ** 2, x) * self.score_fn(x, t) * self._weight()
+    rev_f = f - bcast(G**2, x) * self.score_fn(x, t) * self._weight()
     rev_G = jnp.zeros_like(G) if self.probability_flow else G
     return rev_f, rev_G
 
@@ -349,6 +359,7 @@ class ReverseSDE:
 class _LinearBeta(LinearSDE):
   """beta(t) = beta_min + t (beta_max - beta_min), shared by VP and sub-VP (fields beta_min,
   beta_max, N, T). log a(t) = -1/2 int_0^t beta."""
+
   beta_min: float
   beta_max: float
 
@@ -357,13 +368,13 @@ class _LinearBeta(LinearSDE):
 
   def log_mean_coeff(self, t):
     """log a(t) = -1/4 t^2 (beta_max - beta_min) - 1/2 t beta_min."""
-    return -0.25 * t ** 2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
+    return -0.25 * t**2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
 
   def _t_of_log_inv_a2(self, L):
     """Solves -2 log a(t) = 1/2 (beta_max - beta_min) t^2 + beta_min t = L for t >= 0, in the
     cancellation-free form t = 2 L / (beta_min + sqrt(beta_min^2 + 2 (beta_max - beta_min) L))."""
     d = self.beta_max - self.beta_min
-    return 2.0 * L / (self.beta_min + jnp.sqrt(self.beta_min ** 2 + 2.0 * d * L))
+    return 2.0 * L / (self.beta_min + jnp.sqrt(self.beta_min**2 + 2.0 * d * L))
 
   def f(self, t):
     return -0.5 * self.beta(_float(t))
@@ -384,6 +395,7 @@ class VPSDE(_LinearBeta):
   dx = -1/2 beta(t) x dt + sqrt(beta(t)) dW,  beta(t) = beta_min + t (beta_max - beta_min)
   a(t) = exp(-1/2 int_0^t beta),  s(t)^2 = 1 - a(t)^2.  Chain: DDPM.
   """
+
   beta_min: float = 0.1
   beta_max: float = 20.0
   N: int = 1000
@@ -438,6 +450,7 @@ class SubVPSDE(_LinearBeta):
   No discrete chain of its own (the paper discretises it by Euler-Maruyama); the Langevin
   corrector's alpha_i = 1 - beta_i uses DDPM's betas, as the release does.
   """
+
   beta_min: float = 0.1
   beta_max: float = 20.0
   N: int = 1000
@@ -454,7 +467,7 @@ class SubVPSDE(_LinearBeta):
   def t_of_sigma(self, sigma, iters: int = 64):
     """sigma = 1 / a - a, so a = (sqrt(sigma^2 + 4) - sigma) / 2."""
     sigma = _float(sigma)
-    a = 0.5 * (jnp.sqrt(sigma ** 2 + 4.0) - sigma)
+    a = 0.5 * (jnp.sqrt(sigma**2 + 4.0) - sigma)
     return self._t_of_log_inv_a2(-2.0 * jnp.log(a))
 
 
@@ -469,6 +482,7 @@ class VESDE(LinearSDE):
   As in the paper, s(0) = sigma_min > 0: x0 is taken to carry sigma_min noise already, so the
   moment equation v' = g^2 holds with v(0) = sigma_min^2.
   """
+
   sigma_min: float = 0.01
   sigma_max: float = 50.0
   N: int = 1000
@@ -489,7 +503,9 @@ class VESDE(LinearSDE):
 
   def t_of_sigma(self, sigma, iters: int = 64):
     """t = T log(sigma / sigma_min) / log(sigma_max / sigma_min)."""
-    return self.T * jnp.log(_float(sigma) / self.sigma_min) / math.log(self.sigma_max / self.sigma_min)
+    return (
+      self.T * jnp.log(_float(sigma) / self.sigma_min) / math.log(self.sigma_max / self.sigma_min)
+    )
 
   @property
   def prior_std(self):
@@ -527,6 +543,7 @@ class GaussianPath(LinearSDE):
   `alpha_fn` and `sigma_fn` map a float array t to an array of the same shape; they must be
   differentiable and a(t) > 0 on [0, T]. The prior is N(0, s(T)^2 I), exact when a(T) -> 0.
   """
+
   alpha_fn: Callable[[Array], Array]
   sigma_fn: Callable[[Array], Array]
   N: int = 1000
@@ -550,7 +567,7 @@ class GaussianPath(LinearSDE):
 
   def g2(self, t):
     a, da, s, ds = self._derivs(t)
-    return 2.0 * s * ds - 2.0 * (da / a) * s ** 2
+    return 2.0 * s * ds - 2.0 * (da / a) * s**2
 
   @property
   def prior_std(self):
@@ -571,6 +588,7 @@ class CosinePath(LinearSDE):
   sigma = s / a: cos u = cos u0 / sqrt(1 + sigma^2), i.e. tan u = sqrt(sin^2 u0 + sigma^2) / cos u0.
   T < 1 because a(1) = 0 makes f infinite; at T = 0.999, a(T) ~ 1.6e-3.
   """
+
   offset: float = 0.008
   N: int = 1000
   T: float = 0.999
@@ -596,13 +614,21 @@ class CosinePath(LinearSDE):
   def t_of_sigma(self, sigma, iters: int = 64):
     sigma = _float(sigma)
     u0 = 0.5 * math.pi * self.offset / (1.0 + self.offset)
-    u = jnp.arctan(jnp.sqrt(math.sin(u0) ** 2 + sigma ** 2) / math.cos(u0))
+    u = jnp.arctan(jnp.sqrt(math.sin(u0) ** 2 + sigma**2) / math.cos(u0))
     return (u - u0) * (1.0 + self.offset) / (0.5 * math.pi)
 
   @property
   def prior_std(self):
-    return float(np.sqrt(1.0 - (np.cos(0.5 * np.pi * (self.T + self.offset) / (1 + self.offset))
-                                / np.cos(0.5 * np.pi * self.offset / (1 + self.offset))) ** 2))
+    return float(
+      np.sqrt(
+        1.0
+        - (
+          np.cos(0.5 * np.pi * (self.T + self.offset) / (1 + self.offset))
+          / np.cos(0.5 * np.pi * self.offset / (1 + self.offset))
+        )
+        ** 2
+      )
+    )
 
 
 def cosine_path(offset: float = 0.008, N: int = 1000, T: float = 0.999) -> CosinePath:
@@ -618,6 +644,7 @@ class LinearPath(LinearSDE):
   sigma = t / (1 - t) -> t = sigma / (1 + sigma),  lambda = log((1 - t) / t) -> t = 1 / (1 + e^lambda).
   T < 1 because a(1) = 0 makes f infinite; the prior N(0, T^2 I) ignores a(T) x0 = (1 - T) x0.
   """
+
   N: int = 1000
   T: float = 0.999
 
@@ -655,6 +682,7 @@ class EDMPath(LinearSDE):
   f = 0,  g^2 = 2 t,  sigma(t) = t,  lambda = -log t -> t = exp(-lambda).
   Labelled and trained like VE (label sigma, default target the score).
   """
+
   sigma_max: float = 80.0
   N: int = 1000
 
@@ -698,17 +726,18 @@ class EDMPath(LinearSDE):
 
 def as_gaussian_path(sde: LinearSDE) -> GaussianPath:
   """The general-path form of an SDE: same a(t), s(t), with f, g^2 re-derived by autodiff."""
-  return GaussianPath(lambda t: sde.alpha_sigma(t)[0], lambda t: sde.alpha_sigma(t)[1],
-                      N=sde.N, T=sde.T)
+  return GaussianPath(
+    lambda t: sde.alpha_sigma(t)[0], lambda t: sde.alpha_sigma(t)[1], N=sde.N, T=sde.T
+  )
 
 
 SDES: Dict[str, Callable[..., LinearSDE]] = {
-    "vpsde": VPSDE,
-    "subvpsde": SubVPSDE,
-    "vesde": VESDE,
-    "cosine": CosinePath,
-    "linear": LinearPath,
-    "edm": EDMPath,
+  "vpsde": VPSDE,
+  "subvpsde": SubVPSDE,
+  "vesde": VESDE,
+  "cosine": CosinePath,
+  "linear": LinearPath,
+  "edm": EDMPath,
 }
 
 # Config field (config.sde.<field>) -> constructor argument, where the names differ.

@@ -9,6 +9,7 @@ parameters and the configured sampler (`config.sampling`) and writes
 and the picture to TensorBoard (tag `samples`). The key is fold_in(key(seed + 2), step), so a
 resumed run draws the same snapshot at a step as an uninterrupted one.
 """
+
 import functools
 import os
 
@@ -34,8 +35,11 @@ class SnapshotSampler:
     self.directory = os.path.join(workdir, "snapshots")
     self.title = f"{config.sampling.method} ({config.sde.name})"
     # 2-D data: the samples are drawn over as many real points, fixed for the whole run.
-    self.reference = (None if dataset.is_image else
-                      next(dataset.batches(max(self.shape[0], 512), 0, config.seed + 1)))
+    self.reference = (
+      None
+      if dataset.is_image
+      else next(dataset.batches(max(self.shape[0], 512), 0, config.seed + 1))
+    )
     self._compiled = None
 
   def __call__(self, ema_params, step: int, writer=None, write: bool = True) -> str:
@@ -46,8 +50,15 @@ class SnapshotSampler:
       self._compiled = (loop, init.func, run.func)  # jitted, parameters as their first argument
     loop, init, run = self._compiled
     init, run = functools.partial(init, ema_params), functools.partial(run, ema_params)
-    x, _ = draw(self.build, None, self.shape, jax.random.fold_in(self.key, step), 1,
-                progress=False, compiled=(loop, init, run))
+    x, _ = draw(
+      self.build,
+      None,
+      self.shape,
+      jax.random.fold_in(self.key, step),
+      1,
+      progress=False,
+      compiled=(loop, init, run),
+    )
     x = np.asarray(x, np.float32)
     stem = os.path.join(self.directory, f"samples_{step}")
     if not write:
@@ -59,8 +70,12 @@ class SnapshotSampler:
     if writer is not None:
       if self.is_image:
         grid = upscale(image_grid(shown), 256)
-        writer.add_image("samples", np.repeat(grid, 3, -1) if grid.shape[-1] == 1 else grid,
-                         step, dataformats="HWC")
+        writer.add_image(
+          "samples",
+          np.repeat(grid, 3, -1) if grid.shape[-1] == 1 else grid,
+          step,
+          dataformats="HWC",
+        )
       else:
         writer.add_image("samples", _png_pixels(stem + ".png"), step, dataformats="HWC")
     return stem + ".png"
@@ -69,4 +84,5 @@ class SnapshotSampler:
 def _png_pixels(path: str) -> np.ndarray:
   """The RGB pixels [H, W, 3] in [0, 1] of a PNG written by matplotlib."""
   import matplotlib.image
+
   return np.asarray(matplotlib.image.imread(path))[..., :3]

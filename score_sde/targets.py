@@ -8,6 +8,7 @@ Eliminating x0 from v: v = f x_t + (s' - f s) eps with f = a'/a and s' - f s = g
     eps   = 2 s (v - f x_t) / g^2.
 Every conversion goes through eps. Coefficients are per-sample `[B]`, arrays `[B, ...]`.
 """
+
 from typing import NamedTuple
 
 import jax
@@ -20,6 +21,7 @@ TARGETS = ("score", "eps", "x0", "v")
 
 class PathCoeffs(NamedTuple):
   """a(t), s(t), f(t) = a'/a and g(t)^2 at a batch of times, each [B]."""
+
   a: jax.Array
   s: jax.Array
   f: jax.Array
@@ -77,5 +79,5 @@ def score_error_scale(c: PathCoeffs, target: str) -> jax.Array:
   if target == "eps":
     return -1.0 / c.s
   if target == "x0":
-    return c.a / c.s ** 2
+    return c.a / c.s**2
   return -2.0 / c.g2

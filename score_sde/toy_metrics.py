@@ -21,6 +21,7 @@ whose spacing along the curve is at most a quarter of the noise std s: the rule'
 Gaussian integrand is about exp(-2 pi^2 (s / spacing)^2) < 1e-130 along the curve, and about
 (spacing / s)^2 / (24 sqrt(2 pi)) ~ 1e-3 (relative) within a few s of the curve's two ends.
 """
+
 from typing import Callable, Dict, Tuple
 
 import numpy as np
@@ -34,18 +35,19 @@ CURVE_NOISE_STD = 0.05
 
 def _squared_distances(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
   """|x_i - c_k|^2 [N, K] (float64; the expanded form rounds at ~1e-15, far below std^2)."""
-  d2 = np.sum(x ** 2, 1)[:, None] + np.sum(centers ** 2, 1)[None, :] - 2 * x @ centers.T
+  d2 = np.sum(x**2, 1)[:, None] + np.sum(centers**2, 1)[None, :] - 2 * x @ centers.T
   return np.maximum(d2, 0.0)
 
 
-def _gaussian_mixture_logpdf(x: np.ndarray, centers: np.ndarray, std: float,
-                             chunk: int = 4096) -> np.ndarray:
+def _gaussian_mixture_logpdf(
+  x: np.ndarray, centers: np.ndarray, std: float, chunk: int = 4096
+) -> np.ndarray:
   """log (1/K) sum_k N(x; centers_k, std^2 I) for x: [N, 2], centers: [K, 2] -> [N]."""
   out = np.empty(len(x))
-  log_norm = -np.log(len(centers)) - np.log(2 * np.pi * std ** 2)
+  log_norm = -np.log(len(centers)) - np.log(2 * np.pi * std**2)
   for i in range(0, len(x), chunk):
-    d2 = _squared_distances(x[i:i + chunk], centers)
-    out[i:i + chunk] = logsumexp(-d2 / (2 * std ** 2), axis=1) + log_norm
+    d2 = _squared_distances(x[i : i + chunk], centers)
+    out[i : i + chunk] = logsumexp(-d2 / (2 * std**2), axis=1) + log_norm
   return out
 
 
@@ -53,14 +55,15 @@ def _min_distance(x: np.ndarray, centers: np.ndarray, chunk: int = 4096) -> np.n
   """min_k |x - centers_k| for x: [N, 2] -> [N]."""
   out = np.empty(len(x))
   for i in range(0, len(x), chunk):
-    out[i:i + chunk] = np.sqrt(_squared_distances(x[i:i + chunk], centers).min(axis=1))
+    out[i : i + chunk] = np.sqrt(_squared_distances(x[i : i + chunk], centers).min(axis=1))
   return out
 
 
 def eight_gaussians_modes() -> Tuple[np.ndarray, float]:
   k = np.arange(8)
-  return 2.0 * np.stack([np.cos(k * np.pi / 4), np.sin(k * np.pi / 4)], 1) / 1.414, \
-      EIGHT_GAUSSIANS_STD
+  return 2.0 * np.stack(
+    [np.cos(k * np.pi / 4), np.sin(k * np.pi / 4)], 1
+  ) / 1.414, EIGHT_GAUSSIANS_STD
 
 
 def swiss_roll_modes(num: int = 1536) -> Tuple[np.ndarray, float]:
@@ -86,9 +89,9 @@ def _on_checkerboard(x: np.ndarray) -> np.ndarray:
 
 # name -> modes(): (points [K, 2], noise std); the density is their equal-weight Gaussian mixture.
 MIXTURE_MODES: Dict[str, Callable[[], Tuple[np.ndarray, float]]] = {
-    "eight_gaussians": eight_gaussians_modes,
-    "swiss_roll": swiss_roll_modes,
-    "two_moons": two_moons_modes,
+  "eight_gaussians": eight_gaussians_modes,
+  "swiss_roll": swiss_roll_modes,
+  "two_moons": two_moons_modes,
 }
 TOY_NAMES = sorted(list(MIXTURE_MODES) + ["checkerboard"])
 

@@ -15,6 +15,7 @@ Training stops with `TrainingDivergedError` (a FloatingPointError; the CLI exits
 the loss, the gradient norm or any parameter is not finite; nothing of the diverged state is
 saved and the last good checkpoint is kept.
 """
+
 import json
 import math
 import os
@@ -55,6 +56,7 @@ class _Preemption:
     if jax.process_count() == 1:
       return self.requested
     from jax.experimental import multihost_utils
+
     flags = multihost_utils.process_allgather(np.int32(self.requested is not None))
     if np.any(flags):
       return self.requested or "SIGTERM (another process)"
@@ -72,8 +74,9 @@ def _fmt_time(seconds: float) -> str:
 
 
 def _json_safe(record: dict) -> dict:
-  return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-          for k, v in record.items()}
+  return {
+    k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()
+  }
 
 
 class _MetricsLog:
@@ -108,20 +111,29 @@ class _MetricsLog:
 
 def _check_finite(metrics: dict, first_step: int, ckpt: Checkpointer) -> None:
   """Raises TrainingDivergedError naming the first step with a non-finite loss, gradient or parameter."""
-  checks = (("loss", metrics["loss"]), ("gradient norm", metrics["grad_norm"]),
-            ("a parameter", np.where(metrics["params_finite"] > 0, 0.0, np.nan)))
-  bad = [(int(np.argmax(~np.isfinite(v))), name, v) for name, v in checks if not np.isfinite(v).all()]
+  checks = (
+    ("loss", metrics["loss"]),
+    ("gradient norm", metrics["grad_norm"]),
+    ("a parameter", np.where(metrics["params_finite"] > 0, 0.0, np.nan)),
+  )
+  bad = [
+    (int(np.argmax(~np.isfinite(v))), name, v) for name, v in checks if not np.isfinite(v).all()
+  ]
   if not bad:
     return
   i, name, v = min(bad, key=lambda b: b[0])
   what = f"{name} is {v[i]}" if name != "a parameter" else "a parameter is not finite"
   ckpt.wait()
   last = ckpt.latest_step()
-  kept = (f"the last good checkpoint (step {last} in {ckpt.directory}) is kept" if last is not None
-          else "no checkpoint had been written yet (this run started from scratch)")
+  kept = (
+    f"the last good checkpoint (step {last} in {ckpt.directory}) is kept"
+    if last is not None
+    else "no checkpoint had been written yet (this run started from scratch)"
+  )
   raise TrainingDivergedError(
-      f"training stopped at step {first_step + i}: {what}; nothing of it was saved, {kept}. "
-      f"Try a lower optim.lr or optim.grad_clip > 0.")
+    f"training stopped at step {first_step + i}: {what}; nothing of it was saved, {kept}. "
+    f"Try a lower optim.lr or optim.grad_clip > 0."
+  )
 
 
 def train(config, workdir: str, *, bundle: Optional[ru.Bundle] = None, mesh=None) -> dict:
@@ -134,8 +146,10 @@ def train(config, workdir: str, *, bundle: Optional[ru.Bundle] = None, mesh=None
   ru.apply_cpu_workaround()
   tr = config.training
   if tr.n_jitted_steps <= 0 or tr.n_iters <= 0 or tr.n_iters % tr.n_jitted_steps:
-    raise ValueError(f"training.n_iters ({tr.n_iters}) must be a positive multiple of "
-                     f"n_jitted_steps ({tr.n_jitted_steps})")
+    raise ValueError(
+      f"training.n_iters ({tr.n_iters}) must be a positive multiple of "
+      f"n_jitted_steps ({tr.n_jitted_steps})"
+    )
   bundle = ru.build(config) if bundle is None else bundle
   mesh = data_mesh() if mesh is None else mesh
   dataset = get_dataset(ru.data_spec(config), "train")
@@ -148,17 +162,26 @@ def train(config, workdir: str, *, bundle: Optional[ru.Bundle] = None, mesh=None
   # block; otherwise the n steps are one compiled lax.scan.
   per_call = 1 if bundle.unroll_train else n
   train_steps = jit_train_steps(
-      make_train_steps(bundle.loss_fn, bundle.optimizer, ema_rate=bundle.ema_rate,
-                       ema_warmup=bundle.ema_warmup, micro_batches=bundle.micro_batches,
-                       unroll=bundle.unroll_train), mesh)
+    make_train_steps(
+      bundle.loss_fn,
+      bundle.optimizer,
+      ema_rate=bundle.ema_rate,
+      ema_warmup=bundle.ema_warmup,
+      micro_batches=bundle.micro_batches,
+      unroll=bundle.unroll_train,
+    ),
+    mesh,
+  )
 
   is_main = jax.process_index() == 0
   log = print if is_main else (lambda *a, **k: None)
-  ckpt = Checkpointer(workdir, max_to_keep=tr.keep_checkpoints,
-                      save_interval_steps=tr.snapshot_freq, mesh=mesh)
+  ckpt = Checkpointer(
+    workdir, max_to_keep=tr.keep_checkpoints, save_interval_steps=tr.snapshot_freq, mesh=mesh
+  )
   init_key, train_key = jax.random.split(jax.random.key(config.seed))
-  abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=repl),
-                          bundle.abstract_state())
+  abstract = jax.tree.map(
+    lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=repl), bundle.abstract_state()
+  )
   writer = metrics_log = preempt = None
   try:
     state, start = ckpt.restore_latest(abstract, log=lambda m: log(m, flush=True))
@@ -169,23 +192,30 @@ def train(config, workdir: str, *, bundle: Optional[ru.Bundle] = None, mesh=None
       log(f"resumed from step {start} in {ckpt.directory}", flush=True)
     if is_main:
       from tensorboardX import SummaryWriter
+
       writer = SummaryWriter(os.path.join(workdir, "tb"))
       metrics_log = _MetricsLog(workdir, start)
     if ru.num_classes_of(config):  # label-conditional: (x, labels) batches
       from score_sde.data.base import labelled_batches
-      batches = labelled_batches(dataset, tr.batch_size, start, config.seed, jax.process_index(),
-                                 jax.process_count())
+
+      batches = labelled_batches(
+        dataset, tr.batch_size, start, config.seed, jax.process_index(), jax.process_count()
+      )
     else:
-      batches = dataset.batches(tr.batch_size, start, config.seed, jax.process_index(),
-                                jax.process_count())
+      batches = dataset.batches(
+        tr.batch_size, start, config.seed, jax.process_index(), jax.process_count()
+      )
     snapshot = None
     if tr.snapshot_sampling:
       from score_sde.snapshots import SnapshotSampler
+
       snapshot = SnapshotSampler(config, bundle, dataset, workdir)
     preempt = _Preemption()
     # Every process says it is ready (a test or a job scheduler may signal any of them).
-    print(READY_MESSAGE + (f" [process {jax.process_index()}]" if jax.process_count() > 1 else ""),
-          flush=True)
+    print(
+      READY_MESSAGE + (f" [process {jax.process_index()}]" if jax.process_count() > 1 else ""),
+      flush=True,
+    )
     log(f"compiling the train step ({per_call} step(s) per call, {n} per block)...", flush=True)
     step, last, window = start, {}, []
     t_compiled = step_compiled = None
@@ -195,7 +225,7 @@ def train(config, workdir: str, *, bundle: Optional[ru.Bundle] = None, mesh=None
       local = jax.tree.map(lambda *b: np.stack(b), *[next(batches) for _ in range(n)])
       parts = []
       for i in range(0, n, per_call):
-        part = jax.tree.map(lambda v: shard_batches(v[i:i + per_call], mesh), local)
+        part = jax.tree.map(lambda v: shard_batches(v[i : i + per_call], mesh), local)
         state, m = train_steps(state, part, train_key)
         parts.append(m)
       metrics = {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
@@ -204,19 +234,30 @@ def train(config, workdir: str, *, bundle: Optional[ru.Bundle] = None, mesh=None
       window.extend(metrics["loss"].tolist())
       if t_compiled is None:
         t_compiled, step_compiled = time.time(), step
-        log(f"step {step:7d}  compiled and ran the first block in {t_compiled - t_begin:.1f} s",
-            flush=True)
+        log(
+          f"step {step:7d}  compiled and ran the first block in {t_compiled - t_begin:.1f} s",
+          flush=True,
+        )
       stop = preempt.agreed()
       if step % tr.log_freq == 0 or step == tr.n_iters or stop:
         elapsed = time.time() - t_compiled
         rate = (step - step_compiled) / elapsed if step > step_compiled and elapsed > 0 else None
-        last = {"loss": float(np.mean(window)), "loss_last": float(metrics["loss"][-1]),
-                "grad_norm": float(metrics["grad_norm"][-1])}
+        last = {
+          "loss": float(np.mean(window)),
+          "loss_last": float(metrics["loss"][-1]),
+          "grad_norm": float(metrics["grad_norm"][-1]),
+        }
         window = []
-        speed = (f"{rate:.1f} steps/s  ETA {_fmt_time((tr.n_iters - step) / rate)}" if rate
-                 else "steps/s and ETA after the next block")
-        log(f"step {step:7d}  loss {last['loss']:.5f} (mean)  grad_norm {last['grad_norm']:.3f}  "
-            f"{speed}", flush=True)
+        speed = (
+          f"{rate:.1f} steps/s  ETA {_fmt_time((tr.n_iters - step) / rate)}"
+          if rate
+          else "steps/s and ETA after the next block"
+        )
+        log(
+          f"step {step:7d}  loss {last['loss']:.5f} (mean)  grad_norm {last['grad_norm']:.3f}  "
+          f"{speed}",
+          flush=True,
+        )
         if is_main:
           for k, v in last.items():
             writer.add_scalar(f"train/{k}", v, step)
@@ -229,8 +270,10 @@ def train(config, workdir: str, *, bundle: Optional[ru.Bundle] = None, mesh=None
           log(f"step {step:7d}  snapshot samples: {path}", flush=True)
       if stop:
         ckpt.wait()
-        log(f"{stop}: saved checkpoint at step {step}, exiting; rerun the same command to resume",
-            flush=True)
+        log(
+          f"{stop}: saved checkpoint at step {step}, exiting; rerun the same command to resume",
+          flush=True,
+        )
         break
   finally:
     ckpt.wait()

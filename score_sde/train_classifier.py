@@ -10,6 +10,7 @@ minimises the cross-entropy of the true class (`noisy_classifier_loss`). It live
 workdir, where `--mode sample` with `sampling.condition=class` finds it. Restarting resumes from
 the latest checkpoint; batch k and the noise of step k depend only on (seed, k).
 """
+
 import json
 import os
 import sys
@@ -64,30 +65,41 @@ def _init_params(classifier, key, shape):
 
 def abstract_classifier_state(config, shape) -> TrainState:
   classifier, opt = build_classifier_from_config(config), _optimizer(config)
-  return jax.eval_shape(lambda k: init_state(_init_params(classifier, k, shape), opt),
-                        jax.random.key(0))
+  return jax.eval_shape(
+    lambda k: init_state(_init_params(classifier, k, shape), opt), jax.random.key(0)
+  )
 
 
 def _record(config, shape) -> dict:
-  return {"classifier": config.classifier.model.to_dict(), "data_shape": list(shape),
-          "sde": config.sde.name}
+  return {
+    "classifier": config.classifier.model.to_dict(),
+    "data_shape": list(shape),
+    "sde": config.sde.name,
+  }
 
 
 def load_classifier_logits_fn(config, workdir: str):
   """(logits_fn(x, t) -> [B, K] from the EMA parameters, step) of the classifier of `workdir`."""
   from score_sde.models.classifiers import classifier_logits_fn
+
   directory = classifier_dir(workdir, config)
   shape = ru.example_shape(config)
   check_run_record(directory, _record(config, shape), write=False)
   ckpt = Checkpointer(directory)
   step = ckpt.latest_step()
   if step is None:
-    raise FileNotFoundError(f"no classifier checkpoint in {directory}/checkpoints: train one with "
-                            "--mode train_classifier (python -m score_sde.train_classifier)")
+    raise FileNotFoundError(
+      f"no classifier checkpoint in {directory}/checkpoints: train one with "
+      "--mode train_classifier (python -m score_sde.train_classifier)"
+    )
   state = ckpt.restore(abstract_classifier_state(config, shape), step)
   ckpt.close()
-  fn = classifier_logits_fn(build_classifier_from_config(config), state.ema_params,
-                            ru.build_sde(config), ru.is_discrete(config))
+  fn = classifier_logits_fn(
+    build_classifier_from_config(config),
+    state.ema_params,
+    ru.build_sde(config),
+    ru.is_discrete(config),
+  )
   return fn, step
 
 
@@ -109,8 +121,10 @@ def train(config, workdir: str, *, mesh=None) -> dict:
   metrics and the test accuracy at a few times."""
   c = config.classifier
   if c.n_iters % c.n_jitted_steps or c.snapshot_freq % c.n_jitted_steps:
-    raise ValueError(f"classifier.n_iters={c.n_iters} and snapshot_freq={c.snapshot_freq} must be "
-                     f"multiples of classifier.n_jitted_steps={c.n_jitted_steps}")
+    raise ValueError(
+      f"classifier.n_iters={c.n_iters} and snapshot_freq={c.snapshot_freq} must be "
+      f"multiples of classifier.n_jitted_steps={c.n_jitted_steps}"
+    )
   directory = classifier_dir(workdir, config)
   sde = ru.build_sde(config)
   classifier = build_classifier_from_config(config)
@@ -118,8 +132,10 @@ def train(config, workdir: str, *, mesh=None) -> dict:
   shape = tuple(dataset.shape)
   k = num_classes(config)
   if getattr(dataset, "num_classes", 0) != k:
-    raise ValueError(f"config.classifier.model.num_classes={k}, but data set {config.data.name!r} "
-                     f"has {getattr(dataset, 'num_classes', 0)} classes")
+    raise ValueError(
+      f"config.classifier.model.num_classes={k}, but data set {config.data.name!r} "
+      f"has {getattr(dataset, 'num_classes', 0)} classes"
+    )
   check_run_record(directory, _record(config, shape))
   discrete = ru.is_discrete(config)
 
@@ -136,22 +152,27 @@ def train(config, workdir: str, *, mesh=None) -> dict:
   # call (XLA:CPU is slow on convolution gradients inside loops); otherwise one lax.scan.
   unroll = jax.default_backend() == "cpu" and len(shape) > 1
   per_call = 1 if unroll else c.n_jitted_steps
-  train_steps = jit_train_steps(make_train_steps(loss_fn, optimizer, ema_rate=c.ema_rate,
-                                                 unroll=unroll), mesh)
+  train_steps = jit_train_steps(
+    make_train_steps(loss_fn, optimizer, ema_rate=c.ema_rate, unroll=unroll), mesh
+  )
   ckpt = Checkpointer(directory, max_to_keep=c.keep_checkpoints, mesh=mesh)
   init_key, train_key = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 1))
   start = ckpt.latest_step()
   if start is None:
-    state = jax.jit(lambda key: init_state(_init_params(classifier, key, shape), optimizer),
-                    out_shardings=repl)(init_key)
+    state = jax.jit(
+      lambda key: init_state(_init_params(classifier, key, shape), optimizer), out_shardings=repl
+    )(init_key)
     start = 0
   else:
-    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=repl),
-                            abstract_classifier_state(config, shape))
+    abstract = jax.tree.map(
+      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=repl),
+      abstract_classifier_state(config, shape),
+    )
     state = ckpt.restore(abstract, start)
     print(f"resumed the classifier from step {start} in {ckpt.directory}", flush=True)
-  batches = labelled_batches(dataset, c.batch_size, start, config.seed, jax.process_index(),
-                             jax.process_count())
+  batches = labelled_batches(
+    dataset, c.batch_size, start, config.seed, jax.process_index(), jax.process_count()
+  )
   sharding = NamedSharding(mesh, P(None, "data"))
   is_main = jax.process_index() == 0
   jsonl = open(os.path.join(directory, "metrics.jsonl"), "a") if is_main else None
@@ -163,13 +184,16 @@ def train(config, workdir: str, *, mesh=None) -> dict:
       parts = []
       for i in range(0, c.n_jitted_steps, per_call):
         glob = jax.tree.map(
-            lambda v: jax.make_array_from_process_local_data(sharding, v[i:i + per_call]), local)
+          lambda v: jax.make_array_from_process_local_data(sharding, v[i : i + per_call]), local
+        )
         state, m = train_steps(state, glob, train_key)
         parts.append(m)
       metrics = {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
       if not np.all(np.isfinite(metrics["loss"])):
-        raise FloatingPointError(f"classifier loss is not finite near step {step}; the last good "
-                                 f"checkpoint (step {ckpt.latest_step()}) is intact")
+        raise FloatingPointError(
+          f"classifier loss is not finite near step {step}; the last good "
+          f"checkpoint (step {ckpt.latest_step()}) is intact"
+        )
       step += c.n_jitted_steps
       last = {key: float(v[-1]) for key, v in metrics.items()}
       if is_main and step % c.log_freq == 0:
@@ -187,6 +211,7 @@ def train(config, workdir: str, *, mesh=None) -> dict:
   test = get_dataset(ru.data_spec(config), "test")
   x0, y = next(labelled_batches(test, 512, 0, config.seed + 1))
   from score_sde.models.classifiers import classifier_logits_fn
+
   fn = jax.jit(classifier_logits_fn(classifier, state.ema_params, sde, discrete))
   acc = accuracy_by_time(fn, jnp.asarray(x0), jnp.asarray(y), sde, jax.random.key(config.seed))
   if is_main:
@@ -198,6 +223,7 @@ def train(config, workdir: str, *, mesh=None) -> dict:
 def main(argv=None):
   """`python -m score_sde.train_classifier --config FILE --workdir DIR [--config.x=y ...]`."""
   from score_sde import main as cli_main
+
   argv = list(sys.argv if argv is None else argv)
   if not any(a.startswith("--mode") for a in argv):
     argv.append("--mode=train_classifier")

@@ -6,6 +6,7 @@ from `fold_in(key, s)`, so a run resumed from a checkpoint at step s draws what 
 run would. The batch axis is sharded over the mesh axis 'data'; parameters, EMA and optimizer
 state are replicated; XLA inserts the gradient all-reduce.
 """
+
 from typing import Any, Callable, Optional
 
 import flax
@@ -23,6 +24,7 @@ LossFn = Callable[..., Any]
 @flax.struct.dataclass
 class TrainState:
   """step: int32 scalar; params, ema_params: network parameters; opt_state: optax state."""
+
   step: jax.Array
   params: Any
   ema_params: Any
@@ -32,9 +34,16 @@ class TrainState:
 OPTIMIZERS = {"adam": optax.adam, "adamw": optax.adamw}
 
 
-def make_optimizer(name: str = "adam", lr: float = 2e-4, beta1: float = 0.9, beta2: float = 0.999,
-                   eps: float = 1e-8, weight_decay: float = 0.0, warmup: int = 0,
-                   grad_clip: float = 1.0) -> optax.GradientTransformation:
+def make_optimizer(
+  name: str = "adam",
+  lr: float = 2e-4,
+  beta1: float = 0.9,
+  beta2: float = 0.999,
+  eps: float = 1e-8,
+  weight_decay: float = 0.0,
+  warmup: int = 0,
+  grad_clip: float = 1.0,
+) -> optax.GradientTransformation:
   """Adam(W) with linear warm-up lr min(step / warmup, 1) lr and global-norm clipping (paper configs)."""
   opt = lookup(OPTIMIZERS, name, "optimizer")
   schedule = optax.linear_schedule(0.0, lr, warmup) if warmup > 0 else lr
@@ -49,9 +58,12 @@ def make_optimizer(name: str = "adam", lr: float = 2e-4, beta1: float = 0.9, bet
 
 def init_state(params: Any, optimizer: optax.GradientTransformation) -> TrainState:
   # The EMA starts as a copy: params and ema_params must be distinct buffers to be donated.
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    ema_params=jax.tree.map(jnp.array, params),
-                    opt_state=optimizer.init(params))
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    ema_params=jax.tree.map(jnp.array, params),
+    opt_state=optimizer.init(params),
+  )
 
 
 def ema_decay(step: jax.Array, ema_rate: float, warmup: bool = True) -> jax.Array:
@@ -89,9 +101,15 @@ def default_unroll() -> bool:
   return jax.default_backend() == "cpu"
 
 
-def make_train_steps(loss_fn: Callable, optimizer: optax.GradientTransformation, *,
-                     ema_rate: float, ema_warmup: bool = True, micro_batches: int = 1,
-                     unroll: Optional[bool] = None):
+def make_train_steps(
+  loss_fn: Callable,
+  optimizer: optax.GradientTransformation,
+  *,
+  ema_rate: float,
+  ema_warmup: bool = True,
+  micro_batches: int = 1,
+  unroll: Optional[bool] = None,
+):
   """Returns train_steps(state, batches [n, B, ...], key) -> (state, metrics {name: [n]}).
 
   `loss_fn(key, params, x0) -> (loss, per-sample losses)`. With micro_batches > 1 each step
@@ -114,6 +132,7 @@ def make_train_steps(loss_fn: Callable, optimizer: optax.GradientTransformation,
         j, x = inp
         loss, g = grad_fn(state.params, jax.random.fold_in(step_key, j), x)
         return jax.tree.map(jnp.add, carry, (loss, g)), None
+
       zero = (jnp.zeros(()), jax.tree.map(jnp.zeros_like, state.params))
       (loss, grads), _ = _loop(acc, zero, (jnp.arange(micro_batches), slices), unroll)
       loss, grads = jax.tree.map(lambda v: v / micro_batches, (loss, grads))
@@ -122,8 +141,11 @@ def make_train_steps(loss_fn: Callable, optimizer: optax.GradientTransformation,
     decay = ema_decay(state.step + 1, ema_rate, ema_warmup)
     ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)]))
-    metrics = {"loss": loss, "grad_norm": optax.tree_utils.tree_norm(grads),
-               "params_finite": finite.astype(jnp.float32)}
+    metrics = {
+      "loss": loss,
+      "grad_norm": optax.tree_utils.tree_norm(grads),
+      "params_finite": finite.astype(jnp.float32),
+    }
     return TrainState(state.step + 1, params, ema, opt_state), metrics
 
   def train_steps(state, batches, key):
@@ -135,6 +157,7 @@ def make_train_steps(loss_fn: Callable, optimizer: optax.GradientTransformation,
 def data_mesh(devices=None) -> Mesh:
   """1-D mesh over all (global) devices, axis 'data'."""
   import numpy as np
+
   devices = jax.devices() if devices is None else devices
   return Mesh(np.asarray(devices), ("data",))
 
@@ -143,8 +166,9 @@ def jit_train_steps(train_steps, mesh: Mesh):
   """jit with replicated state, batches [n, B, ...] sharded along B, state donated."""
   repl = NamedSharding(mesh, P())
   data = NamedSharding(mesh, P(None, "data"))
-  return jax.jit(train_steps, in_shardings=(repl, data, repl), out_shardings=(repl, repl),
-                 donate_argnums=(0,))
+  return jax.jit(
+    train_steps, in_shardings=(repl, data, repl), out_shardings=(repl, repl), donate_argnums=(0,)
+  )
 
 
 def shard_batches(local_batches, mesh: Mesh) -> jax.Array:

@@ -17,6 +17,7 @@ edm_heun, 50 for ddim, adaptive steps for ode): the command line cannot unset a 
 Nothing here starts a JAX backend (`jax.distributed.initialize` must come first in multi-process
 runs), so device-count checks stay with the runner.
 """
+
 import math
 import os
 from typing import Callable, Dict, Tuple
@@ -55,33 +56,71 @@ _UNIT_OPEN, _UNIT_LC = (_unit_open, "in (0, 1)"), (_unit_left_closed, "in [0, 1)
 
 # field -> (predicate, what is allowed); None values (unset placeholders) are not checked here.
 RANGES: Dict[str, Tuple[Callable, str]] = {
-    "data.image_size": _ONE, "data.num_channels": _ONE,
-    "sde.beta_min": _NONNEG, "sde.beta_max": _POS, "sde.sigma_min": _POS, "sde.sigma_max": _POS,
-    "sde.num_scales": _ONE,
-    "training.batch_size": _ONE, "training.n_iters": _ONE, "training.n_jitted_steps": _ONE,
-    "training.log_freq": _ONE, "training.snapshot_freq": _ONE, "training.keep_checkpoints": _ONE,
-    "training.eps": _UNIT_OPEN, "training.ema_rate": _UNIT_LC, "training.micro_batch_size": _ONE,
-    "training.snapshot_num_samples": _ONE,
-    "optim.lr": _POS, "optim.beta1": _UNIT_LC, "optim.beta2": _UNIT_LC, "optim.eps": _POS,
-    "optim.weight_decay": _NONNEG, "optim.warmup": _NONNEG,
-    "sampling.snr": _NONNEG, "sampling.n_steps_each": _ONE, "sampling.num_steps": _ONE,
-    "sampling.eps": _UNIT_OPEN, "sampling.num_samples": _ONE, "sampling.batch_size": _ONE,
-    "sampling.rtol": _POS, "sampling.atol": _POS, "sampling.rho": _POS,
-    "sampling.s_churn": _NONNEG, "sampling.s_min": _NONNEG, "sampling.s_max": _NONNEG,
-    "sampling.s_noise": _NONNEG, "sampling.eta": _NONNEG, "sampling.progress_chunks": _ONE,
-    "eval.checkpoint": _NONNEG, "eval.batch_size": _ONE, "eval.rtol": _POS, "eval.atol": _POS,
-    "eval.num_dequant": _ONE, "eval.num_samples": _ONE, "eval.begin_ckpt": _NONNEG,
-    "eval.end_ckpt": _NONNEG,
-    "training.label_dropout": _UNIT_LC, "sampling.guidance_scale": _NONNEG,
-    "classifier.batch_size": _ONE, "classifier.n_iters": _ONE, "classifier.n_jitted_steps": _ONE,
-    "classifier.log_freq": _ONE, "classifier.snapshot_freq": _ONE,
-    "classifier.keep_checkpoints": _ONE, "classifier.lr": _POS, "classifier.warmup": _NONNEG,
-    "classifier.ema_rate": _UNIT_LC, "classifier.eps": _UNIT_OPEN,
+  "data.image_size": _ONE,
+  "data.num_channels": _ONE,
+  "sde.beta_min": _NONNEG,
+  "sde.beta_max": _POS,
+  "sde.sigma_min": _POS,
+  "sde.sigma_max": _POS,
+  "sde.num_scales": _ONE,
+  "training.batch_size": _ONE,
+  "training.n_iters": _ONE,
+  "training.n_jitted_steps": _ONE,
+  "training.log_freq": _ONE,
+  "training.snapshot_freq": _ONE,
+  "training.keep_checkpoints": _ONE,
+  "training.eps": _UNIT_OPEN,
+  "training.ema_rate": _UNIT_LC,
+  "training.micro_batch_size": _ONE,
+  "training.snapshot_num_samples": _ONE,
+  "optim.lr": _POS,
+  "optim.beta1": _UNIT_LC,
+  "optim.beta2": _UNIT_LC,
+  "optim.eps": _POS,
+  "optim.weight_decay": _NONNEG,
+  "optim.warmup": _NONNEG,
+  "sampling.snr": _NONNEG,
+  "sampling.n_steps_each": _ONE,
+  "sampling.num_steps": _ONE,
+  "sampling.eps": _UNIT_OPEN,
+  "sampling.num_samples": _ONE,
+  "sampling.batch_size": _ONE,
+  "sampling.rtol": _POS,
+  "sampling.atol": _POS,
+  "sampling.rho": _POS,
+  "sampling.s_churn": _NONNEG,
+  "sampling.s_min": _NONNEG,
+  "sampling.s_max": _NONNEG,
+  "sampling.s_noise": _NONNEG,
+  "sampling.eta": _NONNEG,
+  "sampling.progress_chunks": _ONE,
+  "eval.checkpoint": _NONNEG,
+  "eval.batch_size": _ONE,
+  "eval.rtol": _POS,
+  "eval.atol": _POS,
+  "eval.num_dequant": _ONE,
+  "eval.num_samples": _ONE,
+  "eval.begin_ckpt": _NONNEG,
+  "eval.end_ckpt": _NONNEG,
+  "training.label_dropout": _UNIT_LC,
+  "sampling.guidance_scale": _NONNEG,
+  "classifier.batch_size": _ONE,
+  "classifier.n_iters": _ONE,
+  "classifier.n_jitted_steps": _ONE,
+  "classifier.log_freq": _ONE,
+  "classifier.snapshot_freq": _ONE,
+  "classifier.keep_checkpoints": _ONE,
+  "classifier.lr": _POS,
+  "classifier.warmup": _NONNEG,
+  "classifier.ema_rate": _UNIT_LC,
+  "classifier.eps": _UNIT_OPEN,
 }
-CHOICES = {"eval.bpd_dataset": ("test", "train"),
-           "model.target": ("auto", "score", "eps", "x0", "v"),
-           "sampling.condition": ("none", "class", "cfg", "inpaint", "colorize"),
-           "sampling.cfg_form": ("eps", "score")}
+CHOICES = {
+  "eval.bpd_dataset": ("test", "train"),
+  "model.target": ("auto", "score", "eps", "x0", "v"),
+  "sampling.condition": ("none", "class", "cfg", "inpaint", "colorize"),
+  "sampling.cfg_form": ("eps", "score"),
+}
 
 
 def _fail(field: str, value, allowed: str):
@@ -96,8 +135,10 @@ def _check_fields(config, default, prefix=""):
       if prefix in ("model.", "classifier.model."):
         continue  # network hyperparameters: the model checks them
       where = f"config.{prefix[:-1]} has" if prefix else "the config has top-level"
-      raise ConfigError(f"config.{name} is not a config field; {where} fields "
-                        f"{sorted(default.keys())} (print them all with --print_config)")
+      raise ConfigError(
+        f"config.{name} is not a config field; {where} fields "
+        f"{sorted(default.keys())} (print them all with --print_config)"
+      )
     ref = default[key]
     if isinstance(ref, ml_collections.ConfigDict):
       if not isinstance(value, ml_collections.ConfigDict):
@@ -111,8 +152,10 @@ def _check_fields(config, default, prefix=""):
         _fail(name, value, f"must be a {type(ref).__name__}")
   for key in default.keys():
     if key not in config:
-      raise ConfigError(f"config.{prefix}{key} is missing; start the config from "
-                        "score_sde.config_defaults.get_default_config()")
+      raise ConfigError(
+        f"config.{prefix}{key} is missing; start the config from "
+        "score_sde.config_defaults.get_default_config()"
+      )
 
 
 def _get(config, field: str):
@@ -137,12 +180,18 @@ def _check_ranges(config, mode: str):
   if ev.begin_ckpt is not None and ev.end_ckpt is not None and ev.end_ckpt < ev.begin_ckpt:
     _fail("eval.end_ckpt", ev.end_ckpt, f"must be >= eval.begin_ckpt={ev.begin_ckpt}")
   if tr.micro_batch_size is not None and tr.batch_size % tr.micro_batch_size:
-    _fail("training.micro_batch_size", tr.micro_batch_size,
-          f"must divide training.batch_size={tr.batch_size}")
+    _fail(
+      "training.micro_batch_size",
+      tr.micro_batch_size,
+      f"must divide training.batch_size={tr.batch_size}",
+    )
   for field in ("training.snapshot_freq", "training.log_freq", "training.n_iters"):
     if _get(config, field) % tr.n_jitted_steps:
-      _fail(field, _get(config, field),
-            f"must be a multiple of training.n_jitted_steps={tr.n_jitted_steps}")
+      _fail(
+        field,
+        _get(config, field),
+        f"must be a multiple of training.n_jitted_steps={tr.n_jitted_steps}",
+      )
   if s.s_max < s.s_min:
     _fail("sampling.s_max", s.s_max, f"must be >= sampling.s_min={s.s_min}")
   if config.sde.name == "vesde" and config.sde.sigma_max <= config.sde.sigma_min:
@@ -173,18 +222,21 @@ def _check_names(config):
   _as_config_error("optim.optimizer", lookup, OPTIMIZERS, config.optim.optimizer, "optimizer")
   _as_config_error("training.loss", losses.get_loss, config.training.loss)
   _as_config_error("model.preconditioning", ru.check_preconditioning, config)
-  _as_config_error("training.compute_dtype", lookup, ru.DTYPES, config.training.compute_dtype,
-                   "compute dtype")
+  _as_config_error(
+    "training.compute_dtype", lookup, ru.DTYPES, config.training.compute_dtype, "compute dtype"
+  )
   ev = config.eval
-  _as_config_error("eval.ode_method", lookup, dict.fromkeys(ode.ODE_METHODS), ev.ode_method,
-                   "ODE solver")
+  _as_config_error(
+    "eval.ode_method", lookup, dict.fromkeys(ode.ODE_METHODS), ev.ode_method, "ODE solver"
+  )
   _as_config_error("eval.divergence", lookup, likelihood.DIVERGENCES, ev.divergence, "divergence")
   s = config.sampling
   _as_config_error("sampling.method", lookup, dispatch.SAMPLERS, s.method, "sampling method")
   _as_config_error("sampling.predictor", lookup, pc.PREDICTORS, s.predictor, "predictor")
   _as_config_error("sampling.corrector", lookup, pc.CORRECTORS, s.corrector, "corrector")
-  _as_config_error("sampling.ode_method", lookup, dict.fromkeys(ode.ODE_METHODS), s.ode_method,
-                   "ODE solver")
+  _as_config_error(
+    "sampling.ode_method", lookup, dict.fromkeys(ode.ODE_METHODS), s.ode_method, "ODE solver"
+  )
   # What is left depends on the combination (a predictor the SDE does not admit, a fixed-step
   # ODE solver without num_steps): the sampler's own checks, as the runner will run them.
   _as_config_error("sampling", dispatch.sampler_from_config, s, sde)
@@ -194,6 +246,7 @@ def _check_data(config, mode: str):
   """Data sets with files (image folders, TFDS) checked now rather than after compilation."""
   from score_sde import runner_utils as ru
   from score_sde.data import get_dataset
+
   if mode == "sample":
     return  # sampling reads no data
   splits = ("train", "test") if mode == "eval" or config.training.sample_at_end else ("train",)
@@ -210,6 +263,7 @@ def validate(config, mode: str = "train", check_data: bool = True) -> None:
   if mode not in MODES:
     raise ConfigError(f"mode {mode!r}: choose from {list(MODES)}")
   from score_sde.config_defaults import get_default_config
+
   _check_fields(config, get_default_config())
   if config.sampling.num_steps == 0:
     config.sampling.num_steps = None
@@ -239,8 +293,10 @@ def validate_workdir(config, workdir: str, mode: str) -> None:
   if mode in ("train", "train_classifier"):
     return
   if mode == "eval" and not (config.eval.enable_sampling or config.eval.enable_bpd):
-    raise ConfigError("--mode=eval with config.eval.enable_sampling=False and "
-                      "config.eval.enable_bpd=False has nothing to do")
+    raise ConfigError(
+      "--mode=eval with config.eval.enable_sampling=False and "
+      "config.eval.enable_bpd=False has nothing to do"
+    )
   if mode == "eval":
     for field in ("fid_stats", "inception_weights"):
       path = config.eval[field]
@@ -254,10 +310,14 @@ def validate_workdir(config, workdir: str, mode: str) -> None:
     lo = -1 if ev.begin_ckpt is None else ev.begin_ckpt
     hi = math.inf if ev.end_ckpt is None else ev.end_ckpt
     if not any(lo <= s <= hi for s in steps):
-      raise ConfigError(f"config.eval.begin_ckpt={ev.begin_ckpt}, end_ckpt={ev.end_ckpt}: no "
-                        f"checkpoint in that range in {workdir}/checkpoints; there are {steps}")
+      raise ConfigError(
+        f"config.eval.begin_ckpt={ev.begin_ckpt}, end_ckpt={ev.end_ckpt}: no "
+        f"checkpoint in that range in {workdir}/checkpoints; there are {steps}"
+      )
     return
   step = config.eval.checkpoint
   if step is not None and step not in steps:
-    raise ConfigError(f"config.eval.checkpoint={step}: no such checkpoint in {workdir}/checkpoints;"
-                      f" choose from {steps} (or leave it unset for the latest)")
+    raise ConfigError(
+      f"config.eval.checkpoint={step}: no such checkpoint in {workdir}/checkpoints;"
+      f" choose from {steps} (or leave it unset for the latest)"
+    )

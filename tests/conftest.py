@@ -1,5 +1,6 @@
 """Test setup: 8 forced host devices (for the multi-device tests) before jax is imported, and one
 small toy model trained once per session for the tests that need a checkpoint."""
+
 import os
 import shutil
 from typing import NamedTuple
@@ -18,20 +19,27 @@ TOY_CONFIG = os.path.join(REPO, "configs", "toy", "vp_eight_gaussians.py")
 # devices (seconds). The run record fixes model and data, so whoever loads the checkpoint (also
 # through the CLI) passes these same overrides.
 TOY_OVERRIDES = {
-    "model.hidden": 32, "model.num_layers": 1,
-    "training.batch_size": 64, "training.n_iters": 20, "training.n_jitted_steps": 10,
-    "training.log_freq": 10, "training.snapshot_freq": 10, "training.sample_at_end": False,
+  "model.hidden": 32,
+  "model.num_layers": 1,
+  "training.batch_size": 64,
+  "training.n_iters": 20,
+  "training.n_jitted_steps": 10,
+  "training.log_freq": 10,
+  "training.snapshot_freq": 10,
+  "training.sample_at_end": False,
 }
 
 
 class ToyRun(NamedTuple):
   """A trained toy workdir (checkpoints at steps 10 and 20) and the overrides that made it."""
+
   workdir: str
   overrides: dict
 
   def config(self, extra=None):
     """The run's config, with `extra` ("section.field" -> value) set on top."""
     from score_sde import runner_utils as ru
+
     config = ru.load_config(TOY_CONFIG)
     for path, value in {**self.overrides, **(extra or {})}.items():
       section, field = path.split(".")
@@ -42,6 +50,7 @@ class ToyRun(NamedTuple):
 @pytest.fixture(scope="session")
 def _toy_run_once(tmp_path_factory):
   from score_sde.train import train
+
   run = ToyRun(str(tmp_path_factory.mktemp("toy_run")), dict(TOY_OVERRIDES))
   train(run.config(), run.workdir)
   return run

@@ -1,4 +1,5 @@
 """A checkpoint written on one number of devices loads on another (train on N, sample on M)."""
+
 import os
 import subprocess
 import sys
@@ -23,10 +24,14 @@ print("restored on", jax.device_count(), "devices")
 def test_checkpoint_from_eight_devices_restores_on_one(toy_run):
   """The session's toy run was trained in this process on its 8 forced devices (conftest.py)."""
   assert jax.device_count() == 8
-  code = LOAD.format(config=os.path.join(REPO, "configs", "toy", "vp_eight_gaussians.py"),
-                     overrides=toy_run.overrides, workdir=toy_run.workdir)
+  code = LOAD.format(
+    config=os.path.join(REPO, "configs", "toy", "vp_eight_gaussians.py"),
+    overrides=toy_run.overrides,
+    workdir=toy_run.workdir,
+  )
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
-  load = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True,
-                        text=True)
+  load = subprocess.run(
+    [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True
+  )
   assert load.returncode == 0, load.stderr[-2000:]
   assert "restored on 1 devices" in load.stdout

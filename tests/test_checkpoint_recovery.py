@@ -1,5 +1,6 @@
 """A corrupt newest checkpoint is detected on restore, moved aside (not deleted) with a one-line
 message, and training resumes from the previous good one."""
+
 import os
 import shutil
 
@@ -20,8 +21,14 @@ def _config(n_iters=40):
   c.model.hidden = 16
   c.model.num_layers = 1
   c.model.embedding_dim = 8
-  c.training.update(batch_size=16, n_iters=n_iters, n_jitted_steps=10, log_freq=10,
-                    snapshot_freq=20, sample_at_end=False)
+  c.training.update(
+    batch_size=16,
+    n_iters=n_iters,
+    n_jitted_steps=10,
+    log_freq=10,
+    snapshot_freq=20,
+    sample_at_end=False,
+  )
   return c
 
 
@@ -64,13 +71,17 @@ def _random_bytes(step_dir):
     data = bytearray(f.read_bytes())
     start = len(data) // 4
     n = min(4096, len(data) // 2)
-    data[start:start + n] = np.random.default_rng(0).integers(0, 256, n, np.uint8).tobytes()
+    data[start : start + n] = np.random.default_rng(0).integers(0, 256, n, np.uint8).tobytes()
     f.write_bytes(bytes(data))
 
 
-CORRUPTIONS = {"truncated_file": _truncate, "deleted_metadata": _delete_metadata,
-               "garbage_manifest": _garbage_manifest, "emptied_step_dir": _empty,
-               "random_bytes_in_data": _random_bytes}
+CORRUPTIONS = {
+  "truncated_file": _truncate,
+  "deleted_metadata": _delete_metadata,
+  "garbage_manifest": _garbage_manifest,
+  "emptied_step_dir": _empty,
+  "random_bytes_in_data": _random_bytes,
+}
 
 
 def _copy(trained, tmp_path, kind):
@@ -95,12 +106,16 @@ def test_corrupt_newest_checkpoint_falls_back(kind, trained, tmp_path):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   # Moved aside (named, not deleted) with one line saying so.
   assert len(messages) == 1 and "\n" not in messages[0]
-  assert messages[0].startswith("checkpoint 40 is corrupt") and "resuming from step 20" in messages[0]
+  assert (
+    messages[0].startswith("checkpoint 40 is corrupt") and "resuming from step 20" in messages[0]
+  )
   assert (workdir / "checkpoints_corrupt" / "40").is_dir()
   assert not (workdir / "checkpoints" / "40").exists()
 
 
-def test_training_resumes_past_a_corrupt_checkpoint_to_the_same_parameters(trained, tmp_path, capsys):
+def test_training_resumes_past_a_corrupt_checkpoint_to_the_same_parameters(
+  trained, tmp_path, capsys
+):
   """Random bytes in the newest checkpoint's data: the rerun resumes from step 20 and ends with the
   parameters of the uninterrupted run (same batches and noise from step 20 on)."""
   workdir = _copy(trained, tmp_path, "random_bytes_in_data")

@@ -1,6 +1,7 @@
 """Every config under configs/ loads, validates, builds its network and sampler; the paper's
 CIFAR-10 and high-resolution configs have exactly the reference implementation's parameter counts
 (counted abstractly with jax.eval_shape: nothing paper-sized is allocated)."""
+
 import glob
 import os
 import sys
@@ -13,36 +14,58 @@ from score_sde.sampling import sampler_from_config
 from score_sde.validate import validate
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
-CONFIGS = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "**", "*.py"), recursive=True)
-                 if "def get_config" in open(p).read())
+CONFIGS = sorted(
+  os.path.relpath(p, ROOT)
+  for p in glob.glob(os.path.join(ROOT, "**", "*.py"), recursive=True)
+  if "def get_config" in open(p).read()
+)
 
 # Issue 5: parameter counts of the reference implementation.
 REFERENCE_COUNTS = {
-    "vp/cifar10_ddpm.py": 35_218_947,
-    "vp/cifar10_ddpmpp_continuous.py": 61_804_419,
-    "vp/cifar10_ddpmpp_deep_continuous.py": 106_632_579,
-    "vp/cifar10_ncsnpp_continuous.py": 62_693_251,
-    "vp/cifar10_ncsnpp_deep_continuous.py": 107_521_411,
-    "subvp/cifar10_ncsnpp_continuous.py": 62_693_251,
-    "ve/cifar10_ncsnpp_continuous.py": 62_758_915,
-    "ve/cifar10_ncsnpp_deep_continuous.py": 107_587_075,
-    "ve/celebahq_256_ncsnpp_continuous.py": 65_574_549,
-    "ve/ffhq_ncsnpp_continuous.py": 105_785_896,
-    "vp/church_ddpm.py": 111_569_923,
+  "vp/cifar10_ddpm.py": 35_218_947,
+  "vp/cifar10_ddpmpp_continuous.py": 61_804_419,
+  "vp/cifar10_ddpmpp_deep_continuous.py": 106_632_579,
+  "vp/cifar10_ncsnpp_continuous.py": 62_693_251,
+  "vp/cifar10_ncsnpp_deep_continuous.py": 107_521_411,
+  "subvp/cifar10_ncsnpp_continuous.py": 62_693_251,
+  "ve/cifar10_ncsnpp_continuous.py": 62_758_915,
+  "ve/cifar10_ncsnpp_deep_continuous.py": 107_587_075,
+  "ve/celebahq_256_ncsnpp_continuous.py": 65_574_549,
+  "ve/ffhq_ncsnpp_continuous.py": 105_785_896,
+  "vp/church_ddpm.py": 111_569_923,
 }
 
 # The release's families (issue 5, item 2).
 REQUIRED = [
-    "vp/cifar10_ddpm.py", "vp/cifar10_ddpmpp.py", "vp/cifar10_ddpmpp_continuous.py",
-    "vp/cifar10_ddpmpp_deep_continuous.py", "vp/cifar10_ncsnpp.py", "vp/cifar10_ncsnpp_continuous.py",
-    "vp/cifar10_ncsnpp_deep_continuous.py", "vp/bedroom_ddpm.py", "vp/church_ddpm.py", "vp/celebahq_ddpm.py",
-    "ve/cifar10_ncsnpp.py", "ve/cifar10_ncsnpp_continuous.py", "ve/cifar10_ncsnpp_deep_continuous.py",
-    "ve/celeba_ncsnpp.py", "ve/celebahq_256_ncsnpp_continuous.py", "ve/celebahq_ncsnpp_continuous.py",
-    "ve/ffhq_256_ncsnpp_continuous.py", "ve/ffhq_ncsnpp_continuous.py", "ve/bedroom_ncsnpp_continuous.py",
-    "ve/church_ncsnpp_continuous.py", "ve/ncsn/cifar10.py", "ve/ncsnv2/cifar10.py", "ve/ncsnv2/celeba.py",
-    "ve/ncsnv2/bedroom.py", "subvp/cifar10_ddpm_continuous.py", "subvp/cifar10_ddpmpp_continuous.py",
-    "subvp/cifar10_ddpmpp_deep_continuous.py", "subvp/cifar10_ncsnpp_continuous.py",
-    "subvp/cifar10_ncsnpp_deep_continuous.py",
+  "vp/cifar10_ddpm.py",
+  "vp/cifar10_ddpmpp.py",
+  "vp/cifar10_ddpmpp_continuous.py",
+  "vp/cifar10_ddpmpp_deep_continuous.py",
+  "vp/cifar10_ncsnpp.py",
+  "vp/cifar10_ncsnpp_continuous.py",
+  "vp/cifar10_ncsnpp_deep_continuous.py",
+  "vp/bedroom_ddpm.py",
+  "vp/church_ddpm.py",
+  "vp/celebahq_ddpm.py",
+  "ve/cifar10_ncsnpp.py",
+  "ve/cifar10_ncsnpp_continuous.py",
+  "ve/cifar10_ncsnpp_deep_continuous.py",
+  "ve/celeba_ncsnpp.py",
+  "ve/celebahq_256_ncsnpp_continuous.py",
+  "ve/celebahq_ncsnpp_continuous.py",
+  "ve/ffhq_256_ncsnpp_continuous.py",
+  "ve/ffhq_ncsnpp_continuous.py",
+  "ve/bedroom_ncsnpp_continuous.py",
+  "ve/church_ncsnpp_continuous.py",
+  "ve/ncsn/cifar10.py",
+  "ve/ncsnv2/cifar10.py",
+  "ve/ncsnv2/celeba.py",
+  "ve/ncsnv2/bedroom.py",
+  "subvp/cifar10_ddpm_continuous.py",
+  "subvp/cifar10_ddpmpp_continuous.py",
+  "subvp/cifar10_ddpmpp_deep_continuous.py",
+  "subvp/cifar10_ncsnpp_continuous.py",
+  "subvp/cifar10_ncsnpp_deep_continuous.py",
 ]
 
 
@@ -51,6 +74,7 @@ def test_config_flags_loads_a_paper_config_from_any_directory(tmp_path, monkeypa
   come from the package, so no config edits sys.path and the working directory does not matter."""
   from absl import flags
   from ml_collections import config_flags
+
   monkeypatch.chdir(tmp_path)
   path_before = list(sys.path)
   for name, model in (("ve/ncsn/cifar10.py", "ncsn"), ("toy/vp_eight_gaussians.py", "mlp")):
@@ -89,12 +113,18 @@ def test_config_validates_and_builds(name):
   sde = ru.build_sde(config)
   sampler_from_config(config.sampling, sde)
   ru.build_network(config)
-  if config.data.name not in ("eight_gaussians", "checkerboard", "swiss_roll") and "centered" in config.model:
+  if (
+    config.data.name not in ("eight_gaussians", "checkerboard", "swiss_roll")
+    and "centered" in config.model
+  ):
     # The network's own [0, 1] -> [-1, 1] map must agree with the data's range.
     assert config.model.centered == config.data.centered
   if config.model.name == "ncsn":
     # One conditional-norm row per noise level of the SDE.
-    assert (config.model.num_scales, config.model.sigma_max) == (config.sde.num_scales, config.sde.sigma_max)
+    assert (config.model.num_scales, config.model.sigma_max) == (
+      config.sde.num_scales,
+      config.sde.sigma_max,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_COUNTS))
@@ -128,8 +158,14 @@ DISCRETE_VE = [c for c in CONFIGS if c.startswith("ve/") and _load(c).training.l
 
 
 def test_discrete_ve_configs_are_the_papers():
-  assert {"ve/cifar10_ncsnpp.py", "ve/celeba_ncsnpp.py", "ve/cifar10_ddpm.py", "ve/ncsn/cifar10.py",
-          "ve/ncsnv2/cifar10.py", "ve/ncsnv2/bedroom.py"} <= set(DISCRETE_VE)
+  assert {
+    "ve/cifar10_ncsnpp.py",
+    "ve/celeba_ncsnpp.py",
+    "ve/cifar10_ddpm.py",
+    "ve/ncsn/cifar10.py",
+    "ve/ncsnv2/cifar10.py",
+    "ve/ncsnv2/bedroom.py",
+  } <= set(DISCRETE_VE)
 
 
 @pytest.mark.parametrize("name", DISCRETE_VE)
@@ -141,6 +177,7 @@ def test_discrete_ve_networks_get_the_level_index_and_the_sdes_sigma_table(name)
   import numpy as np
 
   from score_sde.models import utils as mutils
+
   config = _load(name)
   network, sde = ru.build_network(config), ru.build_sde(config)
   table = (network.sigma_min, network.sigma_max, network.num_scales)
@@ -150,7 +187,10 @@ def test_discrete_ve_networks_get_the_level_index_and_the_sdes_sigma_table(name)
   def spy(x, label):
     seen.append(label)
     return jnp.zeros_like(x)
-  score_fn = mutils.score_fn_from_model(spy, sde, config.model.target, discrete=ru.is_discrete(config))
+
+  score_fn = mutils.score_fn_from_model(
+    spy, sde, config.model.target, discrete=ru.is_discrete(config)
+  )
   score_fn(jnp.zeros((2, 4)), jnp.array([sde.T, config.sampling.eps]))
   assert seen[0].dtype == jnp.int32
   np.testing.assert_array_equal(seen[0], [0, sde.N - 1])
@@ -162,13 +202,16 @@ def test_continuous_ve_networks_keep_sigma_labels(name):
   import numpy as np
 
   from score_sde.models import utils as mutils
+
   config = _load(name)
   network, sde = ru.build_network(config), ru.build_sde(config)
   assert (network.sigma_min, network.sigma_max, network.num_scales) == (None, None, None)
   t = jnp.array([sde.T, config.sampling.eps])
   label = mutils.noise_label(sde, t, ru.is_discrete(config))
   assert label.dtype == jnp.float32
-  np.testing.assert_allclose(label, [config.sde.sigma_max, sde.sigma(config.sampling.eps)], rtol=1e-6)
+  np.testing.assert_allclose(
+    label, [config.sde.sigma_max, sde.sigma(config.sampling.eps)], rtol=1e-6
+  )
 
 
 def test_a_network_table_other_than_the_sdes_is_refused():

@@ -7,6 +7,7 @@ inpainting sampler. Sample moments are compared with the truth within 5 standard
 sample size plus the small discretisation allowance of the sampler tests (test_sampling_pc):
   SE(mean_j) = sqrt(C_jj / n),   SE(cov_ij) = sqrt((C_ii C_jj + C_ij^2) / n).
 """
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,8 +31,9 @@ def assert_gaussian(x, mean, cov, *, rel_mean=0.05, rel_cov=0.08, z=5.0):
   assert np.all(err_m <= z * std / np.sqrt(n) + rel_mean * std), f"mean {x.mean(0)} vs {mean}"
   scale = np.outer(std, std)
   err_c = np.abs(np.cov(x.T) - cov)
-  assert np.all(err_c <= z * np.sqrt((scale ** 2 + cov ** 2) / n) + rel_cov * scale), (
-      f"cov {np.cov(x.T)} vs {cov}")
+  assert np.all(err_c <= z * np.sqrt((scale**2 + cov**2) / n) + rel_cov * scale), (
+    f"cov {np.cov(x.T)} vs {cov}"
+  )
 
 
 # --- guidance -------------------------------------------------------------------------------
@@ -50,6 +52,7 @@ def test_exact_noisy_classifier_is_bayes_rule(sde, x64):
   def both(x, t):
     guided = ctl.classifier_guided_score(G.marginal_score_fn(g, sde), logits_fn, y, 1.0)(x, t)
     return guided, G.component_score_fn(g, sde)(x, t, y), jax.nn.softmax(logits_fn(x, t), -1)
+
   guided, exact, probs = both(x, t)
   np.testing.assert_allclose(jnp.sum(probs, -1), 1.0, rtol=1e-12)
   np.testing.assert_allclose(guided, exact, rtol=1e-9, atol=1e-9)
@@ -73,9 +76,11 @@ def test_classifier_free_equals_classifier_guidance_with_the_bayes_classifier(w,
   def forms(x, t):
     classifier = ctl.classifier_guided_score(score_u, G.marginal_class_logits(g, sde), y, w)(x, t)
     cfg = ctl.classifier_free_score(score_c, score_u, w)(x, t)
-    cfg_eps = ctl.classifier_free_eps(lambda x, t: -s(t) * score_c(x, t),
-                                      lambda x, t: -s(t) * score_u(x, t), w, sde)(x, t)
+    cfg_eps = ctl.classifier_free_eps(
+      lambda x, t: -s(t) * score_c(x, t), lambda x, t: -s(t) * score_u(x, t), w, sde
+    )(x, t)
     return classifier, cfg, cfg_eps
+
   classifier, cfg, cfg_eps = forms(x, t)
   np.testing.assert_allclose(cfg, classifier, rtol=1e-9, atol=1e-9)
   np.testing.assert_allclose(cfg_eps, cfg, rtol=1e-12, atol=1e-12)
@@ -88,8 +93,8 @@ def _per_class_samples(sampler, score_fn_of_y, num_classes, key=1):
 
 
 SAMPLERS = {
-    "pc_em": lambda sde: lambda k, sf, shape: pc_sample(k, sde, sf, shape, num_steps=300),
-    "ddim": lambda sde: lambda k, sf, shape: ddim_sample(k, sde, sf, shape, num_steps=200),
+  "pc_em": lambda sde: lambda k, sf, shape: pc_sample(k, sde, sf, shape, num_steps=300),
+  "ddim": lambda sde: lambda k, sf, shape: ddim_sample(k, sde, sf, shape, num_steps=200),
 }
 
 
@@ -100,8 +105,9 @@ def test_classifier_guidance_at_scale_one_samples_the_class(sampler):
   sde, g = VPSDE(), separated_mixture(2)
   score_fn = G.marginal_score_fn(g, sde)
   logits_fn = G.marginal_class_logits(g, sde)
-  x, y = _per_class_samples(SAMPLERS[sampler](sde),
-                            lambda y: ctl.classifier_guided_score(score_fn, logits_fn, y, 1.0), 3)
+  x, y = _per_class_samples(
+    SAMPLERS[sampler](sde), lambda y: ctl.classifier_guided_score(score_fn, logits_fn, y, 1.0), 3
+  )
   assigned = np.asarray(jnp.argmax(g.component_logps(jnp.asarray(x)), -1))
   # Components are >= 8 stds apart: a sample of class y lies in component y up to ~1e-10.
   assert np.mean(assigned == y) > 0.999
@@ -118,14 +124,15 @@ def test_guidance_scale_above_one_extrapolates_as_theory_says():
   noised distribution, and its samples follow no closed form."""
   sde, w = VPSDE(), 3.0
   cov = jnp.array([[0.09, 0.03], [0.03, 0.04]])
-  means = jnp.array([[0.0, 0.0], [0.4, -0.3]])          # mu_u (class 0), mu_y (class 1)
+  means = jnp.array([[0.0, 0.0], [0.4, -0.3]])  # mu_u (class 0), mu_y (class 1)
   pair = G.GaussianMixture(jnp.array([0.5, 0.5]), means, jnp.stack([cov, cov]))
   score_u = lambda x, t: G.component_score_fn(pair, sde)(x, t, jnp.zeros(len(x), jnp.int32))
   score_c = lambda x, t: G.component_score_fn(pair, sde)(x, t, jnp.ones(len(x), jnp.int32))
   target = means[0] + w * (means[1] - means[0])
   sample = SAMPLERS["pc_em"](sde)
   x = jax.jit(lambda k: sample(k, ctl.classifier_free_score(score_c, score_u, w), (3000, 2))[0])(
-      jax.random.key(0))
+    jax.random.key(0)
+  )
   assert_gaussian(x, target, cov)
 
 
@@ -141,16 +148,16 @@ def _replacement_law(sde, num_steps, eps, mu, cov, known, y):
   unk = ~known
   d_u = int(unk.sum())
   m = np.zeros(d_u)
-  v = sde.prior_std ** 2 * np.eye(d_u)
+  v = sde.prior_std**2 * np.eye(d_u)
   for i in range(num_steps):
     t, dt = ts[i], ts[i + 1] - ts[i]
     a, s = (float(c) for c in sde.alpha_sigma(jnp.float32(t)))
     f, g2 = float(sde.f(jnp.float32(t))), float(sde.g2(jnp.float32(t)))
-    prec = np.linalg.inv(a ** 2 * cov + s ** 2 * np.eye(len(mu)))
+    prec = np.linalg.inv(a**2 * cov + s**2 * np.eye(len(mu)))
     p_uu, p_uk = prec[np.ix_(unk, unk)], prec[np.ix_(unk, known)]
     amat = (1 + f * dt) * np.eye(d_u) + dt * g2 * p_uu
     b = dt * g2 * (-p_uu @ (a * mu[unk]) + p_uk @ (a * y - a * mu[known]))
-    c_k = dt * g2 * s * p_uk                                     # coefficient of z_k
+    c_k = dt * g2 * s * p_uk  # coefficient of z_k
     m = amat @ m + b
     v = amat @ v @ amat.T + c_k @ c_k.T + (0.0 if i == num_steps - 1 else -dt * g2) * np.eye(d_u)
   return m, v
@@ -170,13 +177,15 @@ def test_inpainting_follows_the_exact_law_of_the_replacement_sampler():
   cov = np.array([[0.5, 0.3, 0.1], [0.3, 0.4, -0.1], [0.1, -0.1, 0.3]])
   known = np.array([False, True, False])
   y = np.array([0.6])
-  g = G.GaussianMixture(jnp.ones(1), jnp.asarray(mu[None], jnp.float32),
-                        jnp.asarray(cov[None], jnp.float32))
+  g = G.GaussianMixture(
+    jnp.ones(1), jnp.asarray(mu[None], jnp.float32), jnp.asarray(cov[None], jnp.float32)
+  )
   n = 4000
   data = jnp.broadcast_to(jnp.asarray([0.0, y[0], 0.0], jnp.float32), (n, 3))
   mask = jnp.broadcast_to(jnp.asarray(known, jnp.float32), (n, 3))
-  sample = lambda k: ctl.inpaint(pc_sample, k, sde, G.marginal_score_fn(g, sde), data, mask,
-                                 num_steps=num_steps, eps=eps)[0]
+  sample = lambda k: ctl.inpaint(
+    pc_sample, k, sde, G.marginal_score_fn(g, sde), data, mask, num_steps=num_steps, eps=eps
+  )[0]
   x = np.asarray(jax.jit(sample)(jax.random.key(0)))
   assert np.array_equal(x[:, known], np.asarray(data)[:, known])
   m_ref, v_ref = _replacement_law(sde, num_steps, eps, mu, cov, known, y)
@@ -189,22 +198,28 @@ def test_inpainting_follows_the_exact_law_of_the_replacement_sampler():
 
 # Every sampler, with and without noise: (sampler, options).
 PROJECTED = {
-    "pc_em": (pc_sample, dict(num_steps=200)),
-    "pc_rd_langevin": (pc_sample, dict(predictor="reverse_diffusion", corrector="langevin",
-                                       num_steps=100)),
-    "pc_ode": (pc_sample, dict(num_steps=200, probability_flow=True)),
-    "ode_rk4": (ode_sample, dict(method="rk4", num_steps=100)),
-    "ode_heun": (ode_sample, dict(method="heun", num_steps=100)),
-    "edm_heun": (edm_heun_sample, dict(num_steps=40)),
-    "ddim_eta1": (ddim_sample, dict(num_steps=200, eta=1.0)),
+  "pc_em": (pc_sample, dict(num_steps=200)),
+  "pc_rd_langevin": (
+    pc_sample,
+    dict(predictor="reverse_diffusion", corrector="langevin", num_steps=100),
+  ),
+  "pc_ode": (pc_sample, dict(num_steps=200, probability_flow=True)),
+  "ode_rk4": (ode_sample, dict(method="rk4", num_steps=100)),
+  "ode_heun": (ode_sample, dict(method="heun", num_steps=100)),
+  "edm_heun": (edm_heun_sample, dict(num_steps=40)),
+  "ddim_eta1": (ddim_sample, dict(num_steps=200, eta=1.0)),
 }
 
 
 SLOW_PROJECTED = ("pc_em", "pc_ode", "ode_heun", "edm_heun")
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_PROJECTED
-                                  else n for n in sorted(PROJECTED)])
+@pytest.mark.parametrize(
+  "name",
+  [
+    pytest.param(n, marks=pytest.mark.slow) if n in SLOW_PROJECTED else n for n in sorted(PROJECTED)
+  ],
+)
 def test_inpainting_with_every_sampler_is_exact_for_independent_blocks(name):
   """Gaussian data whose unknown block is independent of the known one (correlated inside): the
   exact score of the unknown block does not depend on the known values, so every sampler with the
@@ -215,13 +230,15 @@ def test_inpainting_with_every_sampler_is_exact_for_independent_blocks(name):
   mu = np.array([0.3, -0.2, 0.5])
   cov = np.array([[0.3, 0.12, 0.0], [0.12, 0.2, 0.0], [0.0, 0.0, 0.4]])
   known = np.array([False, False, True])
-  g = G.GaussianMixture(jnp.ones(1), jnp.asarray(mu[None], jnp.float32),
-                        jnp.asarray(cov[None], jnp.float32))
+  g = G.GaussianMixture(
+    jnp.ones(1), jnp.asarray(mu[None], jnp.float32), jnp.asarray(cov[None], jnp.float32)
+  )
   n = 3000
   data = jnp.broadcast_to(jnp.asarray([0.0, 0.0, -1.0], jnp.float32), (n, 3))
   mask = jnp.broadcast_to(jnp.asarray(known, jnp.float32), (n, 3))
-  x, nfe = jax.jit(lambda k: ctl.inpaint(fn, k, sde, G.marginal_score_fn(g, sde), data, mask,
-                                         **opts))(jax.random.key(2))
+  x, nfe = jax.jit(
+    lambda k: ctl.inpaint(fn, k, sde, G.marginal_score_fn(g, sde), data, mask, **opts)
+  )(jax.random.key(2))
   x = np.asarray(x)
   assert int(nfe) > 0 and np.array_equal(x[:, 2], np.full(n, -1.0, np.float32))
   assert_gaussian(x[:, :2], mu[:2], cov[:2, :2])
@@ -235,11 +252,15 @@ def test_identity_projection_leaves_the_samples_unchanged():
   for name in ("pc_em_langevin", "ddim_eta1", "edm_heun"):
     fn, opts = PROJECTED.get(name, (pc_sample, dict(corrector="langevin")))
     opts = dict(opts, num_steps=25, **({"s_churn": 10.0} if name == "edm_heun" else {}))
+
     def run(project, fn=fn, opts=opts):
       return jax.jit(lambda k: fn(k, sde, score, (16, 3), project=project, **opts)[0])(
-          jax.random.key(5))
-    np.testing.assert_allclose(run(None), run(lambda x, t, key: x), rtol=0,
-                               atol=0 if name != "edm_heun" else 1e-5)
+        jax.random.key(5)
+      )
+
+    np.testing.assert_allclose(
+      run(None), run(lambda x, t, key: x), rtol=0, atol=0 if name != "edm_heun" else 1e-5
+    )
 
 
 def test_projection_with_adaptive_ode_fails_before_compute():
@@ -255,8 +276,9 @@ def test_color_transform_is_orthogonal_and_its_inverse_exact(x64):
   np.testing.assert_allclose(m[:, 0], np.full(3, 1 / np.sqrt(3)), atol=1e-15)
   x = jax.random.normal(jax.random.key(0), (4, 5, 5, 3), jnp.float64)
   np.testing.assert_allclose(ctl.couple_colors(ctl.decouple_colors(x)), x, atol=1e-14)
-  np.testing.assert_allclose(ctl.decouple_colors(x)[..., :1], np.sqrt(3) * ctl.grey_level(x),
-                             atol=1e-14)
+  np.testing.assert_allclose(
+    ctl.decouple_colors(x)[..., :1], np.sqrt(3) * ctl.grey_level(x), atol=1e-14
+  )
 
 
 def test_colorization_keeps_the_grey_level_exactly():
@@ -272,7 +294,8 @@ def test_colorization_keeps_the_grey_level_exactly():
   score = lambda x, t: flat_score(x.reshape(len(x), -1), t).reshape(x.shape)
   grey = jax.random.uniform(jax.random.key(1), (64, 2, 2, 1), minval=-0.5, maxval=0.5)
   x, _ = jax.jit(lambda k: ctl.colorize(pc_sample, k, sde, score, grey, num_steps=100))(
-      jax.random.key(0))
+    jax.random.key(0)
+  )
   assert x.shape == (64, 2, 2, 3)
   np.testing.assert_allclose(ctl.grey_level(x), grey, atol=1e-6)
   assert float(jnp.std(ctl.decouple_colors(x)[..., 1:])) > 0.05

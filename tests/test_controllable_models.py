@@ -5,6 +5,7 @@ parameters: the parameter counts of the paper's configs are unchanged), > 0 adds
 embedding with one extra row, num_classes, for "no label" (classifier-free guidance), which is
 also what a call without labels uses.
 """
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,16 +15,28 @@ from score_sde.models import build_model
 from score_sde.models.classifiers import build_classifier
 
 TINY = {
-    "mlp": ((6, 2), dict(hidden=16, num_layers=1, embedding_dim=8)),
-    "small_unet": ((2, 8, 8, 1), dict(nf=16, ch_mult=(1,))),  # 8 groups of 2 channels
-    # DDPM / NCSN++ GroupNorm has min(32, C) groups: at C <= 32 every channel is normalised
-    # alone and the embedding (a per-channel constant) cancels; 64 channels keep some of it.
-    "ncsnpp": ((2, 8, 8, 1), dict(nf=64, ch_mult=(1,), num_res_blocks=1, attn_resolutions=(),
-                                  progressive_input="none", fir=False, dropout=0.0)),
-    "ddpm": ((2, 8, 8, 1), dict(nf=64, ch_mult=(1,), num_res_blocks=1, attn_resolutions=(),
-                                dropout=0.0)),
-    "ncsnv2": ((2, 8, 8, 1), dict(nf=4, normalization="GroupNorm")),
-    "ncsn": ((2, 8, 8, 1), dict(nf=4)),
+  "mlp": ((6, 2), dict(hidden=16, num_layers=1, embedding_dim=8)),
+  "small_unet": ((2, 8, 8, 1), dict(nf=16, ch_mult=(1,))),  # 8 groups of 2 channels
+  # DDPM / NCSN++ GroupNorm has min(32, C) groups: at C <= 32 every channel is normalised
+  # alone and the embedding (a per-channel constant) cancels; 64 channels keep some of it.
+  "ncsnpp": (
+    (2, 8, 8, 1),
+    dict(
+      nf=64,
+      ch_mult=(1,),
+      num_res_blocks=1,
+      attn_resolutions=(),
+      progressive_input="none",
+      fir=False,
+      dropout=0.0,
+    ),
+  ),
+  "ddpm": (
+    (2, 8, 8, 1),
+    dict(nf=64, ch_mult=(1,), num_res_blocks=1, attn_resolutions=(), dropout=0.0),
+  ),
+  "ncsnv2": ((2, 8, 8, 1), dict(nf=4, normalization="GroupNorm")),
+  "ncsn": ((2, 8, 8, 1), dict(nf=4)),
 }
 
 
@@ -35,8 +48,9 @@ def _perturb(params, key):
   # Zero-initialised output layers make every output 0 at init: random parameters instead.
   leaves, tree = jax.tree.flatten(params)
   keys = jax.random.split(key, len(leaves))
-  return jax.tree.unflatten(tree, [v + 0.3 * jax.random.normal(k, v.shape, v.dtype)
-                                   for v, k in zip(leaves, keys)])
+  return jax.tree.unflatten(
+    tree, [v + 0.3 * jax.random.normal(k, v.shape, v.dtype) for v, k in zip(leaves, keys)]
+  )
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
@@ -48,8 +62,9 @@ def test_class_embedding_adds_only_its_table(name):
   x, label = jnp.zeros(shape), jnp.ones(shape[:1])
   y = jnp.zeros(shape[0], jnp.int32)
   p0 = jax.eval_shape(lambda: build_model(name, hp).init(jax.random.key(1), x, label))["params"]
-  p1 = jax.eval_shape(lambda: build_model(name, dict(hp, num_classes=3)).init(
-      jax.random.key(1), x, label, labels=y))["params"]
+  p1 = jax.eval_shape(
+    lambda: build_model(name, dict(hp, num_classes=3)).init(jax.random.key(1), x, label, labels=y)
+  )["params"]
   assert "class_embedding" not in p0 and "class_embedding" in p1
   table = p1["class_embedding"]["embedding"]
   assert table.shape[0] == 4  # 3 classes + the "no label" row
@@ -60,8 +75,13 @@ def test_class_embedding_adds_only_its_table(name):
   assert _count(p1) - _count(p0) == extra
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)
-                                  if n not in ("mlp", "small_unet") else n for n in sorted(TINY)])
+@pytest.mark.parametrize(
+  "name",
+  [
+    pytest.param(n, marks=pytest.mark.slow) if n not in ("mlp", "small_unet") else n
+    for n in sorted(TINY)
+  ],
+)
 def test_class_embedding_conditions_the_output(name):
   """Different labels give different outputs; no label is the 'no label' row num_classes; a
   network built without classes refuses labels."""
@@ -72,7 +92,8 @@ def test_class_embedding_conditions_the_output(name):
   cond = build_model(name, dict(hp, num_classes=3))
   p0 = jax.eval_shape(lambda: plain.init(jax.random.key(1), x, label))["params"]
   p1 = jax.jit(lambda k: cond.init(k, x, label, labels=jnp.zeros(shape[0], jnp.int32)))(
-      jax.random.key(1))["params"]
+    jax.random.key(1)
+  )["params"]
   p1 = _perturb(p1, jax.random.key(2))
   apply = jax.jit(lambda y: cond.apply({"params": p1}, x, label, labels=y))
   out = {k: apply(jnp.full(shape[0], k, jnp.int32)) for k in range(4)}
@@ -81,16 +102,23 @@ def test_class_embedding_conditions_the_output(name):
   no_label = jax.jit(lambda: cond.apply({"params": p1}, x, label))()
   np.testing.assert_allclose(no_label, out[3], rtol=1e-5, atol=1e-5)  # two compilations
   with pytest.raises(ValueError, match="num_classes"):
-    jax.eval_shape(lambda p: plain.apply({"params": p}, x, label,
-                                         labels=jnp.zeros(shape[0], jnp.int32)), p0)
+    jax.eval_shape(
+      lambda p: plain.apply({"params": p}, x, label, labels=jnp.zeros(shape[0], jnp.int32)), p0
+    )
 
 
-@pytest.mark.parametrize("name,shape,hp", [
-    pytest.param("wideresnet", (3, 8, 8, 1),
-                 dict(num_classes=10, blocks_per_group=1, channel_multiplier=1),
-                 marks=pytest.mark.slow),
+@pytest.mark.parametrize(
+  "name,shape,hp",
+  [
+    pytest.param(
+      "wideresnet",
+      (3, 8, 8, 1),
+      dict(num_classes=10, blocks_per_group=1, channel_multiplier=1),
+      marks=pytest.mark.slow,
+    ),
     ("mlp_classifier", (3, 2), dict(num_classes=8, hidden=16, num_layers=1, embedding_dim=8)),
-])
+  ],
+)
 def test_classifiers_give_logits_per_sample(name, shape, hp):
   """logits [B, K], and each sample's logits depend on that sample only (no batch statistics:
   the guidance gradient of the batch sum is then the per-sample gradient)."""

@@ -1,6 +1,7 @@
 """Controllable generation from the command line: classifier training, inputs and masks, the
 sampling runner, and (slow) digits: a classifier trained here recognises class-conditional
 digits as the requested class far above chance."""
+
 import os
 import subprocess
 import sys
@@ -26,14 +27,17 @@ def test_the_exact_classifier_minimises_the_noisy_classifier_loss():
   sde, g = VPSDE(), separated_mixture(2)
   kx, kc, kl = jax.random.split(jax.random.key(0), 3)
   comp = jax.random.categorical(kc, jnp.log(g.weights), shape=(4000,))
-  x0 = g.means[comp] + jnp.einsum("nij,nj->ni", jnp.linalg.cholesky(g.covs)[comp],
-                                  jax.random.normal(kx, (4000, 2)))
+  x0 = g.means[comp] + jnp.einsum(
+    "nij,nj->ni", jnp.linalg.cholesky(g.covs)[comp], jax.random.normal(kx, (4000, 2))
+  )
   exact = G.marginal_class_logits(g, sde)
 
   def with_label_as_t(fn):  # the loss feeds the noise label 999 t; the mixture wants t
     return lambda x, label: fn(x, label / 999.0)
-  loss = jax.jit(lambda f: ctl.noisy_classifier_loss(kl, with_label_as_t(f), x0, comp, sde)[0],
-                 static_argnums=0)
+
+  loss = jax.jit(
+    lambda f: ctl.noisy_classifier_loss(kl, with_label_as_t(f), x0, comp, sde)[0], static_argnums=0
+  )
   base = float(loss(exact))
   assert base < float(loss(lambda x, t: 0.5 * exact(x, t))) - 0.01
   assert base < float(loss(lambda x, t: exact(x, t) + jnp.array([1.0, 0.0, 0.0]))) - 0.01
@@ -55,6 +59,7 @@ def test_inputs_and_masks_from_files(tmp_path):
   """uint8 images from an .npz become the model's range; a mask broadcasts to every sample;
   an image file is read as white = known."""
   from PIL import Image
+
   images = np.zeros((3, 8, 8, 1), np.uint8)
   images[:, :, :4] = 255
   np.savez(tmp_path / "in.npz", images=images)
@@ -79,7 +84,13 @@ def _toy_classifier_config(n_iters):
   config = load_config(os.path.join(ROOT, "configs/toy/vp_eight_gaussians_class.py"))
   c = config.classifier
   c.model.hidden, c.model.num_layers, c.model.embedding_dim = 64, 1, 32
-  c.batch_size, c.n_iters, c.n_jitted_steps, c.snapshot_freq, c.log_freq = 128, n_iters, 20, 100, 100
+  c.batch_size, c.n_iters, c.n_jitted_steps, c.snapshot_freq, c.log_freq = (
+    128,
+    n_iters,
+    20,
+    100,
+    100,
+  )
   c.lr = 3e-3
   return config
 
@@ -89,12 +100,14 @@ def test_classifier_training_learns_and_resumes(tmp_path):
   classifier names the component of clean data far above chance (1/8), and the run's files are
   where sampling looks for them."""
   from score_sde.train_classifier import classifier_dir, load_classifier_logits_fn, train
+
   workdir = str(tmp_path)
   train(_toy_classifier_config(100), workdir)
   result = train(_toy_classifier_config(200), workdir)
   directory = classifier_dir(workdir)
-  assert sorted(int(d) for d in os.listdir(os.path.join(directory, "checkpoints"))
-                if d.isdigit()) == [100, 200]
+  assert sorted(
+    int(d) for d in os.listdir(os.path.join(directory, "checkpoints")) if d.isdigit()
+  ) == [100, 200]
   assert result["test_accuracy"][1e-05] > 0.9
   logits_fn, step = load_classifier_logits_fn(_toy_classifier_config(200), workdir)
   assert step == 200
@@ -112,20 +125,35 @@ def test_digits_classifier_recognises_class_conditional_digits(tmp_path):
   clf = os.path.join(ROOT, "configs/digits/class_guided.py")
 
   def cli(config, *args):
-    out = subprocess.run([sys.executable, "-m", "score_sde.main", f"--config={config}",
-                          f"--workdir={workdir}", *args], env=env, cwd=ROOT,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+      [sys.executable, "-m", "score_sde.main", f"--config={config}", f"--workdir={workdir}", *args],
+      env=env,
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
+
   cli(cfg, "--config.training.n_iters=2000", "--config.training.snapshot_freq=2000")
-  cli(clf, "--mode=train_classifier", "--config.classifier.n_iters=1000",
-      "--config.classifier.snapshot_freq=1000")
-  cli(cfg, "--mode=sample", "--config.sampling.guidance_scale=2.0",
-      "--config.sampling.num_samples=100", "--config.sampling.batch_size=100",
-      "--config.sampling.num_steps=200")
+  cli(
+    clf,
+    "--mode=train_classifier",
+    "--config.classifier.n_iters=1000",
+    "--config.classifier.snapshot_freq=1000",
+  )
+  cli(
+    cfg,
+    "--mode=sample",
+    "--config.sampling.guidance_scale=2.0",
+    "--config.sampling.num_samples=100",
+    "--config.sampling.batch_size=100",
+    "--config.sampling.num_steps=200",
+  )
   out = np.load(os.path.join(workdir, "controllable_2000_cfg.npz"))
   assert os.path.exists(os.path.join(workdir, "controllable_2000_cfg.png"))
   from score_sde.train_classifier import load_classifier_logits_fn
+
   logits_fn, _ = load_classifier_logits_fn(load_config(clf), workdir)
   x, y = jnp.asarray(out["samples"]), np.asarray(out["labels"])
   pred = np.asarray(jnp.argmax(logits_fn(x, jnp.full((len(x),), 1e-3)), -1))

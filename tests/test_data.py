@@ -1,4 +1,5 @@
 """Embedded data: toy samplers, digits, and the shared image preprocessing."""
+
 import numpy as np
 import pytest
 
@@ -21,7 +22,7 @@ def test_toy_batches_are_deterministic_per_step(name):
 def test_eight_gaussians_moments():
   """Mean 0 and per-axis variance (4 * 1/2 + 0.01) / 1.414^2 for the ring of radius 2."""
   x = sample_toy("eight_gaussians", np.random.default_rng(0), 200000)
-  var = (2.0 + 0.01) / 1.414 ** 2
+  var = (2.0 + 0.01) / 1.414**2
   np.testing.assert_allclose(x.mean(0), 0.0, atol=5 * np.sqrt(var / 200000))
   np.testing.assert_allclose(x.var(0), var, rtol=0.02)
 
@@ -40,7 +41,9 @@ def test_digits_scaling_dequantization_and_split():
   # Without dequantization the values are k/255 with k = round(255 g / 16), g in 0..16.
   levels = np.round(np.arange(17) * 255 / 16) / 255
   assert np.all(np.min(np.abs(x.reshape(-1, 1) - levels[None].astype(np.float32)), 1) < 1e-6)
-  deq = get_dataset(DataSpec("digits", image_size=8, centered=True, uniform_dequantization=True), "train")
+  deq = get_dataset(
+    DataSpec("digits", image_size=8, centered=True, uniform_dequantization=True), "train"
+  )
   y = next(deq.batches(256, 0, seed=0))
   assert y.min() >= -1 and y.max() <= 1
   assert len(np.unique(y)) > 1000  # continuous values
@@ -54,18 +57,22 @@ def test_digits_scaling_dequantization_and_split():
 def test_preprocess_dequantization_bounds_and_flips():
   rng = np.random.default_rng(0)
   img = rng.integers(0, 256, size=(64, 4, 5, 3), dtype=np.uint8)
-  x = preprocess_images(img, np.random.default_rng(1), centered=False, uniform_dequantization=True,
-                        random_flip=False)
+  x = preprocess_images(
+    img, np.random.default_rng(1), centered=False, uniform_dequantization=True, random_flip=False
+  )
   # (k + u) / 256 lies in [k / 256, (k + 1) / 256).
   assert np.all(x >= img / 256.0) and np.all(x < (img.astype(np.float64) + 1) / 256.0)
-  flipped = preprocess_images(img, np.random.default_rng(2), centered=True, uniform_dequantization=False,
-                              random_flip=True)
+  flipped = preprocess_images(
+    img, np.random.default_rng(2), centered=True, uniform_dequantization=False, random_flip=True
+  )
   plain = 2 * img.astype(np.float64) / 255.0 - 1
   is_flip = np.all(np.isclose(flipped, plain[:, :, ::-1], atol=1e-6), axis=(1, 2, 3))
   is_same = np.all(np.isclose(flipped, plain, atol=1e-6), axis=(1, 2, 3))
   assert np.all(is_flip | is_same) and 10 < is_flip.sum() < 54
   with pytest.raises(TypeError, match="uint8"):
-    preprocess_images(img.astype(np.float32), rng, centered=False, uniform_dequantization=False, random_flip=False)
+    preprocess_images(
+      img.astype(np.float32), rng, centered=False, uniform_dequantization=False, random_flip=False
+    )
 
 
 def test_unknown_dataset_and_split():

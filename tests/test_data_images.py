@@ -7,6 +7,7 @@ together are the whole split; an epoch visits every image once; a resumed stream
 uninterrupted one (image folders). TFDS sets are mocked (`tfds.testing.mock_data`, no download)
 or written to tmp_path; tests that need TensorFlow skip without it.
 """
+
 import os
 import sys
 import zipfile
@@ -19,6 +20,7 @@ from score_sde.data import DATASETS, DataSpec, get_dataset
 
 def _png(path, array):
   from PIL import Image
+
   os.makedirs(os.path.dirname(path), exist_ok=True)
   Image.fromarray(array).save(path)
 
@@ -51,6 +53,7 @@ def _as_uint8(x):
 
 # Image folders ---------------------------------------------------------------------------------
 
+
 def test_image_folder_decodes_the_written_pixels(tmp_path):
   root, arr = _folder(tmp_path)
   ds = get_dataset(_spec(data_dir=root), "train")
@@ -59,13 +62,16 @@ def test_image_folder_decodes_the_written_pixels(tmp_path):
   assert [b.shape for b in batches] == [(4, 8, 8, 3), (2, 8, 8, 3)]
   assert all(b.dtype == np.float32 for b in batches)
   np.testing.assert_array_equal(_as_uint8(np.concatenate(batches)), arr)
-  centered = np.concatenate(list(get_dataset(_spec(data_dir=root, centered=True), "train").epoch(6)))
+  centered = np.concatenate(
+    list(get_dataset(_spec(data_dir=root, centered=True), "train").epoch(6))
+  )
   np.testing.assert_allclose(centered, 2 * np.concatenate(batches) - 1, atol=1e-6)
   assert centered.min() >= -1 and centered.max() <= 1
 
 
 def test_image_folder_crops_the_central_square_and_resizes(tmp_path):
   from PIL import Image
+
   wide = _images(1, 8, 12)[0]  # h = 8, w = 12: the central square is columns 2..9
   _png(str(tmp_path / "d" / "wide.png"), wide)
   got = next(get_dataset(_spec(data_dir=str(tmp_path / "d")), "test").epoch(1))[0]
@@ -88,7 +94,9 @@ def test_image_folder_zip_and_greyscale(tmp_path):
   from_zip = np.concatenate(list(get_dataset(_spec(data_dir=zpath), "train").epoch(6)))
   np.testing.assert_array_equal(_as_uint8(from_zip), arr)
   grey_root, grey = _folder(tmp_path / "g", c=1)
-  got = np.concatenate(list(get_dataset(_spec(data_dir=grey_root, num_channels=1), "train").epoch(6)))
+  got = np.concatenate(
+    list(get_dataset(_spec(data_dir=grey_root, num_channels=1), "train").epoch(6))
+  )
   assert got.shape == (6, 8, 8, 1)
   np.testing.assert_array_equal(_as_uint8(got), grey)
 
@@ -112,7 +120,7 @@ def test_image_folder_epochs_resume_and_shards(tmp_path):
   keys = lambda batch: sorted(im.tobytes() for im in batch)  # noqa: E731
   every = sorted(im.tobytes() for im in arr)
   for epoch in range(3):  # two batches of 4 = one epoch of 8, without replacement
-    assert keys(np.concatenate(first[2 * epoch:2 * epoch + 2])) == every
+    assert keys(np.concatenate(first[2 * epoch : 2 * epoch + 2])) == every
   resumed = ds.batches(4, start_step=3, seed=3)
   for k in range(3, 6):
     np.testing.assert_array_equal(_as_uint8(next(resumed)), first[k])
@@ -146,7 +154,9 @@ def test_image_folder_flips_and_dequantization(tmp_path):
   root, _ = _folder(tmp_path, n=40)
 
   def first(random_flip, uniform_dequantization):
-    spec = _spec(data_dir=root, random_flip=random_flip, uniform_dequantization=uniform_dequantization)
+    spec = _spec(
+      data_dir=root, random_flip=random_flip, uniform_dequantization=uniform_dequantization
+    )
     return next(get_dataset(spec, "train").batches(32, 0, seed=1))
 
   _check_flip_and_dequantization(first)
@@ -164,26 +174,44 @@ def test_image_folder_errors(tmp_path):
 
 def test_tf_sets_say_how_to_install_tensorflow(monkeypatch):
   from score_sde.data import tfds_images
+
   monkeypatch.setitem(sys.modules, "tensorflow", None)  # makes `import tensorflow` fail
   with pytest.raises(ImportError, match=r"pip install 'score_sde\[tf\]'"):
     tfds_images.import_tf()
-  assert {"cifar10", "svhn", "celeba", "lsun_bedroom", "lsun_church_outdoor", "celebahq",
-          "ffhq"} <= set(DATASETS)
+  assert {
+    "cifar10",
+    "svhn",
+    "celeba",
+    "lsun_bedroom",
+    "lsun_church_outdoor",
+    "celebahq",
+    "ffhq",
+  } <= set(DATASETS)
 
 
 # tf.data sets --------------------------------------------------------------------------------
+
 
 def test_tfds_cifar10_mocked(monkeypatch):
   pytest.importorskip("tensorflow")
   tfds = pytest.importorskip("tensorflow_datasets")
   from score_sde.data import tfds_images
-  monkeypatch.setattr(tfds_images, "SHUFFLE_BUFFER", 64)  # filling 10,000 would take 250 mock epochs
+
+  monkeypatch.setattr(
+    tfds_images, "SHUFFLE_BUFFER", 64
+  )  # filling 10,000 would take 250 mock epochs
   # mock_data serves examples without preparing the set; the runner requires preparation.
   monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)
   with tfds.testing.mock_data(num_examples=40):
+
     def first(random_flip, uniform_dequantization, centered=False):
-      spec = _spec("cifar10", image_size=32, random_flip=random_flip, centered=centered,
-                   uniform_dequantization=uniform_dequantization)
+      spec = _spec(
+        "cifar10",
+        image_size=32,
+        random_flip=random_flip,
+        centered=centered,
+        uniform_dequantization=uniform_dequantization,
+      )
       return next(get_dataset(spec, "train").batches(32, 0, seed=5))
 
     plain = first(False, False)
@@ -199,15 +227,20 @@ def test_tfds_cifar10_mocked(monkeypatch):
 def test_celeba_and_lsun_crops():
   tf = pytest.importorskip("tensorflow")
   from score_sde.data import tfds_images as T
+
   img = np.random.default_rng(0).integers(0, 256, (218, 178, 3), dtype=np.uint8)
   # The crop alone (image_size 140): rows 39..178, columns 19..158 of the 218 x 178 image.
-  np.testing.assert_array_equal(T.celeba_resize(tf, tf.constant(img), 140).numpy(), img[39:179, 19:159])
+  np.testing.assert_array_equal(
+    T.celeba_resize(tf, tf.constant(img), 140).numpy(), img[39:179, 19:159]
+  )
   out = T.celeba_resize(tf, tf.constant(img), 64)
   assert out.shape == (64, 64, 3) and out.dtype == tf.uint8
   # A constant image stays constant through any resize (the kernels sum to one).
   flat = tf.fill((218, 178, 3), tf.constant(77, tf.uint8))
   np.testing.assert_array_equal(T.celeba_resize(tf, flat, 64).numpy(), 77)
-  np.testing.assert_array_equal(T.lsun_resize(tf, tf.fill((90, 150, 3), tf.constant(9, tf.uint8)), 64), 9)
+  np.testing.assert_array_equal(
+    T.lsun_resize(tf, tf.fill((90, 150, 3), tf.constant(9, tf.uint8)), 64), 9
+  )
   # LSUN at 128: shorter side to 128 then the central crop; an image 128 high is only cropped.
   wide = np.random.default_rng(1).integers(0, 256, (128, 200, 3), dtype=np.uint8)
   np.testing.assert_array_equal(T.lsun_resize(tf, tf.constant(wide), 128).numpy(), wide[:, 36:164])
@@ -220,14 +253,19 @@ def test_tfds_host_shards_are_disjoint(tmp_path):
   tf = pytest.importorskip("tensorflow")
   tfds = pytest.importorskip("tensorflow_datasets")
   from score_sde.data import tfds_images as T
+
   arr = np.zeros((10, 8, 8, 3), np.uint8)
   arr[:, 0, 0, 0] = np.arange(10)  # example i is marked by its first pixel
   tfds.dataset_builders.store_as_tfds_dataset(
-      name="tiny_images", version="1.0.0", data_dir=str(tmp_path),
-      features=tfds.features.FeaturesDict({"image": tfds.features.Image(shape=(8, 8, 3))}),
-      split_datasets={"train": tf.data.Dataset.from_tensor_slices({"image": arr})})
-  ds = T.TFImageDataset(_spec("tiny", data_dir=str(tmp_path)), "train",
-                        T.TFDSSource("tiny_images", "train", "train"))
+    name="tiny_images",
+    version="1.0.0",
+    data_dir=str(tmp_path),
+    features=tfds.features.FeaturesDict({"image": tfds.features.Image(shape=(8, 8, 3))}),
+    split_datasets={"train": tf.data.Dataset.from_tensor_slices({"image": arr})},
+  )
+  ds = T.TFImageDataset(
+    _spec("tiny", data_dir=str(tmp_path)), "train", T.TFDSSource("tiny_images", "train", "train")
+  )
   assert ds.num_examples == 10
   marks = []
   for p in range(3):
@@ -243,8 +281,10 @@ def _write_tfrecords(tf, path, images_hwc):
   with tf.io.TFRecordWriter(path) as w:
     for im in images_hwc:
       chw = np.ascontiguousarray(im.transpose(2, 0, 1))
-      feat = {"shape": tf.train.Feature(int64_list=tf.train.Int64List(value=list(chw.shape))),
-              "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[chw.tobytes()]))}
+      feat = {
+        "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=list(chw.shape))),
+        "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[chw.tobytes()])),
+      }
       w.write(tf.train.Example(features=tf.train.Features(feature=feat)).SerializeToString())
 
 
@@ -260,24 +300,32 @@ def test_celebahq_tfrecords(tmp_path):
   assert batch.shape == (6, 8, 8, 3) and 0 <= batch.min() and batch.max() <= 1
   # Two hosts read disjoint records that together are the file.
   from score_sde.data import tfds_images as T
+
   shards = [np.stack(list(ds._records(p, 2, False, 0).as_numpy_iterator())) for p in range(2)]
   keys = [{im.tobytes() for im in s} for s in shards]
   assert keys[0].isdisjoint(keys[1]) and keys[0] | keys[1] == {im.tobytes() for im in arr}
   # Records at another resolution are resized to image_size.
-  assert next(get_dataset(_spec("ffhq", data_dir=path, image_size=4), "train").epoch(7)).shape == (7, 4, 4, 3)
+  assert next(get_dataset(_spec("ffhq", data_dir=path, image_size=4), "train").epoch(7)).shape == (
+    7,
+    4,
+    4,
+    3,
+  )
   with pytest.raises(ValueError, match="data_dir"):
     next(get_dataset(_spec("ffhq"), "train").epoch(2))
   assert isinstance(T.SOURCES["ffhq"], T.TFRecordSource)
 
 
-@pytest.mark.parametrize("name,size", [("celeba", 64), ("lsun_bedroom", 128), ("lsun_church_outdoor", 64),
-                                       ("svhn", 32)])
+@pytest.mark.parametrize(
+  "name,size", [("celeba", 64), ("lsun_bedroom", 128), ("lsun_church_outdoor", 64), ("svhn", 32)]
+)
 def test_tfds_sets_mocked_end_to_end(monkeypatch, name, size):
   """The whole pipeline of each TFDS set on mock examples (mock images of the real shapes:
   celeb_a 218 x 178, lsun of varying sizes): shapes, [-1, 1] range, an epoch of every example."""
   pytest.importorskip("tensorflow")
   tfds = pytest.importorskip("tensorflow_datasets")
   from score_sde.data import tfds_images
+
   monkeypatch.setattr(tfds_images, "SHUFFLE_BUFFER", 16)
   # mock_data serves examples without preparing the set; the runner requires preparation.
   monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)

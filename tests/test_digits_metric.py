@@ -1,5 +1,6 @@
 """The offline digits metric: held-out real digits score far better than noise or blur, the
 classifier generalises, training is deterministic, and model-space samples map correctly."""
+
 import numpy as np
 import pytest
 
@@ -32,8 +33,7 @@ def test_held_out_digits_score_far_better_than_noise_and_blur(clf):
 
 def test_training_is_deterministic_given_the_seed(clf):
   data = dm.digits_splits()
-  again = dm.train_classifier(dm.jax.random.key(0), data["train_x"], data["train_y"],
-                              steps=STEPS)
+  again = dm.train_classifier(dm.jax.random.key(0), data["train_x"], data["train_y"], steps=STEPS)
   for a, b in zip(dm.jax.tree.leaves(again), dm.jax.tree.leaves(clf.params)):
     np.testing.assert_array_equal(np.asarray(a), b)
 
@@ -44,8 +44,13 @@ def test_model_space_samples_map_like_the_data_pipeline(clf):
   for size in (8, 16):
     test = dm.digits_splits(size)["test_x"]
     pixels = np.round(test * 255).astype(np.uint8)
-    model_space = preprocess_images(pixels, np.random.default_rng(0), centered=True,
-                                    uniform_dequantization=True, random_flip=False)
+    model_space = preprocess_images(
+      pixels,
+      np.random.default_rng(0),
+      centered=True,
+      uniform_dequantization=True,
+      random_flip=False,
+    )
     got = dm.digits_metrics(clf, model_space, centered=True)["digits_fd"]
     want = dm.digits_metrics(clf, test)["digits_fd"]
     assert got == pytest.approx(want, rel=0.05)

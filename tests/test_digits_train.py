@@ -1,5 +1,6 @@
 """A digits config with a real paper network (NCSN++ / DDPM++ at small width) trains on CPU and
 its loss decreases."""
+
 import json
 import os
 

@@ -1,4 +1,5 @@
 """--mode eval: checkpoint ranges, the eval loss, sampling in resumable rounds, quality metrics."""
+
 import json
 import os
 import shutil
@@ -14,8 +15,13 @@ from score_sde import eval_runner, sample_runner
 # The toy run's sampler, made cheap: 10 Euler-Maruyama steps; 150 samples in rounds of 60 (the
 # third round drawn whole and cut to 30; 60 is no multiple of the 8 test devices, so one device
 # and a quicker compilation).
-FAST = {"sampling.num_steps": 10, "sampling.progress_chunks": 1, "eval.batch_size": 60,
-        "eval.num_samples": 150, "eval.enable_loss": False}
+FAST = {
+  "sampling.num_steps": 10,
+  "sampling.progress_chunks": 1,
+  "eval.batch_size": 60,
+  "eval.num_samples": 150,
+  "eval.enable_loss": False,
+}
 
 
 def _copy(toy_run, tmp_path, name):
@@ -25,8 +31,9 @@ def _copy(toy_run, tmp_path, name):
 
 
 def _rounds(workdir, config, step=20):
-  folder = os.path.join(workdir, "eval", f"ckpt_{step}",
-                        f"samples_{sample_runner.run_name(config.sampling)}")
+  folder = os.path.join(
+    workdir, "eval", f"ckpt_{step}", f"samples_{sample_runner.run_name(config.sampling)}"
+  )
   out = {}
   for name in sorted(os.listdir(folder)):
     if name.startswith("round_"):
@@ -36,8 +43,9 @@ def _rounds(workdir, config, step=20):
 
 
 def _metrics(workdir, config, step=20):
-  path = os.path.join(workdir, "eval", f"ckpt_{step}",
-                      f"metrics_{sample_runner.run_name(config.sampling)}.json")
+  path = os.path.join(
+    workdir, "eval", f"ckpt_{step}", f"metrics_{sample_runner.run_name(config.sampling)}.json"
+  )
   with open(path) as f:
     return json.load(f)
 
@@ -74,8 +82,9 @@ def test_killed_evaluation_resumes_to_the_uninterrupted_metrics(toy_run, tmp_pat
   killed = _copy(toy_run, tmp_path, "killed")
   [part] = eval_runner.run(config, killed, max_rounds=1)
   assert not part["complete"] and part["rounds_drawn"] == 1
-  assert not os.path.exists(os.path.join(killed, "eval", "ckpt_20",
-                                         f"metrics_{full['sampler']}.json"))
+  assert not os.path.exists(
+    os.path.join(killed, "eval", "ckpt_20", f"metrics_{full['sampler']}.json")
+  )
   [two] = eval_runner.run(toy_run.config({**FAST, "eval.num_samples": 120}), killed)
   assert two["complete"] and two["rounds_drawn"] == 1 and two["num_samples"] == 120
   [resumed] = eval_runner.run(config, killed)
@@ -104,8 +113,15 @@ def test_checkpoint_range_and_eval_loss(toy_run, tmp_path):
   """begin_ckpt..end_ckpt covers both of the toy run's checkpoints; the loss is the mean of the
   per-example objective over the 10,000 test examples."""
   workdir = _copy(toy_run, tmp_path, "w")
-  config = toy_run.config({**FAST, "eval.enable_sampling": False, "eval.enable_loss": True,
-                           "eval.begin_ckpt": 0, "eval.batch_size": 5000})
+  config = toy_run.config(
+    {
+      **FAST,
+      "eval.enable_sampling": False,
+      "eval.enable_loss": True,
+      "eval.begin_ckpt": 0,
+      "eval.batch_size": 5000,
+    }
+  )
   results = eval_runner.run(config, workdir)
   assert [r["step"] for r in results] == [10, 20]
   for r in results:
@@ -118,9 +134,11 @@ def test_toy_metrics_see_noise():
   """Exact samples score near the real floor; uniform noise over the plane is mostly off-mode."""
   from score_sde.evaluate import quality_metrics
   from score_sde.runner_utils import load_config
+
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   config = load_config(os.path.join(repo, "configs", "toy", "vp_eight_gaussians.py"))
   from score_sde.data.toy import sample_toy
+
   exact = sample_toy("eight_gaussians", np.random.default_rng(5), 2000).astype(np.float32)
   q, notes = quality_metrics(config, exact)
   assert not notes
@@ -137,6 +155,7 @@ def test_digits_held_out_digits_as_samples_score_far_below_noise():
   from score_sde import digits_metric as dm
   from score_sde.evaluate import quality_line, quality_metrics
   from score_sde.runner_utils import load_config
+
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   config = load_config(os.path.join(repo, "configs", "digits", "vp_small_unet.py"))
   config.data.image_size = 8
@@ -155,12 +174,25 @@ def test_digits_held_out_digits_as_samples_score_far_below_noise():
 def test_cli_eval_writes_metrics(toy_run, tmp_path):
   workdir = _copy(toy_run, tmp_path, "cli")
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  overrides = {**toy_run.overrides, **FAST, "eval.enable_loss": True, "eval.batch_size": 5000,
-               "eval.num_samples": 5000}
-  cmd = [sys.executable, "-m", "score_sde.main",
-         "--config", os.path.join(repo, "configs", "toy", "vp_eight_gaussians.py"),
-         "--workdir", workdir, "--mode", "eval",
-         *(f"--config.{k}={v}" for k, v in overrides.items())]
+  overrides = {
+    **toy_run.overrides,
+    **FAST,
+    "eval.enable_loss": True,
+    "eval.batch_size": 5000,
+    "eval.num_samples": 5000,
+  }
+  cmd = [
+    sys.executable,
+    "-m",
+    "score_sde.main",
+    "--config",
+    os.path.join(repo, "configs", "toy", "vp_eight_gaussians.py"),
+    "--workdir",
+    workdir,
+    "--mode",
+    "eval",
+    *(f"--config.{k}={v}" for k, v in overrides.items()),
+  ]
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
   proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]

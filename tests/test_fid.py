@@ -1,4 +1,5 @@
 """FD, KID and IS formulas against direct numpy / scipy computations on synthetic features."""
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -25,8 +26,12 @@ def test_frechet_distance_matches_scipy_sqrtm():
   rng = np.random.default_rng(1)
   mu1, s1 = fid.feature_statistics(_features(rng, 400, 16))
   mu2, s2 = fid.feature_statistics(_features(rng, 300, 16, shift=0.3, scale=1.5))
-  want = (np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2)
-          - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2).real))
+  want = (
+    np.sum((mu1 - mu2) ** 2)
+    + np.trace(s1)
+    + np.trace(s2)
+    - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2).real)
+  )
   assert fid.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(want, rel=1e-9)
 
 
@@ -39,9 +44,13 @@ def test_frechet_distance_closed_forms():
   d, dmu = 5, np.arange(5.0)
   got = fid.frechet_distance(np.zeros(d), 4 * np.eye(d), dmu, 9 * np.eye(d))
   assert got == pytest.approx(dmu @ dmu + d * (2 - 3) ** 2, rel=1e-12)
-  mu2, s2 = fid.feature_statistics(_features(rng, 5, 8))   # rank 4 < 8
-  want = (np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2)
-          - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2).real))
+  mu2, s2 = fid.feature_statistics(_features(rng, 5, 8))  # rank 4 < 8
+  want = (
+    np.sum((mu1 - mu2) ** 2)
+    + np.trace(s1)
+    + np.trace(s2)
+    - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2).real)
+  )
   assert fid.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(want, rel=1e-6)
 
 
@@ -72,8 +81,9 @@ def test_kid_matches_direct_unbiased_mmd():
   want = _mmd2_loops(x, y)
   assert fid.polynomial_mmd2_unbiased(x, y) == pytest.approx(want, rel=1e-10)
   # One subset as large as the smaller set: a permutation of it, the same statistic.
-  mean, std = fid.kernel_inception_distance(x[:25], y, np.random.default_rng(0), num_subsets=3,
-                                            subset_size=100)
+  mean, std = fid.kernel_inception_distance(
+    x[:25], y, np.random.default_rng(0), num_subsets=3, subset_size=100
+  )
   assert mean == pytest.approx(_mmd2_loops(x[:25], y), rel=1e-10) and std < 1e-12
 
 

@@ -1,4 +1,5 @@
 """The exact mixture marginals: eigenbasis evaluation equals the direct Gaussian algebra."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -219,12 +219,27 @@ def test_pytorch_names_follow_the_releases_assignment_order():
   # NCSN++ (VE): Fourier W, two Dense, the input conv, then the first BigGAN block in the order
   # GroupNorm_0, Conv_0, Dense_0, GroupNorm_1, Conv_1.
   names = _names(VE_NCSNPP, nf=8)
-  assert names[:7] == ["all_modules.0.W", "all_modules.1.weight", "all_modules.1.bias",
-                       "all_modules.2.weight", "all_modules.2.bias", "all_modules.3.weight",
-                       "all_modules.3.bias"]
+  assert names[:7] == [
+    "all_modules.0.W",
+    "all_modules.1.weight",
+    "all_modules.1.bias",
+    "all_modules.2.weight",
+    "all_modules.2.bias",
+    "all_modules.3.weight",
+    "all_modules.3.bias",
+  ]
   assert [n.split(".", 2)[2] for n in names[7:17]] == [
-    "GroupNorm_0.weight", "GroupNorm_0.bias", "Conv_0.weight", "Conv_0.bias", "Dense_0.weight",
-    "Dense_0.bias", "GroupNorm_1.weight", "GroupNorm_1.bias", "Conv_1.weight", "Conv_1.bias"]
+    "GroupNorm_0.weight",
+    "GroupNorm_0.bias",
+    "Conv_0.weight",
+    "Conv_0.bias",
+    "Dense_0.weight",
+    "Dense_0.bias",
+    "GroupNorm_1.weight",
+    "GroupNorm_1.bias",
+    "Conv_1.weight",
+    "Conv_1.bias",
+  ]
   # input_skip: the parameter-free FIR pyramid downsampler takes an index, then Combine's 'Conv'.
   names = _names(VE_NCSNPP, nf=8, progressive_input="input_skip")
   combine = [n for n in names if ".Conv.weight" in n]
@@ -233,21 +248,42 @@ def test_pytorch_names_follow_the_releases_assignment_order():
   # DDPM's ResnetBlockDDPM assigns GroupNorm_0, GroupNorm_1, Conv_0, Conv_1, Dense_0, NIN_0.
   names = _names(SUBVP_DDPM)
   block = [n.split(".", 2)[2] for n in names if n.startswith("all_modules.3.")]
-  assert block == ["GroupNorm_0.weight", "GroupNorm_0.bias", "GroupNorm_1.weight",
-                   "GroupNorm_1.bias", "Conv_0.weight", "Conv_0.bias", "Conv_1.weight",
-                   "Conv_1.bias", "Dense_0.weight", "Dense_0.bias"]
+  assert block == [
+    "GroupNorm_0.weight",
+    "GroupNorm_0.bias",
+    "GroupNorm_1.weight",
+    "GroupNorm_1.bias",
+    "Conv_0.weight",
+    "Conv_0.bias",
+    "Conv_1.weight",
+    "Conv_1.bias",
+    "Dense_0.weight",
+    "Dense_0.bias",
+  ]
   # NCSNv2: begin_conv, normalizer, end_conv first; a residual block's normalize1 last.
   names = _names(NCSNV2, nf=4)
-  assert names[:8] == ["begin_conv.weight", "begin_conv.bias", "normalizer.alpha",
-                       "normalizer.gamma", "normalizer.beta", "end_conv.weight", "end_conv.bias",
-                       "res1.0.conv1.weight"]
+  assert names[:8] == [
+    "begin_conv.weight",
+    "begin_conv.bias",
+    "normalizer.alpha",
+    "normalizer.gamma",
+    "normalizer.beta",
+    "end_conv.weight",
+    "end_conv.bias",
+    "res1.0.conv1.weight",
+  ]
   assert [n for n in names if n.startswith("res2.0.")][-3:] == [
-    "res2.0.normalize1.alpha", "res2.0.normalize1.gamma", "res2.0.normalize1.beta"]
+    "res2.0.normalize1.alpha",
+    "res2.0.normalize1.gamma",
+    "res2.0.normalize1.beta",
+  ]
   assert "res2.0.conv2.conv.weight" in names and "res2.0.shortcut.conv.weight" in names
   # 256 px: refine31 runs before refine3 but is assigned after it.
   names = _names(NCSNV2_BEDROOM, nf=4, image_size=256)
-  firsts = [next(i for i, n in enumerate(names) if n.startswith(f"{r}.")) for r in
-            ("refine1", "refine2", "refine3", "refine31", "refine4", "refine5")]
+  firsts = [
+    next(i for i, n in enumerate(names) if n.startswith(f"{r}."))
+    for r in ("refine1", "refine2", "refine3", "refine31", "refine4", "refine5")
+  ]
   assert firsts == sorted(firsts)
   # NCSN: conditional norms are embedding tables; a CondRCUBlock interleaves norm and conv.
   names = _names(NCSN, nf=4)
@@ -474,6 +510,7 @@ def test_fir_conv_weights_keep_the_plain_layout():
   pass; our FIRConv2d with that weight merely transposed to HWIO computes the same (numpy
   scatter reference for the transposed convolution; the FIR pass with the same padding)."""
   from score_sde.models import up_or_down_sampling as ud
+
   rng = np.random.default_rng(0)
   c_in, c_out, h = 2, 3, 4
   x = rng.normal(size=(1, c_in, h, h))
@@ -483,13 +520,17 @@ def test_fir_conv_weights_keep_the_plain_layout():
   y = np.zeros((c_out, 2 * (h - 1) + 3, 2 * (h - 1) + 3))
   for i in range(h):
     for j in range(h):
-      y[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3] += np.einsum("c,coab->oab", x[0, :, i, j], wt)
+      y[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3] += np.einsum("c,coab->oab", x[0, :, i, j], wt)
   k = ud.setup_kernel((1, 3, 3, 1)) * 4
   p = (k.shape[0] - 2) - (3 - 1)
-  ref = ud.upfirdn2d(jnp.asarray(y.transpose(1, 2, 0)[None], jnp.float32), k,
-                     pad=((p + 1) // 2 + 1, p // 2 + 1))
-  ours = ud.upsample_conv_2d(jnp.asarray(x.transpose(0, 2, 3, 1), jnp.float32),
-                             jnp.asarray(w.transpose(2, 3, 1, 0), jnp.float32), (1, 3, 3, 1))
+  ref = ud.upfirdn2d(
+    jnp.asarray(y.transpose(1, 2, 0)[None], jnp.float32), k, pad=((p + 1) // 2 + 1, p // 2 + 1)
+  )
+  ours = ud.upsample_conv_2d(
+    jnp.asarray(x.transpose(0, 2, 3, 1), jnp.float32),
+    jnp.asarray(w.transpose(2, 3, 1, 0), jnp.float32),
+    (1, 3, 3, 1),
+  )
   assert ours.shape == (1, 2 * h, 2 * h, c_out)
   np.testing.assert_allclose(np.asarray(ours), np.asarray(ref), rtol=1e-5, atol=1e-5)
 
@@ -503,8 +544,9 @@ def test_pth_files_round_trip_when_torch_is_installed(tmp_path):
   ckpt = _torch_checkpoint(leaves, seed=2)
   as_torch = {
     "model": {k: torch.from_numpy(v) for k, v in ckpt["model"].items()},
-    "ema": dict(ckpt["ema"],
-                shadow_params=[torch.from_numpy(v) for v in ckpt["ema"]["shadow_params"]]),
+    "ema": dict(
+      ckpt["ema"], shadow_params=[torch.from_numpy(v) for v in ckpt["ema"]["shadow_params"]]
+    ),
     "optimizer": {},
     "step": 1234,
   }

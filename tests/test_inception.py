@@ -4,6 +4,7 @@ The weight file is written here from an independent description of pytorch-fid's
 (names, PyTorch shapes), filled with random values, so loading it checks that every tensor of
 the real file has a place in the Flax network, with the right shape, used exactly once.
 """
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,36 +21,67 @@ def fid_inception_layout():
     kh, kw = (k, k) if isinstance(k, int) else k
     convs[name] = (cout, cin, kh, kw)
 
-  for name, cin, cout, k in [("Conv2d_1a_3x3", 3, 32, 3), ("Conv2d_2a_3x3", 32, 32, 3),
-                             ("Conv2d_2b_3x3", 32, 64, 3), ("Conv2d_3b_1x1", 64, 80, 1),
-                             ("Conv2d_4a_3x3", 80, 192, 3)]:
+  for name, cin, cout, k in [
+    ("Conv2d_1a_3x3", 3, 32, 3),
+    ("Conv2d_2a_3x3", 32, 32, 3),
+    ("Conv2d_2b_3x3", 32, 64, 3),
+    ("Conv2d_3b_1x1", 64, 80, 1),
+    ("Conv2d_4a_3x3", 80, 192, 3),
+  ]:
     conv(name, cin, cout, k)
   for m, cin, pool in [("Mixed_5b", 192, 32), ("Mixed_5c", 256, 64), ("Mixed_5d", 288, 64)]:
-    for b, i, o, k in [("branch1x1", cin, 64, 1), ("branch5x5_1", cin, 48, 1),
-                       ("branch5x5_2", 48, 64, 5), ("branch3x3dbl_1", cin, 64, 1),
-                       ("branch3x3dbl_2", 64, 96, 3), ("branch3x3dbl_3", 96, 96, 3),
-                       ("branch_pool", cin, pool, 1)]:
+    for b, i, o, k in [
+      ("branch1x1", cin, 64, 1),
+      ("branch5x5_1", cin, 48, 1),
+      ("branch5x5_2", 48, 64, 5),
+      ("branch3x3dbl_1", cin, 64, 1),
+      ("branch3x3dbl_2", 64, 96, 3),
+      ("branch3x3dbl_3", 96, 96, 3),
+      ("branch_pool", cin, pool, 1),
+    ]:
       conv(f"{m}.{b}", i, o, k)
-  for b, i, o, k in [("branch3x3", 288, 384, 3), ("branch3x3dbl_1", 288, 64, 1),
-                     ("branch3x3dbl_2", 64, 96, 3), ("branch3x3dbl_3", 96, 96, 3)]:
+  for b, i, o, k in [
+    ("branch3x3", 288, 384, 3),
+    ("branch3x3dbl_1", 288, 64, 1),
+    ("branch3x3dbl_2", 64, 96, 3),
+    ("branch3x3dbl_3", 96, 96, 3),
+  ]:
     conv(f"Mixed_6a.{b}", i, o, k)
   for m, c7 in [("Mixed_6b", 128), ("Mixed_6c", 160), ("Mixed_6d", 160), ("Mixed_6e", 192)]:
-    for b, i, o, k in [("branch1x1", 768, 192, 1), ("branch7x7_1", 768, c7, 1),
-                       ("branch7x7_2", c7, c7, (1, 7)), ("branch7x7_3", c7, 192, (7, 1)),
-                       ("branch7x7dbl_1", 768, c7, 1), ("branch7x7dbl_2", c7, c7, (7, 1)),
-                       ("branch7x7dbl_3", c7, c7, (1, 7)), ("branch7x7dbl_4", c7, c7, (7, 1)),
-                       ("branch7x7dbl_5", c7, 192, (1, 7)), ("branch_pool", 768, 192, 1)]:
+    for b, i, o, k in [
+      ("branch1x1", 768, 192, 1),
+      ("branch7x7_1", 768, c7, 1),
+      ("branch7x7_2", c7, c7, (1, 7)),
+      ("branch7x7_3", c7, 192, (7, 1)),
+      ("branch7x7dbl_1", 768, c7, 1),
+      ("branch7x7dbl_2", c7, c7, (7, 1)),
+      ("branch7x7dbl_3", c7, c7, (1, 7)),
+      ("branch7x7dbl_4", c7, c7, (7, 1)),
+      ("branch7x7dbl_5", c7, 192, (1, 7)),
+      ("branch_pool", 768, 192, 1),
+    ]:
       conv(f"{m}.{b}", i, o, k)
-  for b, i, o, k in [("branch3x3_1", 768, 192, 1), ("branch3x3_2", 192, 320, 3),
-                     ("branch7x7x3_1", 768, 192, 1), ("branch7x7x3_2", 192, 192, (1, 7)),
-                     ("branch7x7x3_3", 192, 192, (7, 1)), ("branch7x7x3_4", 192, 192, 3)]:
+  for b, i, o, k in [
+    ("branch3x3_1", 768, 192, 1),
+    ("branch3x3_2", 192, 320, 3),
+    ("branch7x7x3_1", 768, 192, 1),
+    ("branch7x7x3_2", 192, 192, (1, 7)),
+    ("branch7x7x3_3", 192, 192, (7, 1)),
+    ("branch7x7x3_4", 192, 192, 3),
+  ]:
     conv(f"Mixed_7a.{b}", i, o, k)
   for m, cin in [("Mixed_7b", 1280), ("Mixed_7c", 2048)]:
-    for b, i, o, k in [("branch1x1", cin, 320, 1), ("branch3x3_1", cin, 384, 1),
-                       ("branch3x3_2a", 384, 384, (1, 3)), ("branch3x3_2b", 384, 384, (3, 1)),
-                       ("branch3x3dbl_1", cin, 448, 1), ("branch3x3dbl_2", 448, 384, 3),
-                       ("branch3x3dbl_3a", 384, 384, (1, 3)),
-                       ("branch3x3dbl_3b", 384, 384, (3, 1)), ("branch_pool", cin, 192, 1)]:
+    for b, i, o, k in [
+      ("branch1x1", cin, 320, 1),
+      ("branch3x3_1", cin, 384, 1),
+      ("branch3x3_2a", 384, 384, (1, 3)),
+      ("branch3x3_2b", 384, 384, (3, 1)),
+      ("branch3x3dbl_1", cin, 448, 1),
+      ("branch3x3dbl_2", 448, 384, 3),
+      ("branch3x3dbl_3a", 384, 384, (1, 3)),
+      ("branch3x3dbl_3b", 384, 384, (3, 1)),
+      ("branch_pool", cin, 192, 1),
+    ]:
       conv(f"{m}.{b}", i, o, k)
   layout = {}
   for name, shape in convs.items():
@@ -144,8 +176,13 @@ def test_conv_bn_matches_pytorch_semantics():
   w = rng.normal(size=(cout, cin, 1, 7)).astype(np.float32)
   g, b, m = (rng.normal(size=cout).astype(np.float32) for _ in range(3))
   s = rng.uniform(0.5, 2, cout).astype(np.float32)
-  torch_state = {"conv.weight": w, "bn.weight": g, "bn.bias": b, "bn.running_mean": m,
-                 "bn.running_var": s}
+  torch_state = {
+    "conv.weight": w,
+    "bn.weight": g,
+    "bn.bias": b,
+    "bn.running_mean": m,
+    "bn.running_var": s,
+  }
   module = inception.ConvBN(cout, (1, 7), padding=(0, 3))
   shapes = jax.eval_shape(module.init, jax.random.key(0), x)
   leaves = []
@@ -159,7 +196,7 @@ def test_conv_bn_matches_pytorch_semantics():
   want = np.zeros((2, 5, 6, cout))
   for i in range(5):
     for j in range(6):
-      patch = xpad[:, i, j:j + 7, :]                       # [B, 7, C]
+      patch = xpad[:, i, j : j + 7, :]  # [B, 7, C]
       want[:, i, j] = np.einsum("bvc,ocv->bo", patch, w[:, :, 0, :])
   want = np.maximum(g * (want - m) / np.sqrt(s + 1e-3) + b, 0)
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
@@ -172,7 +209,7 @@ def test_average_pool_excludes_padding():
   want = np.zeros_like(x)
   for i in range(4):
     for j in range(5):
-      want[0, i, j] = x[0, max(i - 1, 0):i + 2, max(j - 1, 0):j + 2].mean(axis=(0, 1))
+      want[0, i, j] = x[0, max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2].mean(axis=(0, 1))
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
@@ -207,6 +244,7 @@ def test_forward_shapes_and_determinism_over_devices(weight_file):
 def test_converter_refuses_a_file_with_the_wrong_checksum(tmp_path):
   """The .pth is checked against pytorch-fid's SHA-256 before PyTorch is even needed."""
   from score_sde import inception_convert
+
   fake = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
   fake.write_bytes(b"not the weights")
   with pytest.raises(ValueError, match=inception.WEIGHTS_SHA256):

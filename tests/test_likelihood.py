@@ -1,4 +1,5 @@
 """Likelihood by the probability-flow ODE against closed-form Gaussian-mixture log-densities."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,16 +9,19 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from score_sde import gmm, interpolate, likelihood, sde as sde_lib
 
 SDES = {
-    "vpsde": dict(),
-    "subvpsde": dict(),
-    "vesde": dict(sigma_min=0.01, sigma_max=100.0),
+  "vpsde": dict(),
+  "subvpsde": dict(),
+  "vesde": dict(sigma_min=0.01, sigma_max=100.0),
 }
 EPS = 1e-5
 
 
 def _mixture(dtype, dim=2, seed=None):
-  g = gmm.ring_mixture(radius=1.5, std=0.3) if seed is None else gmm.random_mixture(
-      jax.random.key(seed), 3, dim, scale=1.0, min_std=0.3, max_std=0.6)
+  g = (
+    gmm.ring_mixture(radius=1.5, std=0.3)
+    if seed is None
+    else gmm.random_mixture(jax.random.key(seed), 3, dim, scale=1.0, min_std=0.3, max_std=0.6)
+  )
   return gmm.GaussianMixture(*(jnp.asarray(a, dtype) for a in (g.weights, g.means, g.covs)))
 
 
@@ -28,11 +32,21 @@ def test_exact_trace_matches_mixture_log_density(x64, name):
   x = g.sample(jax.random.key(0), 6)
   score_fn = gmm.marginal_score_fn(g, s)
   exact_pT = lambda z: gmm.marginal_log_prob(g, s, z, s.T)
-  run = jax.jit(lambda x: likelihood.log_likelihood(
-      jax.random.key(0), s, score_fn, x, divergence="exact", rtol=1e-8, atol=1e-8, eps=EPS,
-      prior_logp=exact_pT))
+  run = jax.jit(
+    lambda x: likelihood.log_likelihood(
+      jax.random.key(0),
+      s,
+      score_fn,
+      x,
+      divergence="exact",
+      rtol=1e-8,
+      atol=1e-8,
+      eps=EPS,
+      prior_logp=exact_pT,
+    )
+  )
   logp, z, nfe = run(x)
-  want = gmm.marginal_log_prob(g, s, x, EPS)   # the ODE starts at t = eps: compare with p_eps
+  want = gmm.marginal_log_prob(g, s, x, EPS)  # the ODE starts at t = eps: compare with p_eps
   d = x.shape[1]
   # With the exact terminal density only ODE and divergence errors remain: far below 1e-3.
   np.testing.assert_allclose(np.asarray(logp) / d, np.asarray(want) / d, atol=1e-6)
@@ -51,12 +65,14 @@ def test_hutchinson_is_unbiased(x64, divergence):
   score_fn = gmm.marginal_score_fn(g, s)
   x0 = g.sample(jax.random.key(3), 1)
   n = 512
-  x = jnp.repeat(x0, n, axis=0)   # one point, an independent probe per row
+  x = jnp.repeat(x0, n, axis=0)  # one point, an independent probe per row
   kw = dict(rtol=1e-6, atol=1e-6, eps=EPS)
-  est, _, _ = jax.jit(lambda k: likelihood.log_likelihood(
-      k, s, score_fn, x, divergence=divergence, **kw))(jax.random.key(7))
-  exact, _, _ = jax.jit(lambda k: likelihood.log_likelihood(
-      k, s, score_fn, x0, divergence="exact", **kw))(jax.random.key(0))
+  est, _, _ = jax.jit(
+    lambda k: likelihood.log_likelihood(k, s, score_fn, x, divergence=divergence, **kw)
+  )(jax.random.key(7))
+  exact, _, _ = jax.jit(
+    lambda k: likelihood.log_likelihood(k, s, score_fn, x0, divergence="exact", **kw)
+  )(jax.random.key(0))
   est = np.asarray(est)
   se = est.std(ddof=1) / np.sqrt(n)
   assert se > 1e-3, "probes must differ between rows"
@@ -118,14 +134,21 @@ def test_slerp_endpoints_and_norm():
   k0, k1 = jax.random.split(jax.random.key(0))
   z0 = jax.random.normal(k0, (3, 4, 4, 2))
   z1 = jax.random.normal(k1, (3, 4, 4, 2))
-  z1 = z1 * (jnp.linalg.norm(z0.reshape(3, -1), axis=-1) / jnp.linalg.norm(z1.reshape(3, -1), axis=-1))[:, None, None, None]
+  z1 = (
+    z1
+    * (jnp.linalg.norm(z0.reshape(3, -1), axis=-1) / jnp.linalg.norm(z1.reshape(3, -1), axis=-1))[
+      :, None, None, None
+    ]
+  )
   alphas = jnp.linspace(0, 1, 7)
   zs = interpolate.slerp(z0, z1, alphas)
   assert zs.shape == (7, 3, 4, 4, 2)
   np.testing.assert_allclose(np.asarray(zs[0]), np.asarray(z0), atol=1e-5)
   np.testing.assert_allclose(np.asarray(zs[-1]), np.asarray(z1), atol=1e-5)
   norms = jnp.linalg.norm(zs.reshape(7, 3, -1), axis=-1)
-  np.testing.assert_allclose(np.asarray(norms), np.asarray(jnp.broadcast_to(norms[0], norms.shape)), rtol=1e-5)
+  np.testing.assert_allclose(
+    np.asarray(norms), np.asarray(jnp.broadcast_to(norms[0], norms.shape)), rtol=1e-5
+  )
   # parallel latents: linear fallback, no NaN
   same = interpolate.slerp(z0, 2 * z0, alphas)
   np.testing.assert_allclose(np.asarray(same[3]), np.asarray(1.5 * z0), rtol=1e-5)
@@ -136,8 +159,9 @@ def test_interpolate_decodes_endpoints(x64):
   g = _mixture(jnp.float64)
   score_fn = gmm.marginal_score_fn(g, s)
   x = g.sample(jax.random.key(4), 4)
-  xs, nfe = interpolate.interpolate(s, score_fn, x[:2], x[2:], jnp.array([0.0, 0.5, 1.0]),
-                                    rtol=1e-8, atol=1e-8)
+  xs, nfe = interpolate.interpolate(
+    s, score_fn, x[:2], x[2:], jnp.array([0.0, 0.5, 1.0]), rtol=1e-8, atol=1e-8
+  )
   assert xs.shape == (3, 2, 2)
   np.testing.assert_allclose(np.asarray(xs[0]), np.asarray(x[:2]), atol=1e-5)
   np.testing.assert_allclose(np.asarray(xs[-1]), np.asarray(x[2:]), atol=1e-5)
@@ -146,15 +170,20 @@ def test_interpolate_decodes_endpoints(x64):
 def test_unknown_divergence_lists_choices():
   s = sde_lib.get_sde("vpsde")
   with pytest.raises(ValueError, match="hutchinson_rademacher"):
-    likelihood.log_likelihood(jax.random.key(0), s, lambda x, t: -x, jnp.zeros((2, 2)), divergence="no_such")
+    likelihood.log_likelihood(
+      jax.random.key(0), s, lambda x, t: -x, jnp.zeros((2, 2)), divergence="no_such"
+    )
 
 
 def test_per_sample_max_norm():
   """max over samples of each sample's RMS over all leaves; the RMS of the batch dilutes it."""
   from score_sde import ode
+
   x = jnp.zeros((4, 3)).at[2].set(jnp.array([3.0, 0.0, 4.0]))
   delta = jnp.array([0.0, 1.0, 0.0, 0.0])
   got = ode.per_sample_max_norm((x, delta))
-  np.testing.assert_allclose(float(got), np.sqrt(25.0 / 4), rtol=1e-6)   # sample 2: (9 + 16) / 4 values
+  np.testing.assert_allclose(
+    float(got), np.sqrt(25.0 / 4), rtol=1e-6
+  )  # sample 2: (9 + 16) / 4 values
   batch_rms = np.sqrt(26.0 / 16)
   assert float(got) > batch_rms

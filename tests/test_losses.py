@@ -1,4 +1,5 @@
 """Targets and losses: exact conversions, the exact score minimises every objective, unbiased IS."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,7 +42,12 @@ def test_targets_from_true_noise(name, x64):
   _, da = jax.jvp(lambda u: sde.alpha_sigma(u)[0], (t,), (jnp.ones(3),))
   _, ds = jax.jvp(lambda u: sde.alpha_sigma(u)[1], (t,), (jnp.ones(3),))
   xt = a[:, None] * x0 + s[:, None] * eps
-  expected = {"eps": eps, "x0": x0, "score": -eps / s[:, None], "v": da[:, None] * x0 + ds[:, None] * eps}
+  expected = {
+    "eps": eps,
+    "x0": x0,
+    "score": -eps / s[:, None],
+    "v": da[:, None] * x0 + ds[:, None] * eps,
+  }
   for target in targets.TARGETS:
     got = targets.from_eps(eps, xt, targets.path_coeffs(sde, t), target)
     np.testing.assert_allclose(got, expected[target], rtol=1e-9, atol=1e-9, err_msg=target)
@@ -49,17 +55,25 @@ def test_targets_from_true_noise(name, x64):
 
 def _gaussian_setup(sde, d=4, mu=0.7, sd=0.5):
   """x0 ~ N(mu, sd^2 I): p_t = N(a mu, (a^2 sd^2 + s^2) I), so the exact score is known."""
+
   def score(x, t):
     a, s = sde.alpha_sigma(t)
-    return -(x - a[:, None] * mu) / (a[:, None] ** 2 * sd ** 2 + s[:, None] ** 2)
+    return -(x - a[:, None] * mu) / (a[:, None] ** 2 * sd**2 + s[:, None] ** 2)
+
   x0 = mu + sd * jax.random.normal(jax.random.key(7), (20000, d))
   return score, x0
 
 
 CASES = [
-    ("dsm", "score", False, False), ("dsm", "eps", False, False), ("dsm", "x0", False, False),
-    ("dsm", "v", False, False), ("dsm", "eps", True, False), ("dsm", "score", True, True),
-    ("dsm", "v", True, True), ("smld", "score", False, False), ("ddpm", "eps", False, False),
+  ("dsm", "score", False, False),
+  ("dsm", "eps", False, False),
+  ("dsm", "x0", False, False),
+  ("dsm", "v", False, False),
+  ("dsm", "eps", True, False),
+  ("dsm", "score", True, True),
+  ("dsm", "v", True, True),
+  ("smld", "score", False, False),
+  ("ddpm", "eps", False, False),
 ]
 
 
@@ -73,17 +87,30 @@ def test_exact_score_minimises_loss(loss_name, target, likelihood, importance):
   eps = 1e-3
   score, x0 = _gaussian_setup(sde)
   sampler = losses.make_time_sampler(
-      sde, eps, losses.importance_density_for(sde, target, likelihood) if importance else None)
+    sde, eps, losses.importance_density_for(sde, target, likelihood) if importance else None
+  )
 
   def pred(delta):
     def fn(x, t):
       exact = targets.convert(score(x, t), x, targets.path_coeffs(sde, t), "score", target)
       return exact + delta * jnp.cos(3.0 * x + t[:, None])
+
     return fn
 
   loss = losses.get_loss(loss_name)
-  value = lambda d: float(loss(jax.random.key(1), pred(d), x0, sde, target=target, reduce_mean=True,
-                               likelihood_weighting=likelihood, time_sampler=sampler, eps=eps)[0])
+  value = lambda d: float(
+    loss(
+      jax.random.key(1),
+      pred(d),
+      x0,
+      sde,
+      target=target,
+      reduce_mean=True,
+      likelihood_weighting=likelihood,
+      time_sampler=sampler,
+      eps=eps,
+    )[0]
+  )
   base = value(0.0)
   assert np.isfinite(base)
   for delta in (-0.2, 0.2):
@@ -120,8 +147,12 @@ def test_loss_and_target_errors():
   with pytest.raises(ValueError, match="unknown loss 'no_such'; choose from"):
     losses.get_loss("no_such")
   with pytest.raises(ValueError, match="unknown prediction target 'no_such'"):
-    targets.to_eps(jnp.ones((1, 2)), jnp.ones((1, 2)),
-                   targets.path_coeffs(sde_lib.VPSDE(), jnp.ones(1) * 0.5), "no_such")
+    targets.to_eps(
+      jnp.ones((1, 2)),
+      jnp.ones((1, 2)),
+      targets.path_coeffs(sde_lib.VPSDE(), jnp.ones(1) * 0.5),
+      "no_such",
+    )
   with pytest.raises(ValueError, match="needs the vpsde"):
     losses.ddpm_loss(jax.random.key(0), lambda x, t: x, jnp.ones((2, 2)), sde_lib.SubVPSDE())
 
@@ -180,6 +211,7 @@ def test_smld_loss_feeds_the_release_level_index():
         k = sde.N - 1 - label if flip else label
         sigma = label_sigma(k, config.sde.sigma_min, config.sde.sigma_max, sde.N)
         return -(x - x0) / sigma[:, None, None, None] ** 2
+
     return ExactScore()
 
   loss, per_sample = ru.make_loss_fn(config, exact_score(False), sde)(jax.random.key(1), {}, x0)

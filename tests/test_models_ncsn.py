@@ -90,18 +90,25 @@ def _reference_count(nf, channels, arch, num_classes=None):
 
 # The release's layouts, transcribed from its models/ncsnv2.py (NCSNv2, NCSNv2_128, NCSNv2_256).
 def test_layouts_are_the_releases():
-  assert ARCHITECTURES["small"] == dict(levels=((1, 1), (2, 1), (2, 2), (2, 4)), refine=(2, 2, 2, 1))
-  assert ARCHITECTURES["128"] == dict(levels=((1, 1), (2, 1), (2, 1), (4, 2), (4, 4)),
-                                      refine=(4, 2, 2, 1, 1))
-  assert ARCHITECTURES["256"] == dict(levels=((1, 1), (2, 1), (2, 1), (2, 1), (4, 2), (4, 4)),
-                                      refine=(4, 2, 2, 2, 1, 1))
-  assert [architecture_for(s) for s in (28, 32, 64, 95, 96, 128, 129, 256)] == \
-      ["small"] * 4 + ["128"] * 2 + ["256"] * 2
+  assert ARCHITECTURES["small"] == dict(
+    levels=((1, 1), (2, 1), (2, 2), (2, 4)), refine=(2, 2, 2, 1)
+  )
+  assert ARCHITECTURES["128"] == dict(
+    levels=((1, 1), (2, 1), (2, 1), (4, 2), (4, 4)), refine=(4, 2, 2, 1, 1)
+  )
+  assert ARCHITECTURES["256"] == dict(
+    levels=((1, 1), (2, 1), (2, 1), (2, 1), (4, 2), (4, 4)), refine=(4, 2, 2, 2, 1, 1)
+  )
+  assert [architecture_for(s) for s in (28, 32, 64, 95, 96, 128, 129, 256)] == ["small"] * 4 + [
+    "128"
+  ] * 2 + ["256"] * 2
   with pytest.raises(ValueError, match="256"):
     architecture_for(512)
 
 
-@pytest.mark.parametrize("name,kwargs,size,expected", [
+@pytest.mark.parametrize(
+  "name,kwargs,size,expected",
+  [
     # configs/ve/ncsnv2/cifar10.py (and celeba.py at 64 x 64: same layout, same count).
     ("ncsnv2", dict(nf=128), 32, 33_970_563),
     ("ncsnv2", dict(nf=128), 64, 33_970_563),
@@ -110,7 +117,8 @@ def test_layouts_are_the_releases():
     # configs/ve/ncsnv2/bedroom.py (128 x 128) and the 256 layout at nf = 128.
     ("ncsnv2", dict(nf=128), 128, 83_445_379),
     ("ncsnv2", dict(nf=128), 256, 94_132_611),
-])
+  ],
+)
 def test_parameter_count_matches_the_release(name, kwargs, size, expected):
   model = build_model(name, kwargs)
   arch = architecture_for(size)
@@ -135,7 +143,9 @@ def test_output_shape_equals_input_shape(size):
   label = jax.ShapeDtypeStruct((2,), jnp.float32)
   for name in ("ncsnv2", "ncsn"):
     model = build_model(name, dict(nf=4))
-    out, _ = jax.eval_shape(lambda x, label: model.init_with_output(jax.random.key(1), x, label), x, label)
+    out, _ = jax.eval_shape(
+      lambda x, label: model.init_with_output(jax.random.key(1), x, label), x, label
+    )
     assert out.shape == x.shape and out.dtype == jnp.float32
 
 
@@ -157,6 +167,7 @@ def _random_params(model, x, seed=0):
     if any(k in name for k in ("gamma", "alpha", "scale", "embedding")):
       return jnp.asarray(1.0 + 0.1 * z)
     return jnp.asarray(0.1 * z)
+
   return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
@@ -194,7 +205,9 @@ def test_sigma_to_level_is_the_nearest_grid_level():
   assert int(sigma_to_level(mid / 1.001, 0.01, 1.0, 10)) == 4
   np.testing.assert_array_equal(sigma_to_level(jnp.array([50.0, 1e-4]), 0.01, 1.0, 10), [0, 9])
   # Brute force: the index minimises |log sigma - log sigma_i|.
-  s = jnp.exp(jax.random.uniform(jax.random.key(0), (500,), minval=np.log(0.005), maxval=np.log(2.0)))
+  s = jnp.exp(
+    jax.random.uniform(jax.random.key(0), (500,), minval=np.log(0.005), maxval=np.log(2.0))
+  )
   brute = jnp.argmin(jnp.abs(jnp.log(s)[:, None] - jnp.log(grid)[None, :]), axis=1)
   np.testing.assert_array_equal(sigma_to_level(s, 0.01, 1.0, 10), brute)
 
@@ -206,7 +219,9 @@ def test_ncsn_is_conditioned_on_the_level():
   near = same * 1.05  # still level 4
   other = jnp.full((3,), grid[6])
   mixed = jnp.array([grid[4], grid[6], grid[4]])
-  out, out_near, out_other, out_mixed = (_apply(model, params, x, y) for y in (same, near, other, mixed))
+  out, out_near, out_other, out_mixed = (
+    _apply(model, params, x, y) for y in (same, near, other, mixed)
+  )
   np.testing.assert_array_equal(out_near, out)
   assert float(jnp.max(jnp.abs(out_other - out))) > 1e-2
   # Per-example conditioning: example b only sees its own label.
@@ -222,8 +237,12 @@ def test_uncentered_input_is_mapped_to_minus_one_one(name):
   model, params, x = _tiny(name)
   centered = build_model(name, dict(nf=8, centered=True))
   label = jnp.array([0.1, 0.3, 0.9])
-  np.testing.assert_allclose(_apply(model, params, x, label), _apply(centered, params, 2 * x - 1, label),
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    _apply(model, params, x, label),
+    _apply(centered, params, 2 * x - 1, label),
+    rtol=1e-5,
+    atol=1e-5,
+  )
 
 
 def test_instance_norm_plus_standardizes_each_channel():
@@ -239,8 +258,9 @@ def test_instance_norm_plus_standardizes_each_channel():
   expect = (mu - mu.mean(-1, keepdims=True)) / jnp.sqrt(mu.var(-1, keepdims=True) + 1e-5)
   with_alpha = layer.apply(params, x)
   p = params["params"]
-  np.testing.assert_allclose(with_alpha.mean(axis=(1, 2)), p["gamma"] * p["alpha"] * expect + p["beta"],
-                             rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(
+    with_alpha.mean(axis=(1, 2)), p["gamma"] * p["alpha"] * expect + p["beta"], rtol=1e-4, atol=1e-5
+  )
 
 
 def test_conditional_norm_uses_row_y_of_its_table():
@@ -253,7 +273,7 @@ def test_conditional_norm_uses_row_y_of_its_table():
   for b in range(3):
     row = table[y[b]]
     p = {"params": {"gamma": row[:6], "alpha": row[6:12], "beta": row[12:]}}
-    np.testing.assert_allclose(out[b], plain.apply(p, x[b:b + 1])[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out[b], plain.apply(p, x[b : b + 1])[0], rtol=1e-5, atol=1e-5)
   # Initialisation: gamma, alpha ~ N(1, 0.02), beta = 0.
   init = cond.init(jax.random.key(2), x, y)["params"]["embedding"]
   assert init.shape == (4, 18)
@@ -286,15 +306,16 @@ def test_every_unconditional_norm_builds(normalization):
   assert out.shape == x.shape and bool(jnp.all(jnp.isfinite(out)))
 
 
-@pytest.mark.parametrize("kernel_size,c_in,dilation,use_bias", [(3, 3, 1, True), (1, 8, 1, True),
-                                                                (3, 8, 2, False)])
+@pytest.mark.parametrize(
+  "kernel_size,c_in,dilation,use_bias", [(3, 3, 1, True), (1, 8, 1, True), (3, 8, 2, False)]
+)
 def test_convolutions_start_pytorch_uniform(kernel_size, c_in, dilation, use_bias):
   """NCSNConv starts uniform on [-1/sqrt(fan_in), 1/sqrt(fan_in)], fan_in = k^2 c_in (PyTorch's
   default, as the NCSN code), kernel and bias."""
   conv = NCSNConv(16, kernel_size, dilation, use_bias)
   x = jax.random.uniform(jax.random.key(0), (2, 8, 8, c_in))
   params = jax.jit(conv.init)(jax.random.key(1), x)["params"]["Conv_0"]
-  bound = (kernel_size ** 2 * c_in) ** -0.5
+  bound = (kernel_size**2 * c_in) ** -0.5
   kernel = np.asarray(params["kernel"])
   assert kernel.shape == (kernel_size, kernel_size, c_in, 16)
   assert np.abs(kernel).max() <= bound
@@ -311,8 +332,11 @@ def test_every_convolution_is_an_ncsn_conv(name):
   initialisation tested above (abstract init: compiling or eagerly running the whole network's
   initialiser costs minutes on CPU)."""
   params = _abstract_params(build_model(name, dict(nf=4)), 8)
-  kernels = [[getattr(k, "key", None) for k in path]
-             for path, leaf in jax.tree_util.tree_leaves_with_path(params) if leaf.ndim == 4]
+  kernels = [
+    [getattr(k, "key", None) for k in path]
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+    if leaf.ndim == 4
+  ]
   assert len(kernels) > 20
   for keys in kernels:
     assert keys[-2].startswith("Conv_") and keys[-3].startswith("NCSNConv_"), keys

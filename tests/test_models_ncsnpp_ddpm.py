@@ -12,6 +12,7 @@ The tiny networks get random parameters of O(1) effect (see `_random_params`): t
 every residual branch start at ~1e-5 x its input, which would hide the label's effect. One test
 runs the real initialiser and checks exactly that property.
 """
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -46,42 +47,81 @@ def test_preset_counts_cover_every_paper_network():
   assert REFERENCE_PARAM_COUNTS["cifar10_ddpmpp_continuous"] == 61_804_419
   assert REFERENCE_PARAM_COUNTS["cifar10_ncsnpp_continuous"] == 62_758_915
   # The Fourier embedding stores nf = 128 frequencies and doubles the first Dense's input.
-  assert (REFERENCE_PARAM_COUNTS["cifar10_ncsnpp_continuous"]
-          - REFERENCE_PARAM_COUNTS["cifar10_ncsnpp_continuous_vp"]) == 128 + 128 * 512
+  assert (
+    REFERENCE_PARAM_COUNTS["cifar10_ncsnpp_continuous"]
+    - REFERENCE_PARAM_COUNTS["cifar10_ncsnpp_continuous_vp"]
+  ) == 128 + 128 * 512
 
 
 def test_remat_and_dtype_do_not_change_the_parameter_tree():
   base = _abstract_init(build_preset("cifar10_ncsnpp_continuous"), 32, 3)
-  other = _abstract_init(build_preset("cifar10_ncsnpp_continuous", remat=True, dtype=jnp.bfloat16), 32, 3)
+  other = _abstract_init(
+    build_preset("cifar10_ncsnpp_continuous", remat=True, dtype=jnp.bfloat16), 32, 3
+  )
   assert jax.tree.structure(base) == jax.tree.structure(other)
   assert jax.tree.map(lambda a, b: a.shape == b.shape and a.dtype == b.dtype, base, other)
 
 
 # Tiny networks -------------------------------------------------------------------------------
 
-_TINY_NCSNPP = dict(nf=16, ch_mult=(1, 2, 2), num_res_blocks=1, attn_resolutions=(4,), dropout=0.1,
-                    init_scale=0.0)
+_TINY_NCSNPP = dict(
+  nf=16, ch_mult=(1, 2, 2), num_res_blocks=1, attn_resolutions=(4,), dropout=0.1, init_scale=0.0
+)
 
 NCSNPP_VARIANTS = {
-    "ncsnpp_vp": dict(resblock_type="biggan", fir=True, progressive="none", progressive_input="residual",
-                      embedding_type="positional"),
-    "ddpmpp": dict(resblock_type="biggan", fir=False, progressive="none", progressive_input="none",
-                   embedding_type="positional"),
-    "ncsnpp_ve_skip_cat": dict(resblock_type="biggan", fir=True, progressive="output_skip",
-                               progressive_input="input_skip", progressive_combine="cat",
-                               embedding_type="fourier", scale_by_sigma=True, centered=False),
-    "ddpm_blocks_residual": dict(resblock_type="ddpm", fir=True, progressive="residual",
-                                 progressive_input="residual", embedding_type="fourier", skip_rescale=False),
-    "ddpm_blocks_nofir_skip": dict(resblock_type="ddpm", fir=False, resamp_with_conv=False,
-                                   progressive="output_skip", progressive_input="input_skip",
-                                   progressive_combine="sum", embedding_type="positional"),
+  "ncsnpp_vp": dict(
+    resblock_type="biggan",
+    fir=True,
+    progressive="none",
+    progressive_input="residual",
+    embedding_type="positional",
+  ),
+  "ddpmpp": dict(
+    resblock_type="biggan",
+    fir=False,
+    progressive="none",
+    progressive_input="none",
+    embedding_type="positional",
+  ),
+  "ncsnpp_ve_skip_cat": dict(
+    resblock_type="biggan",
+    fir=True,
+    progressive="output_skip",
+    progressive_input="input_skip",
+    progressive_combine="cat",
+    embedding_type="fourier",
+    scale_by_sigma=True,
+    centered=False,
+  ),
+  "ddpm_blocks_residual": dict(
+    resblock_type="ddpm",
+    fir=True,
+    progressive="residual",
+    progressive_input="residual",
+    embedding_type="fourier",
+    skip_rescale=False,
+  ),
+  "ddpm_blocks_nofir_skip": dict(
+    resblock_type="ddpm",
+    fir=False,
+    resamp_with_conv=False,
+    progressive="output_skip",
+    progressive_input="input_skip",
+    progressive_combine="sum",
+    embedding_type="positional",
+  ),
 }
 
 
 def _tiny(kind, **overrides):
   if kind == "ddpm":
-    return build_model("ddpm", dict(dict(nf=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,),
-                                         dropout=0.1), **overrides))
+    return build_model(
+      "ddpm",
+      dict(
+        dict(nf=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,), dropout=0.1),
+        **overrides,
+      ),
+    )
   return build_model("ncsnpp", dict(_TINY_NCSNPP, **NCSNPP_VARIANTS[kind]) | overrides)
 
 
@@ -112,9 +152,11 @@ def _random_params(model, x, label, seed=0):
 
 def _apply(model):
   """Jitted (params, x, label, train=False, dropout_key=None) -> output."""
+
   def f(params, x, label, train=False, dropout_key=None):
     rngs = None if dropout_key is None else {"dropout": dropout_key}
     return model.apply({"params": params}, x, label, train=train, rngs=rngs)
+
   return jax.jit(f, static_argnames="train")
 
 
@@ -166,7 +208,9 @@ def test_uncentered_network_maps_x_to_2x_minus_1(kind):
   params = _random_params(centered, x, label)
   got = _apply(_tiny(kind, centered=False))(params, (x + 1) / 2, label)
   want = _apply(centered)(params, x, label)
-  np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4 * float(jnp.abs(want).max()))
+  np.testing.assert_allclose(
+    np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4 * float(jnp.abs(want).max())
+  )
 
 
 @pytest.mark.parametrize("kind", ["ncsnpp_vp", "ddpm"])
@@ -180,7 +224,9 @@ def test_dropout_is_active_only_in_training(kind):
   np.testing.assert_array_equal(np.asarray(run(0)), np.asarray(run(0)))
 
 
-@pytest.mark.parametrize("kind", [pytest.param("ncsnpp_ve_skip_cat", marks=pytest.mark.slow), "ddpm"])
+@pytest.mark.parametrize(
+  "kind", [pytest.param("ncsnpp_ve_skip_cat", marks=pytest.mark.slow), "ddpm"]
+)
 def test_remat_gives_the_same_values_and_gradients(kind):
   x, label = _inputs()
   # Fewer levels keep the two compilations short; every block type but the resamplers remains.
@@ -192,9 +238,11 @@ def test_remat_gives_the_same_values_and_gradients(kind):
 
   def loss(model, p):
     out = model.apply({"params": p}, x, label, train=True, rngs={"dropout": jax.random.key(3)})
-    return jnp.mean(out ** 2)
+    return jnp.mean(out**2)
 
-  (l1, g1), (l2, g2) = (jax.jit(jax.value_and_grad(lambda p, m=m: loss(m, p)))(params) for m in (plain, remat))
+  (l1, g1), (l2, g2) = (
+    jax.jit(jax.value_and_grad(lambda p, m=m: loss(m, p)))(params) for m in (plain, remat)
+  )
   np.testing.assert_allclose(float(l1), float(l2), rtol=1e-5)
   # Recomputation reorders float32 sums: gradients agree to ~1e-6 of the largest gradient entry
   # (entries that cancel mathematically, e.g. conv biases feeding a GroupNorm, are pure rounding).
@@ -224,8 +272,12 @@ def test_bfloat16_compute_tracks_float32(kind):
 
 def test_unknown_knob_values_are_rejected():
   x, label = _inputs()
-  for bad in (dict(progressive="no_such"), dict(resblock_type="no_such"),
-              dict(embedding_type="no_such"), dict(nonlinearity="no_such")):
+  for bad in (
+    dict(progressive="no_such"),
+    dict(resblock_type="no_such"),
+    dict(embedding_type="no_such"),
+    dict(nonlinearity="no_such"),
+  ):
     model = build_model("ncsnpp", dict(_TINY_NCSNPP, **bad))
     with pytest.raises(ValueError, match="choose from"):
       model.init({"params": jax.random.key(0)}, x, label)
@@ -235,10 +287,15 @@ def test_initialisation_starts_every_residual_branch_at_zero():
   """init_scale = 0: the last convolution of every branch and of the head has kernel scale
   1e-10 (std ~ 1e-5 / sqrt(fan_avg)), so the initial output is tiny and nearly label-independent."""
   # One resolution keeps the compilation of the initialiser short.
-  model = build_model("ncsnpp", dict(_TINY_NCSNPP, **NCSNPP_VARIANTS["ncsnpp_vp"]) | dict(ch_mult=(1,), attn_resolutions=(8,)))
+  model = build_model(
+    "ncsnpp",
+    dict(_TINY_NCSNPP, **NCSNPP_VARIANTS["ncsnpp_vp"]) | dict(ch_mult=(1,), attn_resolutions=(8,)),
+  )
   x, label = _inputs()
   params = jax.jit(model.init)({"params": jax.random.key(0)}, x, label)["params"]
-  assert _n_params(params) == _n_params(jax.eval_shape(lambda: model.init({"params": jax.random.key(0)}, x, label)))
+  assert _n_params(params) == _n_params(
+    jax.eval_shape(lambda: model.init({"params": jax.random.key(0)}, x, label))
+  )
   out = _apply(model)(params, x, label)
   assert float(jnp.abs(out).max()) < 1e-3
   # The head is the last plain convolution created.
@@ -253,8 +310,11 @@ def test_bfloat16_runs_every_convolution_and_matmul_in_bfloat16(kind):
   x, label = _inputs()
   params = _random_params(model, x, label)
   jaxpr = jax.make_jaxpr(lambda p: model.apply({"params": p}, x, label))(params)
-  heavy = [e.outvars[0].aval.dtype for e in jaxpr.jaxpr.eqns
-           if e.primitive.name in ("conv_general_dilated", "dot_general")]
+  heavy = [
+    e.outvars[0].aval.dtype
+    for e in jaxpr.jaxpr.eqns
+    if e.primitive.name in ("conv_general_dilated", "dot_general")
+  ]
   assert heavy and all(d == jnp.bfloat16 for d in heavy)
   assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(params))
 
@@ -270,11 +330,14 @@ def test_level_labels_separate_adjacent_positional_embeddings():
   with sigma in [0.01, 50] as the label the lowest levels were 1.7e-4 apart."""
   from score_sde import sde as sde_lib
   from score_sde.models.embeddings import timestep_embedding
+
   sde = sde_lib.VESDE(sigma_min=0.01, sigma_max=50.0, N=1000)
   t = jnp.linspace(1.0, 1e-5, 1000)  # the sampler's time grid
   w = 10000.0 ** (-np.arange(64) / 63)
   want = np.sqrt(np.sum(4 * np.sin(w / 2) ** 2))
-  gaps = lambda label: np.linalg.norm(np.diff(np.asarray(timestep_embedding(label, 128)), axis=0), axis=1)
+  gaps = lambda label: np.linalg.norm(
+    np.diff(np.asarray(timestep_embedding(label, 128)), axis=0), axis=1
+  )
   np.testing.assert_allclose(gaps(sde.noise_label(t, discrete=True)), want, rtol=1e-4)
   assert 1.9 < want < 2.0
   assert gaps(sde.noise_label(t)).min() < 2e-4
@@ -298,8 +361,9 @@ def test_level_labels_read_sigma_from_the_table(kind):
     params = _random_params(model, x, k)
     want = _apply(model)(params, x, sigma_k)
   got = _apply(model)(params, x, k)
-  np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4,
-                             atol=1e-5 * float(jnp.abs(want).max()))
+  np.testing.assert_allclose(
+    np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-5 * float(jnp.abs(want).max())
+  )
 
 
 def test_a_level_label_without_a_table_is_refused():

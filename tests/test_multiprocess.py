@@ -1,6 +1,7 @@
 """Two processes on localhost with jax.distributed on CPU train one model sharded across them; one
 process is SIGTERMed, both save the same step, and the resumed run ends with the parameters of a
 single-process run over the same global batches."""
+
 import os
 import signal
 import socket
@@ -19,10 +20,16 @@ from score_sde.train_step import data_mesh, jit_train_steps, make_train_steps, s
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "configs", "toy", "vp_eight_gaussians.py")
-FLAGS = ["--config.model.hidden=16", "--config.model.num_layers=1", "--config.training.batch_size=32",
-         "--config.training.n_jitted_steps=5", "--config.training.log_freq=5",
-         "--config.training.snapshot_freq=100000", "--config.training.sample_at_end=False",
-         "--config.distributed=True"]
+FLAGS = [
+  "--config.model.hidden=16",
+  "--config.model.num_layers=1",
+  "--config.training.batch_size=32",
+  "--config.training.n_jitted_steps=5",
+  "--config.training.log_freq=5",
+  "--config.training.snapshot_freq=100000",
+  "--config.training.sample_at_end=False",
+  "--config.distributed=True",
+]
 
 
 def _free_port():
@@ -35,12 +42,30 @@ def _start(workdir, n_iters):
   port = _free_port()
   procs = []
   for i in range(2):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", JAX_PLATFORMS="cpu",
-               JAX_COORDINATOR_ADDRESS=f"localhost:{port}", JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(i))
-    cmd = [sys.executable, "-m", "score_sde.main", "--config", CONFIG, "--workdir", str(workdir),
-           f"--config.training.n_iters={n_iters}", *FLAGS]
-    procs.append(subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True))
+    env = dict(
+      os.environ,
+      XLA_FLAGS="--xla_force_host_platform_device_count=1",
+      JAX_PLATFORMS="cpu",
+      JAX_COORDINATOR_ADDRESS=f"localhost:{port}",
+      JAX_NUM_PROCESSES="2",
+      JAX_PROCESS_ID=str(i),
+    )
+    cmd = [
+      sys.executable,
+      "-m",
+      "score_sde.main",
+      "--config",
+      CONFIG,
+      "--workdir",
+      str(workdir),
+      f"--config.training.n_iters={n_iters}",
+      *FLAGS,
+    ]
+    procs.append(
+      subprocess.Popen(
+        cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+      )
+    )
   return procs
 
 
@@ -72,9 +97,16 @@ def _single_process_params(steps):
   mesh = data_mesh(jax.devices()[:2])
   init_key, train_key = jax.random.split(jax.random.key(config.seed))
   state = bundle.init_state(init_key)
-  fn = jit_train_steps(make_train_steps(bundle.loss_fn, bundle.optimizer, ema_rate=bundle.ema_rate,
-                                        ema_warmup=bundle.ema_warmup, unroll=bundle.unroll_train),
-                       mesh)
+  fn = jit_train_steps(
+    make_train_steps(
+      bundle.loss_fn,
+      bundle.optimizer,
+      ema_rate=bundle.ema_rate,
+      ema_warmup=bundle.ema_warmup,
+      unroll=bundle.unroll_train,
+    ),
+    mesh,
+  )
   data = get_dataset(ru.data_spec(config), "train")
   its = [data.batches(32, 0, config.seed, i, 2) for i in range(2)]
   for _ in range(steps // 5):

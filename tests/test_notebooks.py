@@ -1,5 +1,6 @@
 """The notebooks run top to bottom in a Jupyter kernel (nbclient) against the current API, and
 their numbers agree with the math."""
+
 import json
 import os
 
@@ -14,10 +15,12 @@ def _execute(name: str, report: str) -> dict:
   """Runs notebooks/<name> in a fresh python3 kernel (cwd notebooks/, PYTHONPATH inherited), then
   one extra cell `report` that prints a JSON object of the notebook's variables; returns it."""
   nb = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
-  nb.cells.append(nbformat.v4.new_code_cell(
-      "import json as _json\nprint(_json.dumps(" + report + "))"))
-  NotebookClient(nb, timeout=1200, kernel_name="python3",
-                 resources={"metadata": {"path": NOTEBOOKS}}).execute()
+  nb.cells.append(
+    nbformat.v4.new_code_cell("import json as _json\nprint(_json.dumps(" + report + "))")
+  )
+  NotebookClient(
+    nb, timeout=1200, kernel_name="python3", resources={"metadata": {"path": NOTEBOOKS}}
+  ).execute()
   out = [o for o in nb.cells[-1].outputs if o.get("name") == "stdout"]
   return json.loads(out[-1]["text"].strip().splitlines()[-1])
 
@@ -30,12 +33,15 @@ def test_walkthrough_runs_and_its_likelihood_is_exact():
   n = len(err)
   mean = sum(err) / n
   std = (sum((e - mean) ** 2 for e in err) / n) ** 0.5
-  assert abs(mean) < 5 * std / n ** 0.5 + 1e-3
+  assert abs(mean) < 5 * std / n**0.5 + 1e-3
 
 
 def test_quickstart_runs_and_the_model_likelihood_is_below_the_truth():
-  r = _execute("quickstart.ipynb", "{'logq': [float(v) for v in logq], 'logp': logp.tolist(), "
-               "'off_mode': quality['probability-flow ODE']['off_mode_fraction']}")
+  r = _execute(
+    "quickstart.ipynb",
+    "{'logq': [float(v) for v in logq], 'logp': logp.tolist(), "
+    "'off_mode': quality['probability-flow ODE']['off_mode_fraction']}",
+  )
   # E_p[log q] = E_p[log p] - KL(p || q) <= E_p[log p]: on 256 data points, up to sampling
   # noise of the difference (and the Hutchinson noise inside it).
   d = [q - p for q, p in zip(r["logq"], r["logp"])]
@@ -50,8 +56,11 @@ def test_quickstart_runs_and_the_model_likelihood_is_below_the_truth():
 
 
 def test_digits_notebook_runs_and_interpolation_ends_at_its_inputs():
-  r = _execute("digits.ipynb", "{'end_err': float(max(jnp.abs(xs[0] - x0).max(), "
-               "jnp.abs(xs[-1] - x1).max())), 'nfe_ddim': int(nfe_ddim)}")
+  r = _execute(
+    "digits.ipynb",
+    "{'end_err': float(max(jnp.abs(xs[0] - x0).max(), "
+    "jnp.abs(xs[-1] - x1).max())), 'nfe_ddim': int(nfe_ddim)}",
+  )
   # alpha = 0 and 1 decode the encoded inputs: the ODE round trip, exact up to the solver.
   assert r["end_err"] < 0.1
   assert r["nfe_ddim"] == 50

@@ -1,4 +1,5 @@
 """Pictures: loss curves from metrics.jsonl, toy density plots, snapshot grids during training."""
+
 import json
 import os
 
@@ -16,14 +17,15 @@ def _image_steps(logdir, tag):
   import struct
 
   from tensorboardX.proto import event_pb2
+
   steps = []
   for name in sorted(os.listdir(logdir)):
     with open(os.path.join(logdir, name), "rb") as f:
       data = f.read()
     i = 0
     while i < len(data):
-      (n,) = struct.unpack("<Q", data[i:i + 8])
-      event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+      (n,) = struct.unpack("<Q", data[i : i + 8])
+      event = event_pb2.Event.FromString(data[i + 12 : i + 12 + n])
       i += 16 + n
       steps += [event.step for v in event.summary.value if v.tag == tag and v.HasField("image")]
   return steps
@@ -31,6 +33,7 @@ def _image_steps(logdir, tag):
 
 def _png_shape(path):
   import matplotlib.image
+
   return matplotlib.image.imread(path).shape
 
 
@@ -69,8 +72,9 @@ def test_histogram_density_matches_the_exact_toy_density(tmp_path):
   l1 = np.abs(hist - exact).sum() * width**2
   assert l1 < 0.06, l1  # sampling noise about 0.03
   # Samples from another distribution are far in the same norm.
-  wrong, _ = plotting.histogram_density(0.7 * np.random.default_rng(1).normal(size=(200_000, 2)),
-                                        extent, bins)
+  wrong, _ = plotting.histogram_density(
+    0.7 * np.random.default_rng(1).normal(size=(200_000, 2)), extent, bins
+  )
   assert np.abs(wrong - exact).sum() * width**2 > 0.5
   out = tmp_path / "density.png"
   plotting.density_comparison(str(out), x[:5000], lambda p: toy_log_density("eight_gaussians", p))
@@ -90,21 +94,40 @@ def test_snapshot_samples_written_at_checkpoint_steps(tmp_path):
   c = get_default_config()
   c.data.name = "two_moons"
   c.model.update(name="mlp", hidden=32, num_layers=1, embedding_dim=16)
-  c.training.update(batch_size=32, n_iters=10, n_jitted_steps=5, log_freq=5, snapshot_freq=5,
-                    sample_at_end=False, snapshot_sampling=True, snapshot_num_samples=16)
+  c.training.update(
+    batch_size=32,
+    n_iters=10,
+    n_jitted_steps=5,
+    log_freq=5,
+    snapshot_freq=5,
+    sample_at_end=False,
+    snapshot_sampling=True,
+    snapshot_num_samples=16,
+  )
   c.sampling.num_steps = 10
   train(c, str(tmp_path))
   snaps = tmp_path / "snapshots"
-  assert sorted(os.listdir(snaps)) == ["samples_10.npz", "samples_10.png",
-                                      "samples_5.npz", "samples_5.png"]
+  assert sorted(os.listdir(snaps)) == [
+    "samples_10.npz",
+    "samples_10.png",
+    "samples_5.npz",
+    "samples_5.png",
+  ]
   assert _image_steps(tmp_path / "tb", "samples") == [5, 10]
   # The step-10 snapshot is the configured sampler run on the checkpoint's EMA parameters.
   bundle = ru.build(c)
   params, step = ru.load_ema_params(c, str(tmp_path), bundle)
   assert step == 10
   build = sampler_from_config(c.sampling, bundle.sde)
-  x, _ = draw(build, None, (16, 2), jax.random.fold_in(jax.random.key(c.seed + 2), 10), 1,
-              progress=False, compiled=compile_loop(build, bundle.score_apply, (16, 2),
-                                                    params=params))
-  np.testing.assert_allclose(np.load(snaps / "samples_10.npz")["samples"], np.asarray(x),
-                             rtol=1e-5, atol=1e-5)
+  x, _ = draw(
+    build,
+    None,
+    (16, 2),
+    jax.random.fold_in(jax.random.key(c.seed + 2), 10),
+    1,
+    progress=False,
+    compiled=compile_loop(build, bundle.score_apply, (16, 2), params=params),
+  )
+  np.testing.assert_allclose(
+    np.load(snaps / "samples_10.npz")["samples"], np.asarray(x), rtol=1e-5, atol=1e-5
+  )

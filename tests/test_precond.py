@@ -1,5 +1,6 @@
 """EDM preconditioning and training (Karras et al. 2022): unit variances, Table 1's VP and VE rows
 as the score-SDE losses, the denoiser <-> score relation, and sampling through an exact denoiser."""
+
 import json
 
 import jax
@@ -35,8 +36,8 @@ def test_edm_input_and_target_have_unit_variance_analytically(x64):
   Var(F_target) = ((1 - c_skip)^2 sd^2 + c_skip^2 sigma^2) / c_out^2 = 1 (EDM eqs. 114-117)."""
   for sd in (0.5, 1.3):
     c = P.EDMPrecond(sigma_data=sd).coeffs(jnp.asarray(SIGMAS))
-    np.testing.assert_allclose(c.c_in ** 2 * (sd ** 2 + SIGMAS ** 2), 1.0, rtol=1e-12)
-    var_target = ((1 - c.c_skip) ** 2 * sd ** 2 + c.c_skip ** 2 * SIGMAS ** 2) / c.c_out ** 2
+    np.testing.assert_allclose(c.c_in**2 * (sd**2 + SIGMAS**2), 1.0, rtol=1e-12)
+    var_target = ((1 - c.c_skip) ** 2 * sd**2 + c.c_skip**2 * SIGMAS**2) / c.c_out**2
     np.testing.assert_allclose(var_target, 1.0, rtol=1e-12)
 
 
@@ -48,7 +49,7 @@ def test_loss_weight_is_one_over_c_out_squared(name, x64):
   np.testing.assert_allclose(lam * pre.coeffs(sigma).c_out ** 2, 1.0, rtol=1e-12)
   if name == "edm":
     sd = pre.sigma_data
-    np.testing.assert_allclose(lam, (SIGMAS ** 2 + sd ** 2) / (SIGMAS * sd) ** 2, rtol=1e-12)
+    np.testing.assert_allclose(lam, (SIGMAS**2 + sd**2) / (SIGMAS * sd) ** 2, rtol=1e-12)
 
 
 def test_edm_input_and_target_have_unit_variance_by_monte_carlo():
@@ -69,6 +70,7 @@ def test_edm_input_and_target_have_unit_variance_by_monte_carlo():
     x = y + bcast(sigma, y) * noise
     c_in = pre.coeffs(sigma).c_in
     return jnp.var(bcast(c_in, x) * x), jnp.var(P.network_target(pre, y, x, sigma))
+
   for s in (0.002, 0.1, 0.5, 2.0, 80.0):
     np.testing.assert_allclose(variances(s), 1.0, rtol=0.03)
 
@@ -91,6 +93,7 @@ def test_denoiser_and_score_are_tweedie_inverses(x64):
     gain = jnp.einsum("kij,kjl->kil", g.covs, jnp.linalg.inv(marg.covs))
     post = g.means[None] + jnp.einsum("kij,bkj->bki", gain, x[:, None] - g.means[None])
     return score, d, jnp.einsum("bk,bki->bi", r, post), P.score_from_denoiser(d, x, sigma)
+
   score, d, posterior_mean, score_back = parts(x, sigma)
   np.testing.assert_allclose(d, posterior_mean, rtol=1e-10, atol=1e-12)
   np.testing.assert_allclose(score_back, score, rtol=1e-10, atol=1e-12)
@@ -116,8 +119,13 @@ def test_vp_row_is_the_score_sde_vp_loss(x64):
   n = jax.random.normal(jax.random.split(key)[1], x0.shape)
   sigma = sde.sigma(t)
   # reduce_mean=False: half the sum over dimensions (the package's convention, losses._reduce).
-  edm_form = jax.jit(lambda x0, n, sigma: P.loss_weight(pre, sigma) * 0.5 * jnp.sum(
-      (P.denoise(_toy_network, pre, x0 + bcast(sigma, x0) * n, sigma) - x0) ** 2, -1))(x0, n, sigma)
+  edm_form = jax.jit(
+    lambda x0, n, sigma: (
+      P.loss_weight(pre, sigma)
+      * 0.5
+      * jnp.sum((P.denoise(_toy_network, pre, x0 + bcast(sigma, x0) * n, sigma) - x0) ** 2, -1)
+    )
+  )(x0, n, sigma)
   np.testing.assert_allclose(edm_form, release, rtol=1e-7)
 
 
@@ -134,6 +142,7 @@ def test_ve_row_is_the_score_sde_ve_loss(x64):
   def score_net(x, t):  # the release's label sigma(t), output already divided by sigma
     sigma = mutils.noise_label(sde, t)
     return _toy_network(x, jnp.log(0.5 * sigma)) / bcast(sigma, x)
+
   release = _losses_of(losses.dsm_loss, score_net, sde, key, x0, target="score")
   np.testing.assert_allclose(ours, release, rtol=1e-9)
 
@@ -144,7 +153,7 @@ def test_table1_rows_share_the_score_sde_minimizer(name, x64):
   makes the preconditioned denoiser the exact one, D = x + sigma^2 score (Tweedie)."""
   g, path = _mixture(3), EDMPath()
   pre = PRECONDS[name]
-  exact_score = G.marginal_score_fn(g, path)   # score of p(x; sigma) at t = sigma
+  exact_score = G.marginal_score_fn(g, path)  # score of p(x; sigma) at t = sigma
   x = 2.0 * jax.random.normal(jax.random.key(6), (64, 3))
   sigma = jnp.exp(jax.random.uniform(jax.random.key(7), (64,), minval=-4.0, maxval=4.0))
 
@@ -152,12 +161,17 @@ def test_table1_rows_share_the_score_sde_minimizer(name, x64):
     if name == "vp":
       t = label / 999.0
       s_vp = VPSDE().sigma(t)
-      x_hat = x_in * bcast(jnp.sqrt(1 + s_vp ** 2), x_in)
-      return -bcast(s_vp, x_in) * exact_score(x_hat, s_vp)     # eps* = -s score in x_t-space
+      x_hat = x_in * bcast(jnp.sqrt(1 + s_vp**2), x_in)
+      return -bcast(s_vp, x_in) * exact_score(x_hat, s_vp)  # eps* = -s score in x_t-space
     s_ve = 2.0 * jnp.exp(label)
     return bcast(s_ve, x_in) * exact_score(x_in, s_ve)
-  d, d_exact = jax.jit(lambda x, sigma: (P.denoise(f_star, pre, x, sigma), P.denoiser_from_score(
-      exact_score(x, sigma), x, sigma)))(x, sigma)
+
+  d, d_exact = jax.jit(
+    lambda x, sigma: (
+      P.denoise(f_star, pre, x, sigma),
+      P.denoiser_from_score(exact_score(x, sigma), x, sigma),
+    )
+  )(x, sigma)
   np.testing.assert_allclose(d, d_exact, rtol=1e-7, atol=1e-7 * float(sigma.max()) ** 2)
 
 
@@ -172,6 +186,7 @@ def _exact_edm_network(g, pre):
     x = x_in / bcast(c.c_in, x_in)
     d = P.denoiser_from_score(exact_score(x, sigma), x, sigma)
     return P.network_target(pre, d, x, sigma)
+
   return f
 
 
@@ -182,21 +197,25 @@ def test_heun_through_the_exact_edm_denoiser_reproduces_the_mixture(sde):
   g, pre = separated_mixture(2), P.EDMPrecond(sigma_data=1.0)
   score_fn = mutils.score_fn_from_model(_exact_edm_network(g, pre), sde, preconditioning=pre)
   eps = 2e-3 if isinstance(sde, EDMPath) else 1e-3
-  x, _ = jax.jit(lambda k: edm_heun_sample(k, sde, score_fn, (N_SAMPLES, 2), num_steps=32,
-                                           eps=eps))(jax.random.key(8))
+  x, _ = jax.jit(
+    lambda k: edm_heun_sample(k, sde, score_fn, (N_SAMPLES, 2), num_steps=32, eps=eps)
+  )(jax.random.key(8))
   assert_reproduces(g, x)
 
 
 def test_preconditioned_score_is_the_path_score(x64):
   """On VP, cosine and EDM paths the preconditioned exact network gives the path's exact score."""
   from score_sde.sde import CosinePath, LinearPath
+
   g, pre = _mixture(2), P.EDMPrecond(sigma_data=0.5)
   f = _exact_edm_network(g, pre)
   x = jax.random.normal(jax.random.key(9), (32, 2))
   for sde in (VPSDE(), CosinePath(), LinearPath(), EDMPath()):
     t = jnp.linspace(0.02, 0.9, 32) * sde.T
-    pair = lambda x, t, sde=sde: (mutils.score_fn_from_model(f, sde, preconditioning=pre)(x, t),
-                                  G.marginal_score_fn(g, sde)(x, t))
+    pair = lambda x, t, sde=sde: (
+      mutils.score_fn_from_model(f, sde, preconditioning=pre)(x, t),
+      G.marginal_score_fn(g, sde)(x, t),
+    )
     got, want = jax.jit(pair)(x, t)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8)
 
@@ -209,15 +228,18 @@ def test_edm_loss_is_lambda_weighted_denoising_error(x64):
   x0 = g.sample(jax.random.key(10), 4096)
   f = _exact_edm_network(g, pre)
   key = jax.random.key(11)
-  edm = jax.jit(lambda k, x0, net: losses.edm_loss(k, P.denoiser_fn(net, pre), x0,
-                                                   preconditioning=pre), static_argnums=2)
+  edm = jax.jit(
+    lambda k, x0, net: losses.edm_loss(k, P.denoiser_fn(net, pre), x0, preconditioning=pre),
+    static_argnums=2,
+  )
   loss, per = edm(key, x0, f)
   ks, kn = jax.random.split(key)
   sigma = P.sample_log_normal_sigma(ks, 4096)
   n = jax.random.normal(kn, x0.shape)
   d = jax.jit(lambda x, sigma: P.denoise(f, pre, x, sigma))(x0 + bcast(sigma, x0) * n, sigma)
-  np.testing.assert_allclose(per, P.loss_weight(pre, sigma) * 0.5 * jnp.sum((d - x0) ** 2, -1),
-                             rtol=1e-10)
+  np.testing.assert_allclose(
+    per, P.loss_weight(pre, sigma) * 0.5 * jnp.sum((d - x0) ** 2, -1), rtol=1e-10
+  )
   worse = lambda x, label: f(x, label) + 0.1
   assert float(edm(key, x0, worse)[0]) > float(loss)
   # ln sigma's sample moments (n = 4096: standard errors 0.019 and 0.013).
@@ -253,6 +275,7 @@ def test_tiny_edm_training_run(tmp_path):
   tr.ema_rate = 0.9
   config.seed = 0
   from score_sde.train import train
+
   train(config, str(tmp_path))
   with open(tmp_path / "metrics.jsonl") as f:
     rows = [json.loads(line) for line in f]
@@ -264,14 +287,20 @@ def test_tiny_edm_training_run(tmp_path):
   pre = ru.build_preconditioning(config)
   denoiser = P.denoiser_fn(lambda x, label: apply(params, x, label), pre)
   from score_sde.data import get_dataset
+
   y = jnp.asarray(next(get_dataset(ru.data_spec(config), "test").batches(4096, 0, 1, 0, 1)))
   # The EDM loss on held-out data with one fixed key: the trained (EMA) network against the
   # initial one (the runner's init key), without the per-batch noise of the logged losses.
-  params0 = ru.init_params(config, network, jax.random.split(jax.random.key(config.seed))[0],
-                           shape)
-  held_out_loss = jax.jit(lambda p: losses.edm_loss(
-      jax.random.key(13), P.denoiser_fn(lambda x, label: apply(p, x, label), pre), y,
-      preconditioning=pre, reduce_mean=True)[0])
+  params0 = ru.init_params(config, network, jax.random.split(jax.random.key(config.seed))[0], shape)
+  held_out_loss = jax.jit(
+    lambda p: losses.edm_loss(
+      jax.random.key(13),
+      P.denoiser_fn(lambda x, label: apply(p, x, label), pre),
+      y,
+      preconditioning=pre,
+      reduce_mean=True,
+    )[0]
+  )
   first, last = float(held_out_loss(params0)), float(held_out_loss(params))
   assert last < 0.85 * first, (first, last)
   sigma = jnp.full((y.shape[0],), 0.5)
@@ -280,6 +309,6 @@ def test_tiny_edm_training_run(tmp_path):
   t = sde.t_of_sigma(sigma)
   np.testing.assert_allclose(score_apply(params, x, t), (d - x) / 0.25, rtol=1e-4, atol=1e-4)
   var = float(jnp.mean(jnp.var(y, axis=0)))
-  wiener = 0.25 * var / (0.25 + var)   # per-dimension error of the best linear denoiser
+  wiener = 0.25 * var / (0.25 + var)  # per-dimension error of the best linear denoiser
   err = float(jnp.mean((d - y) ** 2))
   assert err < 0.8 * wiener, (err, wiener)

@@ -1,4 +1,5 @@
 """The README's quickstart and CI stay in sync."""
+
 import os
 import re
 

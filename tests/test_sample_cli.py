@@ -1,5 +1,6 @@
 """Sampling runner and CLI: a tiny trained model -> samples_<step>_<run>.npz + PNG; chunked = one
 loop; runs with different samplers do not overwrite each other."""
+
 import os
 import subprocess
 import sys
@@ -17,8 +18,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOY = os.path.join(REPO, "configs", "toy", "vp_eight_gaussians.py")
 # Sampling settings on top of the session's toy run (conftest.py: 20 training steps).
 SAMPLING = {
-    "sampling.num_steps": 40, "sampling.num_samples": 64, "sampling.batch_size": 32,
-    "sampling.progress_chunks": 3,
+  "sampling.num_steps": 40,
+  "sampling.num_samples": 64,
+  "sampling.batch_size": 32,
+  "sampling.progress_chunks": 3,
 }
 
 
@@ -55,8 +58,11 @@ def test_run_writes_npz_and_png(trained, toy_config):
 def test_two_samplers_write_side_by_side(trained, toy_config):
   """Files are named by sampler and settings: a DDIM run does not overwrite the PC run's."""
   from score_sde.evaluate import sample_quality
-  configs = {"pc-euler_maruyama-none-n40": toy_config(),
-             "ddim-eta0-n10": toy_config(**{"sampling.method": "ddim", "sampling.num_steps": 10})}
+
+  configs = {
+    "pc-euler_maruyama-none-n40": toy_config(),
+    "ddim-eta0-n10": toy_config(**{"sampling.method": "ddim", "sampling.num_steps": 10}),
+  }
   drawn = {}
   for name, config in configs.items():
     assert sample_runner.run_name(config.sampling) == name
@@ -70,9 +76,13 @@ def test_two_samplers_write_side_by_side(trained, toy_config):
   assert not np.array_equal(*drawn.values())
 
 
-@pytest.mark.parametrize("sampling", [
+@pytest.mark.parametrize(
+  "sampling",
+  [
     dict(predictor="euler_maruyama", corrector="none"),
-    dict(predictor="reverse_diffusion", corrector="langevin", n_steps_each=2)])
+    dict(predictor="reverse_diffusion", corrector="langevin", n_steps_each=2),
+  ],
+)
 def test_chunked_loop_equals_one_loop(trained, toy_config, sampling):
   """The progress bar's chunks change nothing: 7 on-device chunks = 1, bit for bit (8 devices)."""
   config = toy_config(**{f"sampling.{k}": v for k, v in sampling.items()})
@@ -90,12 +100,15 @@ def test_chunked_loop_equals_one_loop(trained, toy_config, sampling):
   np.testing.assert_allclose(np.asarray(single), np.asarray(one), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("extra,match", [
+@pytest.mark.parametrize(
+  "extra,match",
+  [
     ({"sampling.batch_size": 0}, "must be positive"),
     ({"sampling.predictor": "no_such"}, r"unknown predictor 'no_such'; choose from"),
     ({"sampling.method": "no_such"}, r"unknown sampling method 'no_such'; choose from"),
     ({"sde.name": "subvpsde", "sampling.predictor": "ancestral_sampling"}, "ancestral"),
-])
+  ],
+)
 def test_bad_sampling_config_fails_before_loading(tmp_path, toy_config, extra, match):
   """Config errors come first, even in a workdir without any checkpoint."""
   with pytest.raises(ValueError, match=match):
@@ -104,8 +117,15 @@ def test_bad_sampling_config_fails_before_loading(tmp_path, toy_config, extra, m
 
 def test_cli_sample_mode(trained, toy_run):
   flags = [f"--config.{k}={v}" for k, v in {**toy_run.overrides, **SAMPLING}.items()]
-  cmd = [sys.executable, "-m", "score_sde.main", f"--config={TOY}", f"--workdir={trained}",
-         "--mode=sample", "--config.seed=3"] + flags
+  cmd = [
+    sys.executable,
+    "-m",
+    "score_sde.main",
+    f"--config={TOY}",
+    f"--workdir={trained}",
+    "--mode=sample",
+    "--config.seed=3",
+  ] + flags
   out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-2000:]
   assert "NFE 40" in out.stdout
@@ -119,8 +139,9 @@ def test_image_run_writes_clipped_samples_and_a_grid(tmp_path):
   config.data.image_size = 8
   config.model.nf = 8
   config.model.ch_mult = (1,)
-  config.training.update(batch_size=8, n_iters=1, n_jitted_steps=1, log_freq=1, snapshot_freq=1,
-                         sample_at_end=False)
+  config.training.update(
+    batch_size=8, n_iters=1, n_jitted_steps=1, log_freq=1, snapshot_freq=1, sample_at_end=False
+  )
   config.sampling.update(num_steps=3, num_samples=16, batch_size=8, progress_chunks=2)
   workdir = str(tmp_path)
   train(config, workdir)
@@ -134,6 +155,7 @@ def test_image_run_writes_clipped_samples_and_a_grid(tmp_path):
   import matplotlib.image
 
   from score_sde.plotting import image_grid
+
   grid = matplotlib.image.imread(stem + ".png")
   # A 4 x 4 grid of 8-pixel images with 1-pixel borders is 37 pixels wide; each pixel becomes a
   # 14 x 14 block, the least integer factor reaching 512 pixels (14 * 37 = 518).
@@ -151,10 +173,13 @@ def test_every_method_runs_through_the_runner_loop(method):
   from score_sde.config_defaults import get_default_config
   from score_sde.sampling.dispatch import sampler_from_config
   from score_sde.sde import VPSDE
+
   cfg = get_default_config().sampling
   cfg.method, cfg.num_steps = method, (None if method == "ode" else 20)
   sde = VPSDE()
   build = sampler_from_config(cfg, sde)
   score = G.marginal_score_fn(G.ring_mixture(), sde)
-  x, nfe = sample_runner.draw(build, score, (16, 2), jax.random.key(0), 3, data_mesh(), progress=False)
+  x, nfe = sample_runner.draw(
+    build, score, (16, 2), jax.random.key(0), 3, data_mesh(), progress=False
+  )
   assert x.shape == (16, 2) and np.all(np.isfinite(np.asarray(x))) and nfe >= 20

@@ -1,5 +1,6 @@
 """The sampler protocol across the registries: every SDE with every sampler under jit, the time
 schedules, the key -> x_T rule and x_init, and the NFE each sampler reports."""
+
 import inspect
 
 import jax
@@ -14,13 +15,18 @@ from score_sde.sampling.dispatch import SAMPLERS, get_sampler, nfe_of, sampler_f
 
 MU, STD = np.array([1.0, -0.5], np.float32), 0.5
 # Few steps: these tests check the protocol, not the accuracy (the mixture tests do that).
-OPTS = {"pc": dict(num_steps=40), "ode": dict(rtol=1e-3, atol=1e-3), "edm_heun": dict(num_steps=10),
-        "ddim": dict(num_steps=20)}
+OPTS = {
+  "pc": dict(num_steps=40),
+  "ode": dict(rtol=1e-3, atol=1e-3),
+  "edm_heun": dict(num_steps=10),
+  "ddim": dict(num_steps=20),
+}
 
 
 def gaussian():
-  return G.GaussianMixture(jnp.ones(1), jnp.asarray(MU)[None],
-                           jnp.asarray(STD ** 2 * np.eye(2, dtype=np.float32))[None])
+  return G.GaussianMixture(
+    jnp.ones(1), jnp.asarray(MU)[None], jnp.asarray(STD**2 * np.eye(2, dtype=np.float32))[None]
+  )
 
 
 def opts_for(name, schedule=None):
@@ -28,7 +34,9 @@ def opts_for(name, schedule=None):
   sampler takes one."""
   opts = dict(OPTS.get(name, {}))
   entry = get_sampler(name)
-  if schedule is not None and "schedule" in inspect.signature(entry.loop or entry.sample).parameters:
+  if (
+    schedule is not None and "schedule" in inspect.signature(entry.loop or entry.sample).parameters
+  ):
     opts["schedule"] = schedule
   return opts
 
@@ -42,8 +50,7 @@ def test_every_sde_samples_with_every_sampler_under_jit(sde_name, sampler):
   score = G.marginal_score_fn(gaussian(), sde)
   entry = get_sampler(sampler)
   opts = opts_for(sampler, schedule="log_snr")
-  x, nfe = jax.jit(lambda k: entry.sample(k, sde, score, (256, 2), **opts))(
-      jax.random.key(0))
+  x, nfe = jax.jit(lambda k: entry.sample(k, sde, score, (256, 2), **opts))(jax.random.key(0))
   x = np.asarray(x)
   assert x.shape == (256, 2) and np.all(np.isfinite(x)), (sde_name, sampler)
   assert int(nfe) > 0
@@ -59,7 +66,9 @@ def test_x_init_reproduces_the_key(sampler):
   sde = sde_lib.VPSDE()
   score = G.marginal_score_fn(gaussian(), sde)
   entry = get_sampler(sampler)
-  run = jax.jit(lambda k, x0: entry.sample(k, sde, score, (16, 2), x_init=x0, **opts_for(sampler))[0])
+  run = jax.jit(
+    lambda k, x0: entry.sample(k, sde, score, (16, 2), x_init=x0, **opts_for(sampler))[0]
+  )
   run_key = jax.jit(lambda k: entry.sample(k, sde, score, (16, 2), **opts_for(sampler))[0])
   key = jax.random.key(3)
   x_init = base.initial_state(key, sde, (16, 2))
@@ -106,19 +115,23 @@ def test_pc_steps_end_on_the_grid():
   """The predictor is evaluated at t_0 = T, ..., t_{n-1} and steps to t_n = eps: the step sizes
   add up to T - eps (the release's dt = -(T - eps)/n on linspace(T, eps, n) ends below eps)."""
   from score_sde.sampling import pc
+
   seen = []
   steps = []
   name = "test_record"
 
   def record(key, sde, score_fn, x, t, t_next, probability_flow=False):
-    jax.debug.callback(lambda a, b: (seen.append(float(a[0])), steps.append(float(b[0] - a[0]))), t, t_next)
+    jax.debug.callback(
+      lambda a, b: (seen.append(float(a[0])), steps.append(float(b[0] - a[0]))), t, t_next
+    )
     return x, x
 
   pc.register_predictor(name, 0)(record)
   try:
     sde = sde_lib.VPSDE()
-    x, _ = pc.pc_sample(jax.random.key(0), sde, lambda x, t: -x, (2, 2), predictor=name,
-                        num_steps=7, eps=1e-3)
+    x, _ = pc.pc_sample(
+      jax.random.key(0), sde, lambda x, t: -x, (2, 2), predictor=name, num_steps=7, eps=1e-3
+    )
     jax.block_until_ready(x)
     jax.effects_barrier()
   finally:
@@ -137,6 +150,7 @@ def test_config_sampler_reports_its_nfe(sampler):
   def counting(x, t):
     jax.debug.callback(lambda: calls.append(1))
     return exact(x, t)
+
   cfg = get_default_config().sampling
   cfg.method = sampler
   cfg.num_steps = None if sampler == "ode" else 25
@@ -148,6 +162,15 @@ def test_config_sampler_reports_its_nfe(sampler):
   if loop.nfe is not None:
     assert loop.nfe == int(nfe)
     entry = get_sampler(sampler)
-    assert nfe_of(entry, num_steps=25, predictor=cfg.predictor, corrector=cfg.corrector,
-                  n_steps=cfg.n_steps_each, method=cfg.ode_method,
-                  denoise=cfg.noise_removal) == loop.nfe
+    assert (
+      nfe_of(
+        entry,
+        num_steps=25,
+        predictor=cfg.predictor,
+        corrector=cfg.corrector,
+        n_steps=cfg.n_steps_each,
+        method=cfg.ode_method,
+        denoise=cfg.noise_removal,
+      )
+      == loop.nfe
+    )

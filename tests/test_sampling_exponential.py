@@ -7,6 +7,7 @@ For Gaussian data x0 ~ N(mu, diag(c)) the probability-flow ODE has the closed-fo
 (each coordinate keeps its standardized value), so a solver's error is measured against the exact
 path; halving the step in log-SNR must divide it by 2^order.
 """
+
 import json
 
 import jax
@@ -30,44 +31,47 @@ def gaussian(dtype=jnp.float64):
 
 def gaussian_score(sde, mu, c):
   """grad log N(x; a mu, a^2 c + s^2): the exact score of the Gaussian's marginal."""
+
   def score_fn(x, t):
     a, s = sde.alpha_sigma(t)
     a, s = a[:, None], s[:, None]
-    return -(x - a * mu) / (a ** 2 * c + s ** 2)
+    return -(x - a * mu) / (a**2 * c + s**2)
+
   return score_fn
 
 
 def exact_flow(sde, mu, c, x_T, t):
   a_T, s_T = sde.alpha_sigma(sde.T)
   a, s = sde.alpha_sigma(t)
-  ratio = jnp.sqrt(a ** 2 * c + s ** 2) / jnp.sqrt(a_T ** 2 * c + s_T ** 2)
+  ratio = jnp.sqrt(a**2 * c + s**2) / jnp.sqrt(a_T**2 * c + s_T**2)
   return a * mu + ratio * (x_T - a_T * mu)
 
 
 # (sampler, options, order of convergence claimed)
 SOLVERS = {
-    "dpm_solver_1": (ex.dpm_solver_sample, dict(order=1), 1),
-    "dpm_solver_2M": (ex.dpm_solver_sample, dict(order=2), 2),
-    "dpm_solver_3M": (ex.dpm_solver_sample, dict(order=3), 3),
-    "dpm_solver_3S": (ex.dpm_solver_sample, dict(order=3, multistep=False), 3),
-    "dpm_solver_pp_2M_published": (ex.dpm_solver_pp_sample, dict(order=2, weights="published"), 2),
-    "dpm_solver_pp_3M": (ex.dpm_solver_pp_sample, dict(order=3), 3),
-    "unipc_2": (ex.unipc_sample, dict(order=2), 3),   # UniC raises the order by one
-    "unipc_3": (ex.unipc_sample, dict(order=3), 3),   # (4 asymptotically; 3 claimed)
-    "lms_3": (ex.lms_sample, dict(order=3), 3),
+  "dpm_solver_1": (ex.dpm_solver_sample, dict(order=1), 1),
+  "dpm_solver_2M": (ex.dpm_solver_sample, dict(order=2), 2),
+  "dpm_solver_3M": (ex.dpm_solver_sample, dict(order=3), 3),
+  "dpm_solver_3S": (ex.dpm_solver_sample, dict(order=3, multistep=False), 3),
+  "dpm_solver_pp_2M_published": (ex.dpm_solver_pp_sample, dict(order=2, weights="published"), 2),
+  "dpm_solver_pp_3M": (ex.dpm_solver_pp_sample, dict(order=3), 3),
+  "unipc_2": (ex.unipc_sample, dict(order=2), 3),  # UniC raises the order by one
+  "unipc_3": (ex.unipc_sample, dict(order=3), 3),  # (4 asymptotically; 3 claimed)
+  "lms_3": (ex.lms_sample, dict(order=3), 3),
 }
 SLOW_SOLVERS = {
-    "dpm_solver_2S": (ex.dpm_solver_sample, dict(order=2, multistep=False), 2),
-    "dpm_solver_pp_2M": (ex.dpm_solver_pp_sample, dict(order=2), 2),
-    "dpm_solver_pp_3S": (ex.dpm_solver_pp_sample, dict(order=3, multistep=False), 3),
-    "unipc_1": (ex.unipc_sample, dict(order=1), 2),
-    "lms_2": (ex.lms_sample, dict(order=2), 2),
-    "lms_4": (ex.lms_sample, dict(order=4), 4),
+  "dpm_solver_2S": (ex.dpm_solver_sample, dict(order=2, multistep=False), 2),
+  "dpm_solver_pp_2M": (ex.dpm_solver_pp_sample, dict(order=2), 2),
+  "dpm_solver_pp_3S": (ex.dpm_solver_pp_sample, dict(order=3, multistep=False), 3),
+  "unipc_1": (ex.unipc_sample, dict(order=1), 2),
+  "lms_2": (ex.lms_sample, dict(order=2), 2),
+  "lms_4": (ex.lms_sample, dict(order=4), 4),
 }
 
 
-@pytest.mark.parametrize("name", sorted(SOLVERS) + [
-    pytest.param(n, marks=pytest.mark.slow) for n in sorted(SLOW_SOLVERS)])
+@pytest.mark.parametrize(
+  "name", sorted(SOLVERS) + [pytest.param(n, marks=pytest.mark.slow) for n in sorted(SLOW_SOLVERS)]
+)
 def test_convergence_order(name, x64):
   """log2(err(n) / err(2n)) >= order - 1/2 (n = 48: the rates settle slowly, e.g. 2.1, 2.5, 2.75
   for LMS-3 from n = 12 to 96) on the VP path, uniform log-SNR grid, t in [1e-3, 1]."""
@@ -77,20 +81,22 @@ def test_convergence_order(name, x64):
   key, shape, eps = jax.random.key(0), (16, 2), 1e-3
   x_T = initial_state(key, sde, shape)
   exact = exact_flow(sde, mu, c, x_T, eps)
-  run = jax.jit(lambda k, n: fn(k, sde, score_fn, shape, num_steps=n, eps=eps,
-                                schedule="log_snr", **opts)[0], static_argnums=1)
+  run = jax.jit(
+    lambda k, n: fn(k, sde, score_fn, shape, num_steps=n, eps=eps, schedule="log_snr", **opts)[0],
+    static_argnums=1,
+  )
   errs = [float(jnp.sqrt(jnp.mean((run(key, n) - exact) ** 2))) for n in (48, 96)]
   rate = np.log2(errs[0] / errs[1])
   assert rate >= order - 0.5, (errs, rate)
 
 
-@pytest.mark.parametrize("sde", [VPSDE(), VESDE(sigma_min=0.01, sigma_max=10.0)],
-                         ids=["vp", "ve"])
+@pytest.mark.parametrize("sde", [VPSDE(), VESDE(sigma_min=0.01, sigma_max=10.0)], ids=["vp", "ve"])
 def test_dpm_solver_1_is_ddim(sde, x64):
   """Order 1 in either parametrization is DDIM at eta = 0 (Lu et al. 2022a, section 4.1)."""
   g = G.ring_mixture(4)
-  g = G.GaussianMixture(g.weights.astype(jnp.float64), g.means.astype(jnp.float64),
-                        g.covs.astype(jnp.float64))
+  g = G.GaussianMixture(
+    g.weights.astype(jnp.float64), g.means.astype(jnp.float64), g.covs.astype(jnp.float64)
+  )
   sf, key, shape = G.marginal_score_fn(g, sde), jax.random.key(1), (32, 2)
   ref, _ = ddim_sample(key, sde, sf, shape, num_steps=7, schedule="karras")
   for fn in (ex.dpm_solver_sample, ex.dpm_solver_pp_sample):
@@ -108,15 +114,16 @@ def test_dpm_solver_pp_2m_is_the_published_update_on_ve(x64):
     r = h_{i-1} / h_i.  Then x0_hat at the last point (noise removal)."""
   sde = VESDE(sigma_min=0.002, sigma_max=80.0)
   g = G.ring_mixture(8)
-  g = G.GaussianMixture(g.weights.astype(jnp.float64), g.means.astype(jnp.float64),
-                        g.covs.astype(jnp.float64))
+  g = G.GaussianMixture(
+    g.weights.astype(jnp.float64), g.means.astype(jnp.float64), g.covs.astype(jnp.float64)
+  )
   sf, key, shape = G.marginal_score_fn(g, sde), jax.random.key(2), (16, 2)
   n = 3
   sig = schedules.karras_sigmas(0.002, 80.0, n, 7.0)
   x = initial_state(key, sde, shape)
 
   def denoised(x, sigma):
-    return x + sigma ** 2 * sf(x, jnp.full(shape[:1], sde.t_of_sigma(sigma)))
+    return x + sigma**2 * sf(x, jnp.full(shape[:1], sde.t_of_sigma(sigma)))
 
   old = None
   for i in range(n):
@@ -130,23 +137,43 @@ def test_dpm_solver_pp_2m_is_the_published_update_on_ve(x64):
     x = sig[i + 1] / sig[i] * x - jnp.expm1(-h) * dd
     old = d
   x = denoised(x, sig[n])
-  ours, nfe = ex.dpm_solver_pp_sample(key, sde, sf, shape, num_steps=n, order=2, eps=0.0,
-                                      schedule="karras", weights="published",
-                                      lower_order_final=False, denoise=True)
+  ours, nfe = ex.dpm_solver_pp_sample(
+    key,
+    sde,
+    sf,
+    shape,
+    num_steps=n,
+    order=2,
+    eps=0.0,
+    schedule="karras",
+    weights="published",
+    lower_order_final=False,
+    denoise=True,
+  )
   assert nfe == n + 1
   np.testing.assert_allclose(ours, x, rtol=0, atol=1e-9)
-  exact_w, _ = ex.dpm_solver_pp_sample(key, sde, sf, shape, num_steps=n, order=2, eps=0.0,
-                                       schedule="karras", lower_order_final=False, denoise=True)
+  exact_w, _ = ex.dpm_solver_pp_sample(
+    key,
+    sde,
+    sf,
+    shape,
+    num_steps=n,
+    order=2,
+    eps=0.0,
+    schedule="karras",
+    lower_order_final=False,
+    denoise=True,
+  )
   assert float(jnp.max(jnp.abs(exact_w - x))) > 1e-4  # the check can tell the weights apart
 
 
 SAMPLERS = {
-    "dpm_solver_3M": (ex.dpm_solver_sample, dict(order=3)),
-    "dpm_solver_3S": (ex.dpm_solver_sample, dict(order=3, multistep=False)),
-    "dpm_solver_pp_2M": (ex.dpm_solver_pp_sample, dict(order=2)),
-    "dpm_solver_pp_sde": (ex.dpm_solver_pp_sde_sample, dict(order=2)),
-    "unipc_3": (ex.unipc_sample, dict(order=3)),
-    "lms_4": (ex.lms_sample, dict(order=4)),
+  "dpm_solver_3M": (ex.dpm_solver_sample, dict(order=3)),
+  "dpm_solver_3S": (ex.dpm_solver_sample, dict(order=3, multistep=False)),
+  "dpm_solver_pp_2M": (ex.dpm_solver_pp_sample, dict(order=2)),
+  "dpm_solver_pp_sde": (ex.dpm_solver_pp_sde_sample, dict(order=2)),
+  "unipc_3": (ex.unipc_sample, dict(order=3)),
+  "lms_4": (ex.lms_sample, dict(order=4)),
 }
 
 
@@ -174,8 +201,11 @@ def test_noise_removal_ends_on_the_means(name):
 
   def dist(x):
     return jnp.min(jnp.linalg.norm(x[:, None] - g.means[None], axis=-1), axis=1)
-  run = jax.jit(lambda denoise: fn(key, sde, sf, shape, num_steps=20, eps=1e-2, denoise=denoise,
-                                   **opts), static_argnums=0)
+
+  run = jax.jit(
+    lambda denoise: fn(key, sde, sf, shape, num_steps=20, eps=1e-2, denoise=denoise, **opts),
+    static_argnums=0,
+  )
   x, nfe = run(True)
   assert float(jnp.max(dist(x))) < 1e-3
   assert nfe == ex.nfe_per_step(**opts) * 20 + 1
@@ -197,14 +227,16 @@ def test_loop_in_chunks_equals_one_piece():
 
 def _cfg(**kw):
   from score_sde.config_defaults import get_default_config
+
   c = get_default_config().sampling
   for k, v in kw.items():
     c[k] = v
   return c
 
 
-@pytest.mark.parametrize("method", ["dpm_solver", "dpm_solver_pp", "dpm_solver_pp_sde", "unipc",
-                                    "lms"])
+@pytest.mark.parametrize(
+  "method", ["dpm_solver", "dpm_solver_pp", "dpm_solver_pp_sde", "unipc", "lms"]
+)
 def test_config_selects_the_sampler(method):
   sde, g = VPSDE(), G.ring_mixture(4)
   build = sampler_from_config(_cfg(method=method, num_steps=5, schedule="log_snr"), sde)
@@ -237,13 +269,17 @@ def test_schedule_file_round_trip(tmp_path):
 def test_noise_removal_ends_on_the_means_older_samplers(name):
   """DDIM, EDM Heun and the ODE sampler with `denoise` also end on x0_hat (one more NFE)."""
   from score_sde.sampling import edm_heun_sample, ode_sample
-  fns = {"ddim": lambda **kw: ddim_sample(num_steps=20, **kw),
-         "edm_heun": lambda **kw: edm_heun_sample(num_steps=10, **kw),
-         "ode_heun": lambda **kw: ode_sample(method="heun", num_steps=10, **kw)}
+
+  fns = {
+    "ddim": lambda **kw: ddim_sample(num_steps=20, **kw),
+    "edm_heun": lambda **kw: edm_heun_sample(num_steps=10, **kw),
+    "ode_heun": lambda **kw: ode_sample(method="heun", num_steps=10, **kw),
+  }
   sde, g = VPSDE(), G.ring_mixture(4, std=1e-4)
   sf, key, shape = G.marginal_score_fn(g, sde), jax.random.key(5), (64, 2)
-  x, nfe = jax.jit(lambda k: fns[name](key=k, sde=sde, score_fn=sf, shape=shape, eps=1e-2,
-                                       denoise=True))(key)
+  x, nfe = jax.jit(
+    lambda k: fns[name](key=k, sde=sde, score_fn=sf, shape=shape, eps=1e-2, denoise=True)
+  )(key)
   dist = jnp.min(jnp.linalg.norm(x[:, None] - g.means[None], axis=-1), axis=1)
   assert float(jnp.max(dist)) < 1e-3
   assert int(nfe) == 21
@@ -253,16 +289,18 @@ def test_edm_to_zero_is_the_edm_sampler(x64):
   """to_zero with 18 steps on VE(0.002, 80): EDM Algorithm 1 as printed (sigma_18 = 0, last step
   Euler), 35 NFE."""
   from score_sde.sampling import edm_heun_sample
+
   sde = VESDE(sigma_min=0.002, sigma_max=80.0)
   g = G.ring_mixture(8)
-  g = G.GaussianMixture(g.weights.astype(jnp.float64), g.means.astype(jnp.float64),
-                        g.covs.astype(jnp.float64))
+  g = G.GaussianMixture(
+    g.weights.astype(jnp.float64), g.means.astype(jnp.float64), g.covs.astype(jnp.float64)
+  )
   sf, key, shape = G.marginal_score_fn(g, sde), jax.random.key(7), (16, 2)
   n = 18
   i = np.arange(n)
   sig = (80.0 ** (1 / 7) + i / (n - 1) * (0.002 ** (1 / 7) - 80.0 ** (1 / 7))) ** 7
   sig = np.append(sig, 0.0)
-  denoised = lambda x, s: x + s ** 2 * sf(x, jnp.full(shape[:1], sde.t_of_sigma(s)))
+  denoised = lambda x, s: x + s**2 * sf(x, jnp.full(shape[:1], sde.t_of_sigma(s)))
   x = initial_state(key, sde, shape)
   for k in range(n):
     d = (x - denoised(x, sig[k])) / sig[k]
@@ -281,11 +319,19 @@ def test_ancestral_beta_tilde_reproduces_a_gaussian():
   score of N(mu, diag(c)) returns that Gaussian: mean within 5 SE = 5 sqrt(c / n), variance within
   5 SE = 5 c sqrt(2 / n) plus 2% for the discretisation."""
   from score_sde.sampling import pc_sample
+
   sde, (_, mu, c) = VPSDE(), gaussian(jnp.float32)
   n = 20000
-  x, _ = jax.jit(lambda k: pc_sample(k, sde, gaussian_score(sde, mu, c), (n, 2),
-                                     predictor="ancestral_sampling",
-                                     ancestral_variance="beta_tilde"))(jax.random.key(8))
+  x, _ = jax.jit(
+    lambda k: pc_sample(
+      k,
+      sde,
+      gaussian_score(sde, mu, c),
+      (n, 2),
+      predictor="ancestral_sampling",
+      ancestral_variance="beta_tilde",
+    )
+  )(jax.random.key(8))
   x = np.asarray(x, np.float64)
   mu, c = np.asarray(mu), np.asarray(c)
   assert np.all(np.abs(x.mean(0) - mu) <= 5 * np.sqrt(c / n) + 0.02 * np.sqrt(c))
@@ -298,6 +344,7 @@ def test_optimized_schedule_lowers_the_path_error_and_loads(tmp_path):
   """Adam through a 4-step UniPC lowers the path error against the tight solve; the file it
   writes is a schedule `sampling.schedule` accepts, and gives the fitted error."""
   from score_sde.sampling import optimize_schedule as O
+
   sde, g = VESDE(sigma_min=0.002, sigma_max=80.0), G.ring_mixture(8)
   sf, shape = G.marginal_score_fn(g, sde), (32, 2)
   x_T = initial_state(jax.random.key(9), sde, shape)
@@ -308,8 +355,18 @@ def test_optimized_schedule_lowers_the_path_error_and_loads(tmp_path):
   assert best < 0.8 * first, (first, best)
   path = str(tmp_path / "s.json")
   O.write(path, sigmas)
-  x, _ = ex.unipc_sample(jax.random.key(0), sde, sf, shape, num_steps=4, order=2, eps=0.0,
-                         denoise=True, schedule=path, x_init=x_T)
+  x, _ = ex.unipc_sample(
+    jax.random.key(0),
+    sde,
+    sf,
+    shape,
+    num_steps=4,
+    order=2,
+    eps=0.0,
+    denoise=True,
+    schedule=path,
+    x_init=x_T,
+  )
   np.testing.assert_allclose(float(jnp.mean(jnp.sum((x - ref) ** 2, -1))), best, rtol=1e-3)
 
 
@@ -317,10 +374,15 @@ def test_ode_reports_accepted_and_rejected_steps():
   """tsit5 makes 6 evaluations per step tried (+1 at the start, FSAL): NFE = 6 (accepted +
   rejected) + 1; the per-sample norm needs at least the steps of the batch RMS norm."""
   from score_sde.sampling import ode_sample
+
   sde, g = VPSDE(), G.ring_mixture(4)
   sf, key, shape = G.marginal_score_fn(g, sde), jax.random.key(10), (64, 2)
-  run = jax.jit(lambda per: ode_sample(key, sde, sf, shape, rtol=1e-3, atol=1e-3,
-                                       per_sample=per, return_stats=True), static_argnums=0)
+  run = jax.jit(
+    lambda per: ode_sample(
+      key, sde, sf, shape, rtol=1e-3, atol=1e-3, per_sample=per, return_stats=True
+    ),
+    static_argnums=0,
+  )
   _, nfe, st = run(True)
   assert int(nfe) == 6 * (int(st["accepted"]) + int(st["rejected"])) + 1
   _, _, st_batch = run(False)

@@ -4,6 +4,7 @@ The exact mixture score (score_sde.gmm) stands in for a network, so a sampler's 
 the samples must reproduce the mixture (same tolerances as the PC tests, from the sample size),
 the fixed-step solvers must converge at their order, and the ODE must be invertible.
 """
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,12 +16,13 @@ from score_sde.sampling import ddim_sample, edm_heun_sample, ode_sample, schedul
 from score_sde.sde import VPSDE, SubVPSDE
 
 SAMPLERS = {
-    "ode_tsit5": lambda k, sde, sf, shape: ode_sample(k, sde, sf, shape, rtol=1e-4, atol=1e-4),
-    "edm_heun": lambda k, sde, sf, shape: edm_heun_sample(k, sde, sf, shape, num_steps=40),
-    "edm_heun_churn": lambda k, sde, sf, shape: edm_heun_sample(
-        k, sde, sf, shape, num_steps=80, s_churn=20.0, s_min=0.05, s_max=50.0),
-    "ddim_eta0": lambda k, sde, sf, shape: ddim_sample(k, sde, sf, shape, num_steps=200),
-    "ddim_eta1": lambda k, sde, sf, shape: ddim_sample(k, sde, sf, shape, num_steps=300, eta=1.0),
+  "ode_tsit5": lambda k, sde, sf, shape: ode_sample(k, sde, sf, shape, rtol=1e-4, atol=1e-4),
+  "edm_heun": lambda k, sde, sf, shape: edm_heun_sample(k, sde, sf, shape, num_steps=40),
+  "edm_heun_churn": lambda k, sde, sf, shape: edm_heun_sample(
+    k, sde, sf, shape, num_steps=80, s_churn=20.0, s_min=0.05, s_max=50.0
+  ),
+  "ddim_eta0": lambda k, sde, sf, shape: ddim_sample(k, sde, sf, shape, num_steps=200),
+  "ddim_eta1": lambda k, sde, sf, shape: ddim_sample(k, sde, sf, shape, num_steps=300, eta=1.0),
 }
 
 
@@ -28,8 +30,9 @@ SAMPLERS = {
 @pytest.mark.parametrize("sampler", sorted(SAMPLERS))
 def test_sampler_reproduces_the_mixture(sampler, sde_name):
   sde, g = SDES[sde_name], separated_mixture(2)
-  x, nfe = jax.jit(lambda k: SAMPLERS[sampler](k, sde, G.marginal_score_fn(g, sde), (N_SAMPLES, 2)))(
-      jax.random.key(3))
+  x, nfe = jax.jit(
+    lambda k: SAMPLERS[sampler](k, sde, G.marginal_score_fn(g, sde), (N_SAMPLES, 2))
+  )(jax.random.key(3))
   assert int(nfe) > 0
   assert_reproduces(g, x)
 
@@ -37,8 +40,9 @@ def test_sampler_reproduces_the_mixture(sampler, sde_name):
 def test_sampler_check_can_fail():
   """Stopping the ODE halfway leaves visibly noisier samples: the mixture check must reject them."""
   sde, g = SDES["vp"], separated_mixture(2)
-  x, _ = jax.jit(lambda k: ode_sample(k, sde, G.marginal_score_fn(g, sde), (N_SAMPLES, 2), eps=0.3))(
-      jax.random.key(3))
+  x, _ = jax.jit(
+    lambda k: ode_sample(k, sde, G.marginal_score_fn(g, sde), (N_SAMPLES, 2), eps=0.3)
+  )(jax.random.key(3))
   with pytest.raises(AssertionError):
     assert_reproduces(g, x)
 
@@ -58,11 +62,21 @@ def test_fixed_step_solvers_converge_at_their_order(sde, x64):
   g = separated_mixture(2)
   score_fn = G.marginal_score_fn(g, sde)
   x_T = sde.prior_sample(jax.random.key(0), (256, 2))
-  solve = jax.jit(lambda m, n: ode.solve_probability_flow(sde, score_fn, x_T, sde.T, 0.05, method=m,
-                                                          num_steps=n)[0], static_argnums=(0, 1))
-  ref, _ = ode.solve_probability_flow(sde, score_fn, x_T, sde.T, 0.05, method="dopri8", rtol=1e-12, atol=1e-12)
+  solve = jax.jit(
+    lambda m, n: ode.solve_probability_flow(sde, score_fn, x_T, sde.T, 0.05, method=m, num_steps=n)[
+      0
+    ],
+    static_argnums=(0, 1),
+  )
+  ref, _ = ode.solve_probability_flow(
+    sde, score_fn, x_T, sde.T, 0.05, method="dopri8", rtol=1e-12, atol=1e-12
+  )
   steps = np.array([32, 64, 128, 256])
-  for method, order, lo, hi in (("euler", 1, 0.85, 1.2), ("heun", 2, 1.75, 2.3), ("rk4", 4, 3.3, 4.6)):
+  for method, order, lo, hi in (
+    ("euler", 1, 0.85, 1.2),
+    ("heun", 2, 1.75, 2.3),
+    ("rk4", 4, 3.3, 4.6),
+  ):
     err = np.array([float(jnp.max(jnp.abs(solve(method, int(n)) - ref))) for n in steps])
     assert lo <= _order(err, 1.0 / steps) <= hi, (method, err)
 
@@ -73,8 +87,10 @@ def test_edm_heun_is_second_order(x64):
   g = separated_mixture(2)
   score_fn = G.marginal_score_fn(g, sde)
   key = jax.random.key(0)
-  run = jax.jit(lambda n: edm_heun_sample(key, sde, score_fn, (256, 2), num_steps=n, eps=0.05)[0],
-                static_argnums=0)
+  run = jax.jit(
+    lambda n: edm_heun_sample(key, sde, score_fn, (256, 2), num_steps=n, eps=0.05)[0],
+    static_argnums=0,
+  )
   ref = run(4096)
   steps = np.array([64, 128, 256, 512])
   err = np.array([float(jnp.max(jnp.abs(run(int(n)) - ref))) for n in steps])
@@ -96,7 +112,10 @@ def test_probability_flow_encode_decode_round_trip(sde_name, x64):
 def test_ode_and_ddim_eta0_are_deterministic():
   sde, g = SDES["vp"], separated_mixture(2)
   sf = G.marginal_score_fn(g, sde)
-  for fn in (lambda k: ode_sample(k, sde, sf, (64, 2))[0], lambda k: ddim_sample(k, sde, sf, (64, 2))[0]):
+  for fn in (
+    lambda k: ode_sample(k, sde, sf, (64, 2))[0],
+    lambda k: ddim_sample(k, sde, sf, (64, 2))[0],
+  ):
     a, b = jax.jit(fn)(jax.random.key(5)), jax.jit(fn)(jax.random.key(5))
     np.testing.assert_array_equal(a, b)
 
@@ -118,7 +137,7 @@ def test_ddim_eta1_noise_is_the_posterior_variance():
   x, _ = ddim_sample(jax.random.key(0), sde, score_fn, (20000, 1), num_steps=1, eta=1.0, eps=0.5)
   s_eps = float(sde.alpha_sigma(0.5)[1])
   np.testing.assert_allclose(float(jnp.mean(x)), 0.0, atol=5 * s_eps / np.sqrt(20000))
-  np.testing.assert_allclose(float(jnp.var(x)), s_eps ** 2, rtol=5 * np.sqrt(2 / 20000))
+  np.testing.assert_allclose(float(jnp.var(x)), s_eps**2, rtol=5 * np.sqrt(2 / 20000))
 
 
 def test_invalid_inputs_fail_clearly():

@@ -9,6 +9,7 @@ estimate at this sample size plus a small allowance for the discretisation:
   SE(w_k) = sqrt(w_k (1 - w_k) / n),   SE(mean_kj) = sqrt(C_kjj / n_k),
   SE(cov_kij) = sqrt((C_kii C_kjj + C_kij^2) / n_k)          (Gaussian sample covariance).
 """
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,8 +37,9 @@ def separated_mixture(dim: int) -> G.GaussianMixture:
   for _ in range(3):
     q, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
     covs.append((q * rng.uniform(0.2, 0.45, size=dim) ** 2) @ q.T)
-  return G.GaussianMixture(jnp.array([0.5, 0.3, 0.2]), jnp.asarray(means),
-                           jnp.asarray(np.array(covs, np.float32)))
+  return G.GaussianMixture(
+    jnp.array([0.5, 0.3, 0.2]), jnp.asarray(means), jnp.asarray(np.array(covs, np.float32))
+  )
 
 
 def assert_reproduces(g: G.GaussianMixture, x, *, rel_mean=0.05, rel_cov=0.08, z=5.0):
@@ -52,41 +54,70 @@ def assert_reproduces(g: G.GaussianMixture, x, *, rel_mean=0.05, rel_cov=0.08, z
     xk = x[label == k]
     nk, std = w * n, np.sqrt(np.diag(cov))
     err_w = abs(len(xk) / n - w)
-    assert err_w <= z * np.sqrt(w * (1 - w) / n) + 0.01, f"component {k}: weight {len(xk) / n} vs {w}"
+    assert err_w <= z * np.sqrt(w * (1 - w) / n) + 0.01, (
+      f"component {k}: weight {len(xk) / n} vs {w}"
+    )
     err_m = np.abs(xk.mean(0) - mu)
-    assert np.all(err_m <= z * std / np.sqrt(nk) + rel_mean * std), f"component {k}: mean {xk.mean(0)} vs {mu}"
+    assert np.all(err_m <= z * std / np.sqrt(nk) + rel_mean * std), (
+      f"component {k}: mean {xk.mean(0)} vs {mu}"
+    )
     scale = np.outer(std, std)
     err_c = np.abs(np.cov(xk.T) - cov)
-    se_c = np.sqrt((scale ** 2 + cov ** 2) / nk)
-    assert np.all(err_c <= z * se_c + rel_cov * scale), f"component {k}: cov {np.cov(xk.T)} vs {cov}"
+    se_c = np.sqrt((scale**2 + cov**2) / nk)
+    assert np.all(err_c <= z * se_c + rel_cov * scale), (
+      f"component {k}: cov {np.cov(xk.T)} vs {cov}"
+    )
 
 
-def sample(sde_name, predictor, corrector, *, dim=2, snr=0.16, n_steps=1, num_steps=NUM_STEPS,
-           probability_flow=False, eps=1e-3, key=1):
+def sample(
+  sde_name,
+  predictor,
+  corrector,
+  *,
+  dim=2,
+  snr=0.16,
+  n_steps=1,
+  num_steps=NUM_STEPS,
+  probability_flow=False,
+  eps=1e-3,
+  key=1,
+):
   sde = SDES[sde_name]
   g = separated_mixture(dim)
-  fn = jax.jit(lambda k: pc_sample(
-      k, sde, G.marginal_score_fn(g, sde), (N_SAMPLES, dim), predictor=predictor, corrector=corrector,
-      snr=snr, n_steps=n_steps, num_steps=num_steps, eps=eps, denoise=True,
-      probability_flow=probability_flow)[0])
+  fn = jax.jit(
+    lambda k: pc_sample(
+      k,
+      sde,
+      G.marginal_score_fn(g, sde),
+      (N_SAMPLES, dim),
+      predictor=predictor,
+      corrector=corrector,
+      snr=snr,
+      n_steps=n_steps,
+      num_steps=num_steps,
+      eps=eps,
+      denoise=True,
+      probability_flow=probability_flow,
+    )[0]
+  )
   return g, fn(jax.random.key(key))
 
 
 # (sde, predictor, corrector, options): every predictor, corrector and SDE at least once, and the
 # probability-flow forms; the full grid (every valid combination, 2-D and 4-D) is marked slow.
 FAST = [
-    ("vp", "euler_maruyama", "none", {}),
-    ("vp", "reverse_diffusion", "langevin", {}),
-    ("vp", "ancestral_sampling", "none", {}),
-    ("subvp", "euler_maruyama", "langevin", {}),
-    ("ve", "reverse_diffusion", "none", {}),
-    ("ve", "ancestral_sampling", "ald", {}),
-    ("ve", "none", "ald", dict(snr=0.3, n_steps=3)),         # NCSN's annealed Langevin dynamics
-    ("vp", "none", "langevin", dict(snr=0.2, n_steps=5)),    # corrector only
-    ("vp", "euler_maruyama", "none", dict(probability_flow=True)),
-    ("ve", "reverse_diffusion", "none", dict(probability_flow=True)),
-    ("subvp", "euler_maruyama", "langevin", dict(dim=4)),
-    ("vp", "ancestral_sampling", "none", dict(dim=4)),
+  ("vp", "euler_maruyama", "none", {}),
+  ("vp", "reverse_diffusion", "langevin", {}),
+  ("vp", "ancestral_sampling", "none", {}),
+  ("subvp", "euler_maruyama", "langevin", {}),
+  ("ve", "reverse_diffusion", "none", {}),
+  ("ve", "ancestral_sampling", "ald", {}),
+  ("ve", "none", "ald", dict(snr=0.3, n_steps=3)),  # NCSN's annealed Langevin dynamics
+  ("vp", "none", "langevin", dict(snr=0.2, n_steps=5)),  # corrector only
+  ("vp", "euler_maruyama", "none", dict(probability_flow=True)),
+  ("ve", "reverse_diffusion", "none", dict(probability_flow=True)),
+  ("subvp", "euler_maruyama", "langevin", dict(dim=4)),
+  ("vp", "ancestral_sampling", "none", dict(dim=4)),
 ]
 
 
@@ -145,13 +176,16 @@ def _forbidden_score(x, t):
   raise AssertionError("the score was evaluated before the configuration was checked")
 
 
-@pytest.mark.parametrize("sde,kwargs,match", [
+@pytest.mark.parametrize(
+  "sde,kwargs,match",
+  [
     (SubVPSDE(), dict(predictor="ancestral_sampling"), "ancestral"),
     (cosine_path(), dict(predictor="ancestral_sampling"), "ancestral"),
     (VPSDE(), dict(predictor="ancestral_sampling", probability_flow=True), "probability-flow"),
     (VPSDE(), dict(predictor="no_such"), r"unknown predictor 'no_such'; choose from \["),
     (VESDE(), dict(corrector="no_such"), r"unknown corrector 'no_such'; choose from \["),
-])
+  ],
+)
 def test_invalid_combinations_fail_before_compute(sde, kwargs, match):
   with pytest.raises(ValueError, match=match):
     pc_sample(jax.random.key(0), sde, _forbidden_score, (4, 2), num_steps=5, **kwargs)
@@ -159,24 +193,34 @@ def test_invalid_combinations_fail_before_compute(sde, kwargs, match):
 
 def _sampling_config(**overrides):
   from score_sde.config_defaults import get_default_config
+
   cfg = get_default_config().sampling
   cfg.update(overrides)
   return cfg
 
 
-@pytest.mark.parametrize("overrides,match", [
+@pytest.mark.parametrize(
+  "overrides,match",
+  [
     (dict(method="no_such"), r"unknown sampling method 'no_such'; choose from \["),
     (dict(predictor="ancestral_sampling"), "ancestral"),
     (dict(corrector="no_such"), "unknown corrector"),
-])
+  ],
+)
 def test_config_errors_name_the_valid_choices(overrides, match):
   with pytest.raises(ValueError, match=match):
     sampler_from_config(_sampling_config(**overrides), SubVPSDE())
 
 
-@pytest.mark.parametrize("predictor,corrector,n_steps", [
-    ("euler_maruyama", "langevin", 2), ("reverse_diffusion", "none", 1), ("none", "ald", 3),
-    ("ancestral_sampling", "langevin", 1)])
+@pytest.mark.parametrize(
+  "predictor,corrector,n_steps",
+  [
+    ("euler_maruyama", "langevin", 2),
+    ("reverse_diffusion", "none", 1),
+    ("none", "ald", 3),
+    ("ancestral_sampling", "langevin", 1),
+  ],
+)
 def test_nfe_is_the_number_of_score_evaluations(predictor, corrector, n_steps):
   calls = []
   sde = VPSDE()
@@ -185,8 +229,19 @@ def test_nfe_is_the_number_of_score_evaluations(predictor, corrector, n_steps):
   def counting_score(x, t):
     jax.debug.callback(lambda: calls.append(1))
     return exact(x, t)
-  x, nfe = jax.jit(lambda k: pc_sample(k, sde, counting_score, (3, 2), predictor=predictor,
-                                       corrector=corrector, n_steps=n_steps, num_steps=23))(jax.random.key(0))
+
+  x, nfe = jax.jit(
+    lambda k: pc_sample(
+      k,
+      sde,
+      counting_score,
+      (3, 2),
+      predictor=predictor,
+      corrector=corrector,
+      n_steps=n_steps,
+      num_steps=23,
+    )
+  )(jax.random.key(0))
   jax.block_until_ready(x)
   jax.effects_barrier()
   assert int(nfe) == len(calls) == 23 * ((predictor != "none") + (corrector != "none") * n_steps)
@@ -213,12 +268,20 @@ def test_probability_flow_depends_only_on_the_prior_draw(predictor):
   score = G.marginal_score_fn(separated_mixture(2), sde)
 
   def run(probability_flow, swap):
-    loop = pc.pc_sampler(sde, score, (64, 2), predictor=predictor, corrector="none", num_steps=50,
-                         probability_flow=probability_flow)
+    loop = pc.pc_sampler(
+      sde,
+      score,
+      (64, 2),
+      predictor=predictor,
+      corrector="none",
+      num_steps=50,
+      probability_flow=probability_flow,
+    )
     carry = loop.init(jax.random.key(5))
     if swap:
-      carry = jax.tree.map(lambda v: jax.random.key(99) if jnp.issubdtype(v.dtype, jax.dtypes.prng_key)
-                           else v, carry)
+      carry = jax.tree.map(
+        lambda v: jax.random.key(99) if jnp.issubdtype(v.dtype, jax.dtypes.prng_key) else v, carry
+      )
     out = loop.output(jax.jit(loop.run)(carry, jnp.arange(loop.num_steps)))
     return np.asarray(out[0] if isinstance(out, tuple) else out)
 
@@ -226,14 +289,28 @@ def test_probability_flow_depends_only_on_the_prior_draw(predictor):
   assert not np.allclose(run(False, False), run(False, True))
 
 
-@pytest.mark.parametrize("predictor,corrector,sde_name", [
-    ("reverse_diffusion", "none", "vp"), ("ancestral_sampling", "none", "vp"),
-    ("euler_maruyama", "langevin", "subvp")])
+@pytest.mark.parametrize(
+  "predictor,corrector,sde_name",
+  [
+    ("reverse_diffusion", "none", "vp"),
+    ("ancestral_sampling", "none", "vp"),
+    ("euler_maruyama", "langevin", "subvp"),
+  ],
+)
 def test_too_few_steps_for_the_ddpm_chain_fail_clearly(predictor, corrector, sde_name):
   """beta_max / num_steps >= 1 would make the DDPM betas exceed 1 (NaN samples): refused up front."""
   sde = SDES[sde_name]
   with pytest.raises(ValueError, match="num_steps > 20"):
-    pc.pc_sampler(sde, lambda x, t: -x, (4, 2), predictor=predictor, corrector=corrector, num_steps=10)
-  x, _ = pc_sample(jax.random.key(0), sde, lambda x, t: -x, (4, 2), predictor=predictor,
-                   corrector=corrector, num_steps=25)
+    pc.pc_sampler(
+      sde, lambda x, t: -x, (4, 2), predictor=predictor, corrector=corrector, num_steps=10
+    )
+  x, _ = pc_sample(
+    jax.random.key(0),
+    sde,
+    lambda x, t: -x,
+    (4, 2),
+    predictor=predictor,
+    corrector=corrector,
+    num_steps=25,
+  )
   assert np.all(np.isfinite(np.asarray(x)))

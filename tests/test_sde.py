@@ -1,4 +1,5 @@
 """The forward SDEs: moment equations, Monte Carlo marginals, discrete chains, general-path form."""
+
 import math
 
 import jax
@@ -75,8 +76,10 @@ def test_vp_discretize_is_ddpm():
   beta = 0.1 / 1000 + i / 999 * (20.0 - 0.1) / 1000
   x = jnp.full((sde.N, 2), 3.0)
   f, G = sde.discretize(x, jnp.asarray(i / 999 * sde.T, jnp.float32))
-  np.testing.assert_allclose(G ** 2, beta, rtol=1e-5)
-  np.testing.assert_allclose(f[:, 0], (np.sqrt(1 - beta) - 1) * 3.0, rtol=1e-4, atol=1e-6)  # float32 cancellation in sqrt(1 - beta) x - x
+  np.testing.assert_allclose(G**2, beta, rtol=1e-5)
+  np.testing.assert_allclose(
+    f[:, 0], (np.sqrt(1 - beta) - 1) * 3.0, rtol=1e-4, atol=1e-6
+  )  # float32 cancellation in sqrt(1 - beta) x - x
   np.testing.assert_allclose(sde.chain.alphas_cumprod, np.cumprod(1 - beta), rtol=1e-4)
 
 
@@ -88,7 +91,7 @@ def test_ve_discretize_is_smld():
   i = np.arange(sde.N)
   f, G = sde.discretize(jnp.ones((sde.N, 2)), jnp.asarray(i / 99, jnp.float32))
   assert np.all(np.asarray(f) == 0)
-  np.testing.assert_allclose(np.cumsum(np.asarray(G, np.float64) ** 2), sigmas ** 2, rtol=1e-4)
+  np.testing.assert_allclose(np.cumsum(np.asarray(G, np.float64) ** 2), sigmas**2, rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", SDES)
@@ -106,9 +109,9 @@ def test_reverse_sde_drifts():
   x, t = jnp.ones((2, 3)), jnp.array([0.3, 0.7])
   f, g = sde.sde(x, t)
   drift, diff = sde.reverse(score_fn).sde(x, t)
-  np.testing.assert_allclose(drift, f + (g ** 2)[:, None] * x, rtol=1e-6)
+  np.testing.assert_allclose(drift, f + (g**2)[:, None] * x, rtol=1e-6)
   drift, diff = sde.reverse(score_fn, probability_flow=True).sde(x, t)
-  np.testing.assert_allclose(drift, f + 0.5 * (g ** 2)[:, None] * x, rtol=1e-6)
+  np.testing.assert_allclose(drift, f + 0.5 * (g**2)[:, None] * x, rtol=1e-6)
   assert np.all(np.asarray(diff) == 0)
 
 
@@ -147,8 +150,16 @@ def test_prior_and_coefficients_under_jit(name):
   x = jax.jit(lambda k: sde.prior_sample(k, (3, 2)) * sde.prior_std)(jax.random.key(0))
   assert np.all(np.isfinite(np.asarray(x)))
   t = jnp.full((3,), 0.5 * sde.T)
-  out = jax.jit(lambda t: (sde.sigma(t), sde.log_snr(t), sde.t_of_sigma(sde.sigma(t)),
-                           sde.noise_label(t), sde.g2(t), sde.f(t)))(t)
+  out = jax.jit(
+    lambda t: (
+      sde.sigma(t),
+      sde.log_snr(t),
+      sde.t_of_sigma(sde.sigma(t)),
+      sde.noise_label(t),
+      sde.g2(t),
+      sde.f(t),
+    )
+  )(t)
   assert all(np.all(np.isfinite(np.asarray(v))) for v in out)
 
 
@@ -182,6 +193,7 @@ def test_ve_discrete_label_is_the_release_level_index():
   """Deviation 1 of issue 11: a discretely trained VE network is labelled with the int32 level
   k = round((T - t)(N - 1)/T) (0 at sigma_max), as the 2021 release; continuous: sigma(t)."""
   from score_sde.models.noise_levels import label_sigma, sigma_table
+
   sde = sde_lib.VESDE(sigma_min=0.01, sigma_max=50.0, N=1000)
   t = jnp.array([1.0, 1e-5, 0.5])
   label = sde.noise_label(t, discrete=True)
@@ -189,7 +201,7 @@ def test_ve_discrete_label_is_the_release_level_index():
   np.testing.assert_array_equal(label, [0, 999, 500])
   continuous = sde.noise_label(t)
   assert continuous.dtype == jnp.float32
-  np.testing.assert_allclose(continuous, [50.0, 0.01 * 5000 ** 1e-5, 0.01 * 5000 ** 0.5], rtol=1e-5)
+  np.testing.assert_allclose(continuous, [50.0, 0.01 * 5000**1e-5, 0.01 * 5000**0.5], rtol=1e-5)
   # Step i of the SMLD chain (t_i = i T / (N - 1)) is level k = N - 1 - i, and the network's
   # table gives back the chain's sigma_i (float32 exp of two linspaces: a few ulps apart).
   i = np.arange(1000)
@@ -206,14 +218,17 @@ def test_discrete_ddpm_std_is_the_chain_std():
   """Deviation 2 of issue 11: a discretely trained DDPM model reads eps with sqrt(1 - alpha_bar_i)
   of the chain (the release's continuous=False), not the continuous s(t)."""
   from score_sde.models import utils as mutils
+
   sde = sde_lib.VPSDE(beta_min=0.1, beta_max=20.0, N=1000)
   betas = np.linspace(0.1 / 1000, 20.0 / 1000, 1000)
   release = np.sqrt(1 - np.cumprod(1 - betas))
-  t = jnp.array([1e-3, 0.5, 1.0])   # the last sampling step (t = eps), a middle one, the first
+  t = jnp.array([1e-3, 0.5, 1.0])  # the last sampling step (t = eps), a middle one, the first
   np.testing.assert_allclose(sde.score_std(t, discrete=True), release[[0, 499, 999]], rtol=1e-4)
   x, eps_out = jnp.ones((3, 2)), jnp.full((3, 2), 0.5)
   score = mutils.score_fn_from_model(lambda x, label: eps_out, sde, discrete=True)(x, t)
-  np.testing.assert_allclose(score, -0.5 / release[[0, 499, 999], None] * np.ones((3, 2)), rtol=1e-4)
+  np.testing.assert_allclose(
+    score, -0.5 / release[[0, 499, 999], None] * np.ones((3, 2)), rtol=1e-4
+  )
   # The continuous s(eps) differs by several percent at the last step.
   assert abs(float(sde.alpha_sigma(1e-3)[1]) / release[0] - 1) > 0.02
 
@@ -221,6 +236,7 @@ def test_discrete_ddpm_std_is_the_chain_std():
 def test_sde_from_config_fields():
   """Every registered SDE builds from the default config section; N comes from num_scales."""
   from score_sde.config_defaults import get_default_config
+
   fields = get_default_config().sde.to_dict()
   fields["num_scales"] = 77
   for name in sde_lib.SDES:

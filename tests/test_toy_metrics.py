@@ -1,5 +1,6 @@
 """Exact toy densities: they integrate to 1, match the generators of data/toy.py (the mean NLL of
 exact samples is the entropy, within Monte Carlo error) and find samples off the modes."""
+
 import numpy as np
 import pytest
 
@@ -15,7 +16,7 @@ def test_eight_gaussians_nll_is_the_entropy():
   samples is within 4 / sqrt(N) of H."""
   x = sample_toy("eight_gaussians", np.random.default_rng(0), N)
   s = toy_metrics.EIGHT_GAUSSIANS_STD
-  entropy = np.log(8) + np.log(2 * np.pi * np.e * s ** 2)
+  entropy = np.log(8) + np.log(2 * np.pi * np.e * s**2)
   assert toy_metrics.toy_nll("eight_gaussians", x) == pytest.approx(entropy, abs=4 / np.sqrt(N))
 
 
@@ -26,8 +27,9 @@ def test_checkerboard_density_is_one_eighth_on_its_support():
   assert toy_metrics.toy_nll("checkerboard", np.array([[0.5, -0.5]])) == np.inf
 
 
-@pytest.mark.parametrize("name,box", [("swiss_roll", 2.3), ("two_moons", 2.6),
-                                      ("eight_gaussians", 2.0)])
+@pytest.mark.parametrize(
+  "name,box", [("swiss_roll", 2.3), ("two_moons", 2.6), ("eight_gaussians", 2.0)]
+)
 def test_density_integrates_to_one_and_matches_the_generator(name, box):
   """Riemann sum of p on a grid of spacing h = 0.04 (0.8 of the narrowest std, where the sum of
   a Gaussian is exact to ~exp(-2 pi^2 (s / h)^2) = 4e-14) gives 1; the mean NLL of exact samples (a
@@ -38,8 +40,8 @@ def test_density_integrates_to_one_and_matches_the_generator(name, box):
   grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
   logp = toy_metrics.toy_log_density(name, grid)
   p = np.exp(logp)
-  assert np.sum(p) * h ** 2 == pytest.approx(1.0, abs=2e-3)
-  entropy = -np.sum(p * logp) * h ** 2
+  assert np.sum(p) * h**2 == pytest.approx(1.0, abs=2e-3)
+  entropy = -np.sum(p * logp) * h**2
   x = sample_toy(name, np.random.default_rng(2), N // 4)
   nll = -toy_metrics.toy_log_density(name, x)
   assert np.mean(nll) == pytest.approx(entropy, abs=4 * np.std(nll) / np.sqrt(len(x)) + 5e-3)

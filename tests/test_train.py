@@ -1,4 +1,5 @@
 """Training: sharded = single-device, kill-and-resume = uninterrupted, and clear errors on bad input."""
+
 import os
 import signal
 import subprocess
@@ -47,7 +48,9 @@ def _params_after(devices, config, calls=3):
   sde, net = ru.build_sde(config), ru.build_network(config)
   opt = ru.optimizer_from_config(config)
   mesh = data_mesh(devices)
-  step = jit_train_steps(make_train_steps(ru.make_loss_fn(config, net, sde), opt, ema_rate=0.9), mesh)
+  step = jit_train_steps(
+    make_train_steps(ru.make_loss_fn(config, net, sde), opt, ema_rate=0.9), mesh
+  )
   state = init_state(ru.init_params(config, net, jax.random.key(0), (2,)), opt)
   rng = np.random.default_rng(0)
   for _ in range(calls):
@@ -72,7 +75,10 @@ def test_gradient_accumulation_matches_full_batch():
   net = ru.build_network(config)
   params = ru.init_params(config, net, jax.random.key(0), (2,))
   # A deterministic loss isolates the accumulation arithmetic from the per-micro-batch noise keys.
-  loss_fn = lambda k, p, x: (jnp.mean(jnp.sum((net.apply({"params": p}, x, jnp.full(x.shape[:1], 5.0)) - x) ** 2, 1)), None)
+  loss_fn = lambda k, p, x: (
+    jnp.mean(jnp.sum((net.apply({"params": p}, x, jnp.full(x.shape[:1], 5.0)) - x) ** 2, 1)),
+    None,
+  )
   opt = ru.optimizer_from_config(config)
   x = np.random.default_rng(0).standard_normal((1, 32, 2)).astype(np.float32)
   outs = []
@@ -96,18 +102,35 @@ def test_training_reduces_loss_and_checkpoints(tmp_path):
   sde, net = ru.build_sde(config), ru.build_network(config)
   loss_fn = ru.make_loss_fn(config, net, sde)
   x = np.random.default_rng(5).standard_normal((512, 2)).astype(np.float32) * 0 + next(
-      __import__("score_sde.data", fromlist=["x"]).get_dataset(ru.data_spec(config)).batches(512, 0, 9))
-  init = float(loss_fn(jax.random.key(0), ru.init_params(config, net, jax.random.key(0), (2,)), x)[0])
+    __import__("score_sde.data", fromlist=["x"])
+    .get_dataset(ru.data_spec(config))
+    .batches(512, 0, 9)
+  )
+  init = float(
+    loss_fn(jax.random.key(0), ru.init_params(config, net, jax.random.key(0), (2,)), x)[0]
+  )
   state = Checkpointer(str(tmp_path)).restore(ru.abstract_state(config, net, (2,)))
   trained = float(loss_fn(jax.random.key(0), state.params, x)[0])
   assert trained < 0.8 * init
 
 
 def _cli(workdir, *flags):
-  cmd = [sys.executable, "-m", "score_sde.main", "--config", os.path.join(REPO, "configs/toy/vp_eight_gaussians.py"),
-         "--workdir", str(workdir), "--config.training.sample_at_end=False", "--config.model.hidden=32",
-         "--config.model.num_layers=1", "--config.training.batch_size=64", "--config.training.n_jitted_steps=10",
-         "--config.training.log_freq=100", *flags]
+  cmd = [
+    sys.executable,
+    "-m",
+    "score_sde.main",
+    "--config",
+    os.path.join(REPO, "configs/toy/vp_eight_gaussians.py"),
+    "--workdir",
+    str(workdir),
+    "--config.training.sample_at_end=False",
+    "--config.model.hidden=32",
+    "--config.model.num_layers=1",
+    "--config.training.batch_size=64",
+    "--config.training.n_jitted_steps=10",
+    "--config.training.log_freq=100",
+    *flags,
+  ]
   env = dict(os.environ, XLA_FLAGS="", JAX_PLATFORMS="cpu")
   return cmd, env
 
@@ -126,7 +149,9 @@ def test_sigkill_and_resume_equals_uninterrupted(tmp_path):
   subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=REPO)
 
   cmd, env = _cli(tmp_path / "killed", n, "--config.training.snapshot_freq=100")
-  proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+  proc = subprocess.Popen(
+    cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO
+  )
   ckdir = tmp_path / "killed" / "checkpoints"
   deadline = time.time() + 120
   while time.time() < deadline and proc.poll() is None:
@@ -150,6 +175,7 @@ def test_sigkill_and_resume_equals_uninterrupted(tmp_path):
 def _wait_ready(proc):
   """Reads the trainer's stdout until it says its signal handlers are installed."""
   from score_sde.train import READY_MESSAGE
+
   lines = []
   for line in proc.stdout:
     lines.append(line)
@@ -162,9 +188,15 @@ def _wait_ready(proc):
 def test_preemption_signal_saves_and_exits_without_sampling(sig, tmp_path):
   """SIGTERM (preemption) and SIGINT (Ctrl-C) write a checkpoint at the current step and exit
   cleanly; the half-trained model is not sampled although sample_at_end is on."""
-  cmd, env = _cli(tmp_path, "--config.training.n_iters=1000000", "--config.training.snapshot_freq=100000",
-                  "--config.training.sample_at_end=True")
-  proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+  cmd, env = _cli(
+    tmp_path,
+    "--config.training.n_iters=1000000",
+    "--config.training.snapshot_freq=100000",
+    "--config.training.sample_at_end=True",
+  )
+  proc = subprocess.Popen(
+    cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO
+  )
   head = _wait_ready(proc)
   proc.send_signal(sig)
   out, _ = proc.communicate(timeout=120)
@@ -178,11 +210,18 @@ def test_preemption_signal_saves_and_exits_without_sampling(sig, tmp_path):
 
 # --- bad input --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("section,field,value,kind", [
-    ("sde", "name", "no_such", "SDE"), ("model", "name", "no_such", "model"),
-    ("data", "name", "no_such", "dataset"), ("optim", "optimizer", "no_such", "optimizer"),
-    ("training", "loss", "no_such", "loss"), ("training", "compute_dtype", "no_such", "compute dtype"),
-])
+
+@pytest.mark.parametrize(
+  "section,field,value,kind",
+  [
+    ("sde", "name", "no_such", "SDE"),
+    ("model", "name", "no_such", "model"),
+    ("data", "name", "no_such", "dataset"),
+    ("optim", "optimizer", "no_such", "optimizer"),
+    ("training", "loss", "no_such", "loss"),
+    ("training", "compute_dtype", "no_such", "compute dtype"),
+  ],
+)
 def test_unknown_names_fail_before_compute(section, field, value, kind, tmp_path):
   config = tiny_config()
   setattr(getattr(config, section), field, value)
@@ -199,6 +238,7 @@ def test_batch_not_divisible_by_devices(tmp_path):
 def test_wrong_type_fields():
   """Wrong types fail at assignment (ConfigDict), or in validation when a section was replaced."""
   import ml_collections
+
   config = tiny_config()
   with pytest.raises(TypeError):
     config.training.batch_size = "big"
@@ -237,8 +277,11 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path):
   snapshot = {p: p.read_bytes() for p in ck.rglob("*") if p.is_file()}
   config = tiny_config(n_iters=100)
   config.optim.lr = 1e30
-  with pytest.raises(FloatingPointError, match=r"training stopped at step \d+: .*the last good "
-                     r"checkpoint \(step 20 in .*\) is kept"):
+  with pytest.raises(
+    FloatingPointError,
+    match=r"training stopped at step \d+: .*the last good "
+    r"checkpoint \(step 20 in .*\) is kept",
+  ):
     train(config, str(tmp_path))
   assert Checkpointer(str(tmp_path)).all_steps() == [20]
   assert {p: p.read_bytes() for p in ck.rglob("*") if p.is_file()} == snapshot
@@ -249,8 +292,11 @@ def test_infinite_gradient_on_a_fresh_run_stops_and_writes_nothing(tmp_path):
   run stops, says no checkpoint exists, and leaves no checkpoint and no run record behind."""
   config = tiny_config(n_iters=100)
   config.optim.lr, config.optim.grad_clip, config.optim.warmup = 1e10, 0.0, 0
-  with pytest.raises(FloatingPointError, match=r"training stopped at step \d+: (gradient norm|loss|a "
-                     r"parameter).*no checkpoint had been written yet"):
+  with pytest.raises(
+    FloatingPointError,
+    match=r"training stopped at step \d+: (gradient norm|loss|a "
+    r"parameter).*no checkpoint had been written yet",
+  ):
     train(config, str(tmp_path))
   assert Checkpointer(str(tmp_path)).all_steps() == []
   assert not (tmp_path / "run.json").exists()
@@ -265,6 +311,7 @@ def test_keep_checkpoints_zero_is_refused(tmp_path):
 def test_metrics_jsonl_one_record_per_step_across_resume(tmp_path):
   """A resume drops the records written after the checkpoint it resumes from; every line is JSON."""
   import json
+
   train(tiny_config(n_iters=40, log_freq=10, snapshot_freq=20), str(tmp_path))
   # Pretend the run was killed at step 30, after logging step 30 but before checkpointing it.
   ck = Checkpointer(str(tmp_path))
@@ -282,12 +329,17 @@ def test_ema_warmup_closed_form():
   import optax
 
   from score_sde.train_step import ema_decay
-  ones = optax.GradientTransformation(lambda p: (), lambda g, s, p=None: (jax.tree.map(jnp.ones_like, g), s))
+
+  ones = optax.GradientTransformation(
+    lambda p: (), lambda g, s, p=None: (jax.tree.map(jnp.ones_like, g), s)
+  )
   loss_fn = lambda k, p, x: (jnp.sum(p["w"]) * 0.0, None)
   params = {"w": jnp.zeros((3,))}
   n = 200
   for warmup in (True, False):
-    steps = jax.jit(make_train_steps(loss_fn, ones, ema_rate=0.999, ema_warmup=warmup, unroll=False))
+    steps = jax.jit(
+      make_train_steps(loss_fn, ones, ema_rate=0.999, ema_warmup=warmup, unroll=False)
+    )
     state, _ = steps(init_state(params, ones), np.zeros((n, 1, 1), np.float32), jax.random.key(0))
     ema, weight = 0.0, 1.0
     for k in range(1, n + 1):

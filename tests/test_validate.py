@@ -1,5 +1,6 @@
 """Every bad input is refused before compute by one error naming the field or file and what is
 allowed (score_sde/validate.py); the command line turns it into one line and exit code 2."""
+
 import io
 import os
 import re
@@ -24,7 +25,9 @@ def toy(**overrides):
   return config
 
 
-@pytest.mark.parametrize("field,value,allowed", [
+@pytest.mark.parametrize(
+  "field,value,allowed",
+  [
     # The issue's "accepted silently" list.
     ("sampling.rtol", -1.0, "must be > 0"),
     ("training.ema_rate", 2.0, r"must be in \[0, 1\)"),
@@ -39,22 +42,29 @@ def toy(**overrides):
     ("eval.rtol", 0.0, "must be > 0"),
     ("sampling.eps", 1.5, r"must be in \(0, 1\)"),
     ("eval.bpd_dataset", "valid", r"choose from \['test', 'train'\]"),
-])
+  ],
+)
 def test_out_of_range_values_name_the_field_and_the_allowed_range(field, value, allowed):
   with pytest.raises(ConfigError, match=rf"^config\.{field}={value!r}: {allowed}"):
     validate(toy(**{field: value}))
 
 
-@pytest.mark.parametrize("field,value,message", [
+@pytest.mark.parametrize(
+  "field,value,message",
+  [
     ("sampling.method", "euler", r"config\.sampling\.method: unknown sampling method 'euler'"),
-    ("sampling.predictor", "ancestral",
-     r"config\.sampling\.predictor: unknown predictor 'ancestral'; choose from \[.*'euler_maruyama'"),
+    (
+      "sampling.predictor",
+      "ancestral",
+      r"config\.sampling\.predictor: unknown predictor 'ancestral'; choose from \[.*'euler_maruyama'",
+    ),
     ("sampling.corrector", "lang", r"config\.sampling\.corrector: unknown corrector 'lang'"),
     ("sampling.ode_method", "rk5", r"config\.sampling\.ode_method: unknown ODE solver 'rk5'"),
     ("sde.name", "vp", r"config\.sde\.name: unknown SDE 'vp'"),
     ("data.name", "cifar", r"config\.data\.name: unknown dataset 'cifar'"),
     ("optim.optimizer", "sgd", r"config\.optim\.optimizer: unknown optimizer 'sgd'"),
-])
+  ],
+)
 def test_unknown_names_fail_in_train_mode_before_training(field, value, message):
   """Sampler names were found only after training before; now in validate(config, 'train')."""
   with pytest.raises(ConfigError, match=message):
@@ -64,16 +74,21 @@ def test_unknown_names_fail_in_train_mode_before_training(field, value, message)
 def test_sampler_combinations_are_checked_by_the_sampler():
   """A fixed-step ODE solver without a step count: the sampler's own rule, before compute."""
   with pytest.raises(ConfigError, match="fixed-step"):
-    validate(toy(**{"sampling.method": "ode", "sampling.ode_method": "rk4",
-                    "sampling.num_steps": 0}), "sample")
+    validate(
+      toy(**{"sampling.method": "ode", "sampling.ode_method": "rk4", "sampling.num_steps": 0}),
+      "sample",
+    )
 
 
 def test_unknown_and_mistyped_fields():
   config = toy()
   with config.unlocked():
     config.training.batchsize = 3
-  with pytest.raises(ConfigError, match=r"config\.training\.batchsize is not a config field; "
-                                        r"config\.training has fields \[.*'batch_size'"):
+  with pytest.raises(
+    ConfigError,
+    match=r"config\.training\.batchsize is not a config field; "
+    r"config\.training has fields \[.*'batch_size'",
+  ):
     validate(config)
   config = toy()
   with config.unlocked():
@@ -90,8 +105,14 @@ def test_num_steps_zero_means_the_samplers_default():
 
 def test_paper_sample_counts_are_accepted_in_every_mode():
   """50,000 samples in batches of 1024: the last batch is drawn whole and cut."""
-  config = toy(**{"sampling.num_samples": 50, "sampling.batch_size": 32,
-                  "eval.num_samples": 50, "eval.batch_size": 32})
+  config = toy(
+    **{
+      "sampling.num_samples": 50,
+      "sampling.batch_size": 32,
+      "eval.num_samples": 50,
+      "eval.batch_size": 32,
+    }
+  )
   for mode in ("sample", "train", "eval"):
     validate(config, mode)
 
@@ -118,13 +139,17 @@ def test_workdir_checks(tmp_path):
   (workdir / "checkpoints" / "40.orbax-checkpoint-tmp-1").mkdir()  # unfinished save
   validate_workdir(config, str(workdir), "eval")
   config.eval.checkpoint = 40  # "Must provide args of type Composite" before
-  with pytest.raises(ConfigError, match=r"config\.eval\.checkpoint=40: no such checkpoint in "
-                                        r".*; choose from \[20\]"):
+  with pytest.raises(
+    ConfigError,
+    match=r"config\.eval\.checkpoint=40: no such checkpoint in "
+    r".*; choose from \[20\]",
+  ):
     validate_workdir(config, str(workdir), "sample")
 
 
 def _png(rng) -> bytes:
   from PIL import Image
+
   buf = io.BytesIO()
   Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(buf, format="PNG")
   return buf.getvalue()
@@ -139,13 +164,14 @@ def test_image_folder_with_an_unreadable_file_names_it(tmp_path, bad):
   if bad == "text":
     data = b"not an image"
   elif bad == "truncated":
-    data = data[:len(data) // 2]
+    data = data[: len(data) // 2]
   else:
     data = data[:60] + b"x" * 10 + data[70:]  # inside IDAT: its checksum fails
   (tmp_path / "sub").mkdir()
   (tmp_path / "sub" / "bad.png").write_bytes(data)
-  config = toy(**{"data.name": "image_folder", "data.data_dir": str(tmp_path),
-                  "data.num_channels": 3})
+  config = toy(
+    **{"data.name": "image_folder", "data.data_dir": str(tmp_path), "data.num_channels": 3}
+  )
   with pytest.raises(ValueError, match=r"'sub/bad\.png' is not a readable image"):
     validate(config, "train")
 
@@ -170,12 +196,14 @@ def test_cli_config_file_errors_are_one_line_with_exit_code_2(tmp_path):
   raises = tmp_path / "raises.py"
   raises.write_text("def get_config():\n  raise RuntimeError('no such preset')\n")
   cases = [
-      ([f"--config={tmp_path}/missing.py"], "config file '.*missing.py' does not exist"),
-      ([f"--config={syntax}"], r"config file .*syntax.py line 1: invalid syntax"),
-      ([f"--config={raises}"], r"raises.py: get_config\(\) raised RuntimeError: no such preset"),
-      ([f"--config={TOY}", "--config.training.batchsize=3"],
-       r"config.training has no field 'batchsize'; did you mean 'batch_size'\?"),
-      ([f"--config={TOY}", "--config.sampling.num_steps=None"], "num_steps=None"),
+    ([f"--config={tmp_path}/missing.py"], "config file '.*missing.py' does not exist"),
+    ([f"--config={syntax}"], r"config file .*syntax.py line 1: invalid syntax"),
+    ([f"--config={raises}"], r"raises.py: get_config\(\) raised RuntimeError: no such preset"),
+    (
+      [f"--config={TOY}", "--config.training.batchsize=3"],
+      r"config.training has no field 'batchsize'; did you mean 'batch_size'\?",
+    ),
+    ([f"--config={TOY}", "--config.sampling.num_steps=None"], "num_steps=None"),
   ]
   for args, message in cases:
     out = _cli(*args, f"--workdir={tmp_path}/w")
@@ -189,10 +217,12 @@ def test_cli_bad_value_one_line_and_traceback_only_with_verbose(tmp_path):
   out = _cli(f"--config={TOY}", f"--workdir={tmp_path}", "--config.training.ema_rate=2.0")
   assert out.returncode == 2
   assert out.stderr.strip().splitlines() == [
-      "error: config.training.ema_rate=2.0: must be in [0, 1)"]
+    "error: config.training.ema_rate=2.0: must be in [0, 1)"
+  ]
   assert not os.listdir(tmp_path)  # nothing written
-  out = _cli(f"--config={TOY}", f"--workdir={tmp_path}", "--config.training.ema_rate=2.0",
-             "--verbose")
+  out = _cli(
+    f"--config={TOY}", f"--workdir={tmp_path}", "--config.training.ema_rate=2.0", "--verbose"
+  )
   assert out.returncode == 2 and "Traceback (most recent call last)" in out.stderr
 
 

@@ -8,6 +8,7 @@ dropped with probability training.label_dropout), sampled with guidance weight w
 w = 0 is the unconditional model, 1 the conditional one, > 1 amplified guidance. Writes
 runs/digits_cfg/controllable_<step>_cfg.png: one row per digit.
 """
+
 import importlib.util
 import os
 

@@ -8,6 +8,7 @@ same SDE (CPU minutes each).
 
 The last command writes runs/digits_vp/controllable_<step>_class.png: one row per digit.
 """
+
 import importlib.util
 import os
 
@@ -26,7 +27,7 @@ def get_config():
   c = config.classifier
   c.model.name = "wideresnet"
   c.model.num_classes = 10
-  c.model.blocks_per_group = 1     # WRN-10-2: the CIFAR-10 WRN-28-10 shrunk for 16x16 digits
+  c.model.blocks_per_group = 1  # WRN-10-2: the CIFAR-10 WRN-28-10 shrunk for 16x16 digits
   c.model.channel_multiplier = 2
   c.model.embedding_type = "positional"  # VP: the label is 999 t
   c.model.temb_dim = 128

@@ -8,6 +8,7 @@ colour transform) is imposed at every step (CPU minutes).
 Inputs default to test digits (their grey level is kept); --config.sampling.inputs=FILE for
 others. Writes controllable_<step>_colorize.png: originals, grey inputs, colorized samples.
 """
+
 import importlib.util
 import os
 

@@ -8,6 +8,7 @@ known pixels re-noised to the current time and imposed after every step of any s
 Inputs default to test digits; masks: left_half | center | random_pixels, or an .npz ('mask') or
 image file. Writes controllable_<step>_inpaint.png: inputs, masked inputs (unknown grey), samples.
 """
+
 import importlib.util
 import os
 

@@ -1,7 +1,8 @@
 """The DDPM U-Net (Ho et al.) at width 32 on scikit-learn's 8x8 digits, sub-VP SDE, continuous DSM.
 
-    python -m score_sde.main --config configs/digits/subvp_ddpm.py --workdir runs/digits_subvp_ddpm
+python -m score_sde.main --config configs/digits/subvp_ddpm.py --workdir runs/digits_subvp_ddpm
 """
+
 from score_sde.config_defaults import get_default_config
 
 

@@ -3,6 +3,7 @@ at width 16 on scikit-learn's 8x8 digits, VE SDE (sigma_max 8 for images in [0, 
 
     python -m score_sde.main --config configs/digits/ve_ncsnpp.py --workdir runs/digits_ve_ncsnpp
 """
+
 from score_sde.config_defaults import get_default_config
 
 

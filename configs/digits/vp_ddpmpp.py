@@ -8,6 +8,7 @@ DDIM were still above it (10.2-10.8; experiments/results/reproduce_digits.md).
 
     python -m score_sde.main --config configs/digits/vp_ddpmpp.py --workdir runs/digits_vp_ddpmpp
 """
+
 from score_sde.config_defaults import get_default_config
 
 

@@ -1,7 +1,8 @@
 """VP SDE on scikit-learn's 8x8 digits resized to 16x16, small U-Net (CPU, ~10 min).
 
-    python -m score_sde.main --config configs/digits/vp_small_unet.py --workdir runs/digits_vp
+python -m score_sde.main --config configs/digits/vp_small_unet.py --workdir runs/digits_vp
 """
+
 from score_sde.config_defaults import get_default_config
 
 

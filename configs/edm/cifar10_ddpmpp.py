@@ -14,6 +14,7 @@ from 80 to 0.002.
 Differences: the paper's non-leaking augmentation (p = 0.12) is not implemented here, and its
 last step goes to sigma = 0 with Euler (35 NFE) where ours ends at 0.002 with Heun (36 NFE).
 """
+
 from score_sde import paper_configs as pc
 
 BATCH = 512
@@ -22,7 +23,7 @@ BATCH = 512
 def get_config():
   config = pc.dataset_config("cifar10")
   config.data.centered = True
-  config.data.random_flip = False   # EDM: --xflip=False (flips only inside its augmentation)
+  config.data.random_flip = False  # EDM: --xflip=False (flips only inside its augmentation)
   config.model.dropout = 0.13
   pc.set_network(config, "cifar10_ddpmpp_continuous", ch_mult=(2, 2, 2))
   config.model.preconditioning = "edm"
@@ -45,13 +46,13 @@ def get_config():
   o.optimizer = "adam"
   o.lr = 1e-3
   o.beta1, o.beta2, o.eps = 0.9, 0.999, 1e-8
-  o.warmup = 10_000_000 // BATCH    # 10 Mimg
+  o.warmup = 10_000_000 // BATCH  # 10 Mimg
   o.grad_clip = 0.0
 
   s = config.sampling
   s.method = "edm_heun"
   s.num_steps = 18
   s.rho = 7.0
-  s.eps = 0.002                     # sigma_min: the EDM path's time is sigma
+  s.eps = 0.002  # sigma_min: the EDM path's time is sigma
   s.s_churn = 0.0
   return config

@@ -4,6 +4,7 @@ sampling on the EDM path (CPU, ~10 min).
 
     python -m score_sde.main --config configs/edm/digits.py --workdir runs/digits_edm
 """
+
 from score_sde.config_defaults import get_default_config
 
 
@@ -21,7 +22,7 @@ def get_config():
   config.model.ch_mult = (1, 2)
   config.model.num_res_blocks = 1
   config.model.preconditioning = "edm"
-  config.model.sigma_data = 0.6     # pixel std of the centred digits (0.63 measured)
+  config.model.sigma_data = 0.6  # pixel std of the centred digits (0.63 measured)
   config.training.loss = "edm"
   config.training.batch_size = 64
   config.training.n_iters = 4000
@@ -34,7 +35,7 @@ def get_config():
   s = config.sampling
   s.method = "edm_heun"
   s.num_steps = 18
-  s.eps = 0.002                     # sigma_min: the EDM path's time is sigma
+  s.eps = 0.002  # sigma_min: the EDM path's time is sigma
   s.num_samples = 64
   s.batch_size = 64
   return config

@@ -3,6 +3,7 @@ Heun sampling on the EDM path a = 1, s = t (~1-2 min on 2 CPU cores).
 
     python -m score_sde.main --config configs/edm/toy.py --workdir runs/toy_edm
 """
+
 from score_sde.config_defaults import get_default_config
 
 
@@ -15,7 +16,7 @@ def get_config():
   config.model.hidden = 128
   config.model.num_layers = 3
   config.model.preconditioning = "edm"
-  config.model.sigma_data = 1.0     # the ring's per-coordinate standard deviation
+  config.model.sigma_data = 1.0  # the ring's per-coordinate standard deviation
   config.training.loss = "edm"
   config.training.batch_size = 256
   config.training.n_iters = 3000
@@ -27,7 +28,7 @@ def get_config():
   s = config.sampling
   s.method = "edm_heun"
   s.num_steps = 18
-  s.eps = 0.002                     # sigma_min: the EDM path's time is sigma
+  s.eps = 0.002  # sigma_min: the EDM path's time is sigma
   s.num_samples = 2000
   s.batch_size = 2000
   return config

@@ -1,7 +1,8 @@
 """NCSN++ deep (cont.) on CIFAR-10 with the sub-VP SDE. Continuous DSM, Euler-Maruyama sampling.
 
-    python -m score_sde.main --config configs/subvp/cifar10_ncsnpp_deep_continuous.py --workdir runs/subvp_cifar10_ncsnpp_deep_continuous
+python -m score_sde.main --config configs/subvp/cifar10_ncsnpp_deep_continuous.py --workdir runs/subvp_cifar10_ncsnpp_deep_continuous
 """
+
 from score_sde import paper_configs as pc
 
 

@@ -1,7 +1,8 @@
 """Sub-VP SDE on the eight-Gaussians ring.
 
-    python -m score_sde.main --config configs/toy/subvp_eight_gaussians.py --workdir runs/toy_subvp
+python -m score_sde.main --config configs/toy/subvp_eight_gaussians.py --workdir runs/toy_subvp
 """
+
 from score_sde.config_defaults import get_default_config
 
 

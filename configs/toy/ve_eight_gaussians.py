@@ -1,7 +1,8 @@
 """VE SDE on the eight-Gaussians ring: Fourier embedding of log sigma and a score scaled by 1/sigma, as NCSN++.
 
-    python -m score_sde.main --config configs/toy/ve_eight_gaussians.py --workdir runs/toy_ve
+python -m score_sde.main --config configs/toy/ve_eight_gaussians.py --workdir runs/toy_ve
 """
+
 from score_sde.config_defaults import get_default_config
 
 

@@ -1,7 +1,8 @@
 """VP SDE on the 2-D eight-Gaussians ring, MLP score network; the README's main job (~2-3 min on 2 CPU cores).
 
-    python -m score_sde.main --config configs/toy/vp_eight_gaussians.py --workdir runs/toy_vp
+python -m score_sde.main --config configs/toy/vp_eight_gaussians.py --workdir runs/toy_vp
 """
+
 from score_sde.config_defaults import get_default_config
 
 

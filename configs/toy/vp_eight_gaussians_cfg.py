@@ -6,6 +6,7 @@ weight w = guidance_scale (CPU, ~2 min).
     python -m score_sde.main --config configs/toy/vp_eight_gaussians_cfg.py --workdir runs/toy_cfg \
         --mode sample --config.sampling.guidance_scale=2.0 --config.sampling.classes=1,5
 """
+
 import importlib.util
 import os
 

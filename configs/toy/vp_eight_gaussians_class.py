@@ -6,6 +6,7 @@ vp_eight_gaussians.py plus a noise-conditional MLP classifier of the component (
     python -m score_sde.main --config configs/toy/vp_eight_gaussians_class.py --workdir runs/toy_vp \
         --mode sample --config.sampling.classes=0,3
 """
+
 import importlib.util
 import os
 

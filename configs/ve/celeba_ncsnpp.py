@@ -1,7 +1,8 @@
 """NCSN++ (positional embedding) on CelebA 64x64 with the discrete SMLD loss (VE, sigma_max 90).
 
-    python -m score_sde.main --config configs/ve/celeba_ncsnpp.py --workdir runs/ve_celeba_ncsnpp
+python -m score_sde.main --config configs/ve/celeba_ncsnpp.py --workdir runs/ve_celeba_ncsnpp
 """
+
 from score_sde import paper_configs as pc
 
 

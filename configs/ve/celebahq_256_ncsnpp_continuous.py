@@ -1,7 +1,8 @@
 """NCSN++ (cont.) on CelebA-HQ 256x256: VE SDE with N = 2000, output/input skip pyramids (65.6M params).
 
-    python -m score_sde.main --config configs/ve/celebahq_256_ncsnpp_continuous.py --workdir runs/ve_celebahq_256_ncsnpp_continuous
+python -m score_sde.main --config configs/ve/celebahq_256_ncsnpp_continuous.py --workdir runs/ve_celebahq_256_ncsnpp_continuous
 """
+
 from score_sde import paper_configs as pc
 
 

@@ -1,7 +1,8 @@
 """The DDPM network trained with NCSN's discrete SMLD loss on CIFAR-10 (VE), output divided by sigma.
 
-    python -m score_sde.main --config configs/ve/cifar10_ddpm.py --workdir runs/ve_cifar10_ddpm
+python -m score_sde.main --config configs/ve/cifar10_ddpm.py --workdir runs/ve_cifar10_ddpm
 """
+
 from score_sde import paper_configs as pc
 
 

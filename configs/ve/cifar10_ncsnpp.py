@@ -1,7 +1,8 @@
 """NCSN++ (positional embedding) on CIFAR-10 with NCSN's discrete SMLD loss (VE), PC sampling.
 
-    python -m score_sde.main --config configs/ve/cifar10_ncsnpp.py --workdir runs/ve_cifar10_ncsnpp
+python -m score_sde.main --config configs/ve/cifar10_ncsnpp.py --workdir runs/ve_cifar10_ncsnpp
 """
+
 from score_sde import paper_configs as pc
 
 

@@ -1,7 +1,8 @@
 """NCSN++ deep (cont.) on CIFAR-10 with the VE SDE: the paper's best FID (107.6M params).
 
-    python -m score_sde.main --config configs/ve/cifar10_ncsnpp_deep_continuous.py --workdir runs/ve_cifar10_ncsnpp_deep_continuous
+python -m score_sde.main --config configs/ve/cifar10_ncsnpp_deep_continuous.py --workdir runs/ve_cifar10_ncsnpp_deep_continuous
 """
+
 from score_sde import paper_configs as pc
 
 

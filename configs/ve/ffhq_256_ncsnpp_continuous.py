@@ -1,7 +1,8 @@
 """NCSN++ (cont.) on FFHQ 256x256: VE SDE with N = 2000, output/input skip pyramids (65.6M params).
 
-    python -m score_sde.main --config configs/ve/ffhq_256_ncsnpp_continuous.py --workdir runs/ve_ffhq_256_ncsnpp_continuous
+python -m score_sde.main --config configs/ve/ffhq_256_ncsnpp_continuous.py --workdir runs/ve_ffhq_256_ncsnpp_continuous
 """
+
 from score_sde import paper_configs as pc
 
 

@@ -1,7 +1,8 @@
 """NCSN++ (cont.) on FFHQ 1024x1024: VE SDE (sigma_max 1348, N = 2000), nf 16, 8 levels, batch 8 (105.8M params).
 
-    python -m score_sde.main --config configs/ve/ffhq_ncsnpp_continuous.py --workdir runs/ve_ffhq_ncsnpp_continuous
+python -m score_sde.main --config configs/ve/ffhq_ncsnpp_continuous.py --workdir runs/ve_ffhq_ncsnpp_continuous
 """
+
 from score_sde import paper_configs as pc
 
 

@@ -1,7 +1,8 @@
 """DDPM on LSUN bedroom 256x256 (Ho et al. 2020): VP SDE with N = 1000, discrete DDPM loss, lr 2e-5 (111.6M params).
 
-    python -m score_sde.main --config configs/vp/bedroom_ddpm.py --workdir runs/vp_bedroom_ddpm
+python -m score_sde.main --config configs/vp/bedroom_ddpm.py --workdir runs/vp_bedroom_ddpm
 """
+
 from score_sde import paper_configs as pc
 
 

@@ -1,7 +1,8 @@
 """DDPM network on CIFAR-10 with the continuous VP SDE objective, Euler-Maruyama sampling.
 
-    python -m score_sde.main --config configs/vp/cifar10_ddpm_continuous.py --workdir runs/vp_cifar10_ddpm_continuous
+python -m score_sde.main --config configs/vp/cifar10_ddpm_continuous.py --workdir runs/vp_cifar10_ddpm_continuous
 """
+
 from score_sde import paper_configs as pc
 
 

@@ -1,7 +1,8 @@
 """DDPM network on CIFAR-10 without time conditioning (NCSNv2's technique 3 test), discrete DDPM loss.
 
-    python -m score_sde.main --config configs/vp/cifar10_ddpm_unconditional.py --workdir runs/vp_cifar10_ddpm_unconditional
+python -m score_sde.main --config configs/vp/cifar10_ddpm_unconditional.py --workdir runs/vp_cifar10_ddpm_unconditional
 """
+
 from score_sde import paper_configs as pc
 
 

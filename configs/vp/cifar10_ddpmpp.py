@@ -1,7 +1,8 @@
 """DDPM++ on CIFAR-10 with the discrete DDPM loss (VP), ancestral sampling.
 
-    python -m score_sde.main --config configs/vp/cifar10_ddpmpp.py --workdir runs/vp_cifar10_ddpmpp
+python -m score_sde.main --config configs/vp/cifar10_ddpmpp.py --workdir runs/vp_cifar10_ddpmpp
 """
+
 from score_sde import paper_configs as pc
 
 

@@ -1,7 +1,8 @@
 """DDPM++ deep (cont.) on CIFAR-10: 8 residual blocks per level, VP SDE (106.6M params).
 
-    python -m score_sde.main --config configs/vp/cifar10_ddpmpp_deep_continuous.py --workdir runs/vp_cifar10_ddpmpp_deep_continuous
+python -m score_sde.main --config configs/vp/cifar10_ddpmpp_deep_continuous.py --workdir runs/vp_cifar10_ddpmpp_deep_continuous
 """
+
 from score_sde import paper_configs as pc
 
 

@@ -1,7 +1,8 @@
 """NCSN++ (positional embedding) on CIFAR-10 with the discrete DDPM loss (VP), reverse-diffusion sampling.
 
-    python -m score_sde.main --config configs/vp/cifar10_ncsnpp.py --workdir runs/vp_cifar10_ncsnpp
+python -m score_sde.main --config configs/vp/cifar10_ncsnpp.py --workdir runs/vp_cifar10_ncsnpp
 """
+
 from score_sde import paper_configs as pc
 
 

@@ -1,7 +1,8 @@
 """NCSN++ deep (cont.) on CIFAR-10 with the VP SDE (107.5M params).
 
-    python -m score_sde.main --config configs/vp/cifar10_ncsnpp_deep_continuous.py --workdir runs/vp_cifar10_ncsnpp_deep_continuous
+python -m score_sde.main --config configs/vp/cifar10_ncsnpp_deep_continuous.py --workdir runs/vp_cifar10_ncsnpp_deep_continuous
 """
+
 from score_sde import paper_configs as pc
 
 

@@ -1,4 +1,5 @@
 """The data interface shared by every data set: DataSpec, Dataset and the registry."""
+
 import dataclasses
 from typing import Callable, Dict, Iterator, Optional, Protocol, Tuple
 
@@ -10,6 +11,7 @@ from score_sde.registry import lookup
 @dataclasses.dataclass(frozen=True)
 class DataSpec:
   """Typed mirror of `config.data`."""
+
   name: str
   image_size: int = 8
   num_channels: int = 1
@@ -25,15 +27,21 @@ class DataSpec:
 
 
 class Dataset(Protocol):
-  shape: Tuple[int, ...]        # one example, e.g. (2,) or (H, W, C)
+  shape: Tuple[int, ...]  # one example, e.g. (2,) or (H, W, C)
   is_image: bool
-  num_examples: Optional[int]   # None when generated on the fly
+  num_examples: Optional[int]  # None when generated on the fly
   # Images: grey levels per channel value (256 for 8-bit images); the batches hold the level k of
   # the 8-bit pixel round(255 k / (L - 1)) as round(255 k / (L - 1)) / 255. Used by bits/dim.
   num_levels: int
 
-  def batches(self, batch_size: int, start_step: int, seed: int, process_index: int = 0,
-              process_count: int = 1) -> Iterator[np.ndarray]:
+  def batches(
+    self,
+    batch_size: int,
+    start_step: int,
+    seed: int,
+    process_index: int = 0,
+    process_count: int = 1,
+  ) -> Iterator[np.ndarray]:
     """Preprocessed float32 batches [batch_size // process_count, *shape], from step `start_step` on."""
 
   def epoch(self, batch_size: int) -> Iterator[np.ndarray]:
@@ -50,20 +58,30 @@ def get_dataset(spec: DataSpec, split: str = "train") -> Dataset:
   return lookup(DATASETS, spec.name, "dataset")(spec, split)
 
 
-def labelled_batches(dataset, batch_size: int, start_step: int, seed: int, process_index: int = 0,
-                     process_count: int = 1):
+def labelled_batches(
+  dataset,
+  batch_size: int,
+  start_step: int,
+  seed: int,
+  process_index: int = 0,
+  process_count: int = 1,
+):
   """(x, labels [n] int32) batches of a data set with classes; one line naming the sets that
   have them otherwise. Sets with classes expose `labelled_batches` and `num_classes`."""
   if not hasattr(dataset, "labelled_batches") or not getattr(dataset, "num_classes", 0):
-    raise ValueError(f"data set {getattr(dataset, 'spec', dataset)!r} has no class labels; "
-                     "labelled sets: digits, eight_gaussians, two_moons and the TFDS sets with a "
-                     "'label' feature (cifar10, svhn_cropped, ...)")
+    raise ValueError(
+      f"data set {getattr(dataset, 'spec', dataset)!r} has no class labels; "
+      "labelled sets: digits, eight_gaussians, two_moons and the TFDS sets with a "
+      "'label' feature (cifar10, svhn_cropped, ...)"
+    )
   return dataset.labelled_batches(batch_size, start_step, seed, process_index, process_count)
 
 
 def per_host_batch(batch_size: int, process_count: int) -> int:
   if batch_size % process_count:
-    raise ValueError(f"batch size {batch_size} is not divisible by the process count {process_count}")
+    raise ValueError(
+      f"batch size {batch_size} is not divisible by the process count {process_count}"
+    )
   return batch_size // process_count
 
 

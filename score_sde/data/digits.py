@@ -5,6 +5,7 @@ Grey levels 0..16 become uint8 via round(255 k / 16); images are optionally resi
 shuffled 90% / 10% train / test partition. `digits_color`: the same digits, each drawn in one of
 six colours (RGB), for colorization.
 """
+
 import dataclasses
 from typing import Tuple
 
@@ -17,17 +18,30 @@ from score_sde.data.preprocess import preprocess_images
 def load_digits_uint8(image_size: int = 8) -> np.ndarray:
   """All digits as uint8 [1797, image_size, image_size, 1]."""
   from sklearn.datasets import load_digits
+
   images = load_digits().images.astype(np.float32) * (255.0 / 16.0)  # [N, 8, 8], 0..255
   if image_size != 8:
     import jax
-    images = np.asarray(jax.image.resize(images, (images.shape[0], image_size, image_size), "bilinear"))
+
+    images = np.asarray(
+      jax.image.resize(images, (images.shape[0], image_size, image_size), "bilinear")
+    )
   return np.clip(np.round(images), 0, 255).astype(np.uint8)[..., None]
 
 
 # digits_color: each digit drawn in one of these colours (RGB in [0, 1]), fixed per image, so
 # that a grey digit has several plausible colourings (the colorization example).
-PALETTE = np.array([[1.0, 0.2, 0.2], [0.2, 1.0, 0.2], [0.3, 0.4, 1.0], [1.0, 0.9, 0.2],
-                    [0.2, 0.9, 1.0], [1.0, 0.3, 1.0]], np.float32)
+PALETTE = np.array(
+  [
+    [1.0, 0.2, 0.2],
+    [0.2, 1.0, 0.2],
+    [0.3, 0.4, 1.0],
+    [1.0, 0.9, 0.2],
+    [0.2, 0.9, 1.0],
+    [1.0, 0.3, 1.0],
+  ],
+  np.float32,
+)
 
 
 def colorize_digits(images: np.ndarray) -> np.ndarray:
@@ -73,6 +87,7 @@ class DigitsDataset:
   def labels(self) -> np.ndarray:
     """The digit (0..9) of each image of `images()`, int32."""
     from sklearn.datasets import load_digits
+
     return self._split(load_digits().target.astype(np.int32))
 
   @property
@@ -86,17 +101,26 @@ class DigitsDataset:
   def labelled_batches(self, batch_size, start_step, seed, process_index=0, process_count=1):
     """As `batches`, yielding (images, digits [n] int32); the images are those of `batches`."""
     if self.spec.num_channels != self.channels:
-      raise ValueError(f"{self.spec.name} has {self.channels} channel(s): set "
-                       f"data.num_channels={self.channels}, not {self.spec.num_channels}")
+      raise ValueError(
+        f"{self.spec.name} has {self.channels} channel(s): set "
+        f"data.num_channels={self.channels}, not {self.spec.num_channels}"
+      )
     n = per_host_batch(batch_size, process_count)
     images, labels = self.images(), self.labels()
     step = start_step
     while True:
       rng = step_rng(seed, step, process_index)
       idx = rng.integers(0, len(images), size=n)
-      yield preprocess_images(images[idx], rng, centered=self.spec.centered,
-                              uniform_dequantization=self.spec.uniform_dequantization,
-                              random_flip=self.spec.random_flip), labels[idx]
+      yield (
+        preprocess_images(
+          images[idx],
+          rng,
+          centered=self.spec.centered,
+          uniform_dequantization=self.spec.uniform_dequantization,
+          random_flip=self.spec.random_flip,
+        ),
+        labels[idx],
+      )
       step += 1
 
   def epoch(self, batch_size: int):
@@ -104,8 +128,13 @@ class DigitsDataset:
     images = self.images()
     rng = np.random.default_rng(0)
     for i in range(0, len(images), batch_size):
-      yield preprocess_images(images[i:i + batch_size], rng, centered=self.spec.centered,
-                              uniform_dequantization=self.spec.uniform_dequantization, random_flip=False)
+      yield preprocess_images(
+        images[i : i + batch_size],
+        rng,
+        centered=self.spec.centered,
+        uniform_dequantization=self.spec.uniform_dequantization,
+        random_flip=False,
+      )
 
 
 DATASETS["digits"] = DigitsDataset

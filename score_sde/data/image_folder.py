@@ -15,6 +15,7 @@ per-epoch permutations of the host's images, without replacement within an epoch
 pure function of (seed, k, host), so a resumed run sees exactly the batches an uninterrupted one
 would.
 """
+
 import dataclasses
 import functools
 import io
@@ -37,6 +38,7 @@ def _is_image(path: str) -> bool:
 
 def _split_paths(paths: List[str], split: str) -> List[str]:
   """Paths of one split: those under a top-level `split/` folder if both splits have one, else all."""
+
   def top(p):
     return p.replace("\\", "/").split("/", 1)[0]
 
@@ -54,8 +56,12 @@ def list_images(root: str, split: str) -> List[str]:
     with zipfile.ZipFile(root) as zf:
       paths = [n for n in zf.namelist() if not n.endswith("/") and _is_image(n)]
   else:
-    paths = [os.path.relpath(os.path.join(d, f), root)
-             for d, _, files in os.walk(root) for f in files if _is_image(f)]
+    paths = [
+      os.path.relpath(os.path.join(d, f), root)
+      for d, _, files in os.walk(root)
+      for f in files
+      if _is_image(f)
+    ]
   paths = _split_paths(sorted(paths), split)
   if not paths:
     raise FileNotFoundError(f"no {'/'.join(IMAGE_EXTENSIONS)} images in {root!r}")
@@ -65,6 +71,7 @@ def list_images(root: str, split: str) -> List[str]:
 def load_image(data: bytes, size: int, channels: int) -> np.ndarray:
   """Encoded image -> uint8 [size, size, channels]: central square crop, bicubic resize."""
   from PIL import Image
+
   with Image.open(io.BytesIO(data)) as img:
     img = img.convert("RGB" if channels == 3 else "L")
     w, h = img.size
@@ -94,8 +101,9 @@ def _bad_image(root: str, path: str, error: Exception) -> ValueError:
     reason = "not an image format PIL can identify"
   else:
     reason = " ".join(str(error).split()) or type(error).__name__
-  return ValueError(f"image folder {root!r}: {path!r} is not a readable image ({reason}); "
-                    "remove or replace it")
+  return ValueError(
+    f"image folder {root!r}: {path!r} is not a readable image ({reason}); remove or replace it"
+  )
 
 
 def load_images(root: str, paths: List[str], size: int, channels: int) -> np.ndarray:
@@ -113,6 +121,7 @@ def verify_images(root: str, paths: List[str]) -> None:
   """Raises ValueError naming the first file PIL cannot identify or whose data is damaged
   (PIL's `verify`: headers and, for PNG, chunk checksums; no decoding, so fast)."""
   from PIL import Image
+
   for p, data in _read_all(root, paths):
     try:
       with Image.open(io.BytesIO(data)) as img:
@@ -135,7 +144,9 @@ class ImageFolderDataset:
 
   def _check(self):
     if self.spec.num_channels not in (1, 3):
-      raise ValueError(f"image folders give 1 (grey) or 3 (RGB) channels, not {self.spec.num_channels}")
+      raise ValueError(
+        f"image folders give 1 (grey) or 3 (RGB) channels, not {self.spec.num_channels}"
+      )
     if not self.spec.data_dir:
       raise ValueError("image_folder: set data.data_dir to a folder or a .zip of images")
 
@@ -156,16 +167,28 @@ class ImageFolderDataset:
     """This host's decoded images, uint8 [n, S, S, C] (images p, p + P, ...), cached."""
     paths = self.paths()[process_index::process_count]
     if not paths:
-      raise ValueError(f"host {process_index} of {process_count} gets no images from {self.spec.data_dir!r}")
+      raise ValueError(
+        f"host {process_index} of {process_count} gets no images from {self.spec.data_dir!r}"
+      )
     return load_images(self.spec.data_dir, paths, self.spec.image_size, self.spec.num_channels)
 
   def _preprocess(self, images, rng, random_flip):
-    return preprocess_images(images, rng, centered=self.spec.centered,
-                             uniform_dequantization=self.spec.uniform_dequantization,
-                             random_flip=random_flip)
+    return preprocess_images(
+      images,
+      rng,
+      centered=self.spec.centered,
+      uniform_dequantization=self.spec.uniform_dequantization,
+      random_flip=random_flip,
+    )
 
-  def batches(self, batch_size: int, start_step: int, seed: int, process_index: int = 0,
-              process_count: int = 1) -> Iterator[np.ndarray]:
+  def batches(
+    self,
+    batch_size: int,
+    start_step: int,
+    seed: int,
+    process_index: int = 0,
+    process_count: int = 1,
+  ) -> Iterator[np.ndarray]:
     """Batch k holds positions k b, ..., k b + b - 1 of the stream that concatenates the
     permutations perm_e = rng(seed, e, host).permutation(n), e = 0, 1, ... (b = per-host batch)."""
     b = per_host_batch(batch_size, process_count)
@@ -175,10 +198,14 @@ class ImageFolderDataset:
     while True:
       pos = step * b + np.arange(b)
       epochs, within = pos // n, pos % n
-      perms = {e: np.random.default_rng([seed, e, process_index, 1]).permutation(n)
-               for e in np.unique(epochs).tolist()}
+      perms = {
+        e: np.random.default_rng([seed, e, process_index, 1]).permutation(n)
+        for e in np.unique(epochs).tolist()
+      }
       idx = np.array([perms[e][i] for e, i in zip(epochs.tolist(), within.tolist())])
-      yield self._preprocess(images[idx], step_rng(seed, step, process_index), self.spec.random_flip)
+      yield self._preprocess(
+        images[idx], step_rng(seed, step, process_index), self.spec.random_flip
+      )
       step += 1
 
   def epoch(self, batch_size: int) -> Iterator[np.ndarray]:
@@ -186,7 +213,7 @@ class ImageFolderDataset:
     images = self.images()
     rng = np.random.default_rng(0)
     for i in range(0, len(images), batch_size):
-      yield self._preprocess(images[i:i + batch_size], rng, random_flip=False)
+      yield self._preprocess(images[i : i + batch_size], rng, random_flip=False)
 
 
 DATASETS["image_folder"] = ImageFolderDataset

@@ -5,11 +5,18 @@ uint8 pixels k in {0, ..., 255} become
     x = k / 255                       without,
 then optionally centred x -> 2 x - 1 (data in [-1, 1]) and mirrored left-right with probability 1/2.
 """
+
 import numpy as np
 
 
-def preprocess_images(images: np.ndarray, rng: np.random.Generator, *, centered: bool,
-                      uniform_dequantization: bool, random_flip: bool) -> np.ndarray:
+def preprocess_images(
+  images: np.ndarray,
+  rng: np.random.Generator,
+  *,
+  centered: bool,
+  uniform_dequantization: bool,
+  random_flip: bool,
+) -> np.ndarray:
   """images: uint8 [B, H, W, C] -> float32 [B, H, W, C] in [0, 1] (or [-1, 1] when centered)."""
   if images.dtype != np.uint8:
     raise TypeError(f"preprocess_images expects uint8 pixels, got {images.dtype}")

@@ -1,4 +1,5 @@
 """2-D toy distributions generated on the fly: exact samplers for training and for evaluation."""
+
 import dataclasses
 from typing import Callable, Dict
 
@@ -12,7 +13,9 @@ def eight_gaussians_labelled(rng: np.random.Generator, n: int):
   """(x [n, 2], k [n]): `eight_gaussians` with each sample's component k as its class."""
   k = rng.integers(0, 8, size=n)
   centers = 2.0 * np.stack([np.cos(k * np.pi / 4), np.sin(k * np.pi / 4)], axis=1)
-  return ((centers + 0.1 * rng.standard_normal((n, 2))) / 1.414).astype(np.float32), k.astype(np.int32)
+  return ((centers + 0.1 * rng.standard_normal((n, 2))) / 1.414).astype(np.float32), k.astype(
+    np.int32
+  )
 
 
 def eight_gaussians(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -39,8 +42,11 @@ def two_moons_labelled(rng: np.random.Generator, n: int):
   """(x [n, 2], moon [n]): `two_moons` with the moon (0 upper, 1 lower) as the class."""
   upper = rng.uniform(size=n) < 0.5
   a = np.pi * rng.uniform(size=n)
-  x = np.where(upper[:, None], np.stack([np.cos(a), np.sin(a)], 1),
-               np.stack([1 - np.cos(a), 0.5 - np.sin(a)], 1))
+  x = np.where(
+    upper[:, None],
+    np.stack([np.cos(a), np.sin(a)], 1),
+    np.stack([1 - np.cos(a), 0.5 - np.sin(a)], 1),
+  )
   x = (x - np.array([0.5, 0.25])) * 1.5
   return (x + 0.05 * rng.standard_normal((n, 2))).astype(np.float32), (~upper).astype(np.int32)
 
@@ -51,16 +57,18 @@ def two_moons(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 TOY_SAMPLERS: Dict[str, Callable[[np.random.Generator, int], np.ndarray]] = {
-    "eight_gaussians": eight_gaussians,
-    "checkerboard": checkerboard,
-    "swiss_roll": swiss_roll,
-    "two_moons": two_moons,
+  "eight_gaussians": eight_gaussians,
+  "checkerboard": checkerboard,
+  "swiss_roll": swiss_roll,
+  "two_moons": two_moons,
 }
 
 
 # Toy sets with classes: name -> (labelled sampler, number of classes).
-TOY_LABELLED = {"eight_gaussians": (eight_gaussians_labelled, 8),
-                "two_moons": (two_moons_labelled, 2)}
+TOY_LABELLED = {
+  "eight_gaussians": (eight_gaussians_labelled, 8),
+  "two_moons": (two_moons_labelled, 2),
+}
 
 
 def sample_toy(name: str, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -71,6 +79,7 @@ def sample_toy(name: str, rng: np.random.Generator, n: int) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class ToyDataset:
   """Infinite stream of exact samples; the test split uses a disjoint RNG stream."""
+
   name: str
   split: str
   shape = (2,)
@@ -84,7 +93,6 @@ class ToyDataset:
     while True:
       yield sample_toy(self.name, step_rng(seed, offset + step, process_index), n)
       step += 1
-
 
   @property
   def num_classes(self) -> int:
@@ -103,9 +111,11 @@ class ToyDataset:
 
   def epoch(self, batch_size, num_examples: int = 10_000):
     """A fixed set of `num_examples` samples (seeded by the split), in batches."""
-    x = sample_toy(self.name, np.random.default_rng(0 if self.split == "train" else 1), num_examples)
+    x = sample_toy(
+      self.name, np.random.default_rng(0 if self.split == "train" else 1), num_examples
+    )
     for i in range(0, num_examples, batch_size):
-      yield x[i:i + batch_size]
+      yield x[i : i + batch_size]
 
 
 for _name in TOY_SAMPLERS:

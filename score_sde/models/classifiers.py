@@ -11,6 +11,7 @@ pre-activation blocks with GroupNorm + ReLU, the embedding added after the first
 every block, per-image standardisation of the input, global average pooling, a linear head.
 `mlp_classifier`: the same idea for vectors (2-D toys).
 """
+
 from typing import Any, Dict
 
 import flax.linen as nn
@@ -29,12 +30,14 @@ def register_classifier(name: str):
 def build_classifier(name: str, kwargs):
   """Instantiates classifier `name` from hyperparameters; unknown keys fail with the valid ones."""
   import dataclasses
+
   cls = lookup(CLASSIFIERS, name, "classifier")
   fields = {f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")}
   unknown = sorted(set(kwargs) - fields)
   if unknown:
-    raise ValueError(f"classifier {name!r} has no hyperparameters {unknown}; "
-                     f"valid: {sorted(fields)}")
+    raise ValueError(
+      f"classifier {name!r} has no hyperparameters {unknown}; valid: {sorted(fields)}"
+    )
   return cls(**dict(kwargs))
 
 
@@ -58,6 +61,7 @@ def _shortcut(x, out):
 class WideResNetBlock(nn.Module):
   """h = conv3x3(act(x), stride) + Dense(swish(temb)); out = conv3x3(act(h)) + shortcut(x).
   With `activate_before_residual` the shortcut starts from act(x) (the first group)."""
+
   channels: int
   stride: int = 1
   activate_before_residual: bool = False
@@ -76,6 +80,7 @@ class WideResNetBlock(nn.Module):
 class NoiseConditionalWideResNet(nn.Module):
   """WRN-(6 blocks_per_group + 4)-channel_multiplier with a noise-level embedding.
   x: [B, H, W, C] (H, W divisible by 4), noise_label: [B] -> logits [B, num_classes]."""
+
   num_classes: int = 10
   blocks_per_group: int = 4
   channel_multiplier: int = 10
@@ -91,14 +96,18 @@ class NoiseConditionalWideResNet(nn.Module):
     mean = jnp.mean(x, axis=(1, 2, 3), keepdims=True)
     std = jnp.maximum(jnp.std(x, axis=(1, 2, 3), keepdims=True), 1.0 / jnp.sqrt(n))
     h = (x - mean) / std
-    temb = embed_noise_label(noise_label, self.embedding_type, self.temb_dim // 2,
-                             self.fourier_scale)
+    temb = embed_noise_label(
+      noise_label, self.embedding_type, self.temb_dim // 2, self.fourier_scale
+    )
     temb = nn.Dense(self.temb_dim)(nn.swish(nn.Dense(self.temb_dim)(temb)))
     h = nn.Conv(16, (3, 3), use_bias=False)(h)
     for group, (width, stride) in enumerate([(16, 1), (32, 2), (64, 2)]):
       for i in range(self.blocks_per_group):
-        h = WideResNetBlock(width * self.channel_multiplier, stride if i == 0 else 1,
-                            activate_before_residual=group == 0 and i == 0)(h, temb)
+        h = WideResNetBlock(
+          width * self.channel_multiplier,
+          stride if i == 0 else 1,
+          activate_before_residual=group == 0 and i == 0,
+        )(h, temb)
     h = jnp.mean(_norm_relu(h), axis=(1, 2))
     return nn.Dense(self.num_classes)(h)
 
@@ -107,6 +116,7 @@ class NoiseConditionalWideResNet(nn.Module):
 class NoiseConditionalMLPClassifier(nn.Module):
   """x: [B, D], noise_label: [B] -> logits [B, num_classes]: residual MLP with the noise-level
   embedding added to every block."""
+
   num_classes: int = 8
   hidden: int = 128
   num_layers: int = 3
@@ -117,8 +127,9 @@ class NoiseConditionalMLPClassifier(nn.Module):
   @nn.compact
   def __call__(self, x, noise_label, train: bool = False):
     del train
-    emb = embed_noise_label(noise_label, self.embedding_type, self.embedding_dim,
-                            self.fourier_scale)
+    emb = embed_noise_label(
+      noise_label, self.embedding_type, self.embedding_dim, self.fourier_scale
+    )
     emb = nn.Dense(self.hidden)(nn.swish(nn.Dense(self.hidden)(emb)))
     h = nn.Dense(self.hidden)(x.reshape(len(x), -1)) + emb
     for _ in range(self.num_layers):
@@ -130,6 +141,8 @@ class NoiseConditionalMLPClassifier(nn.Module):
 def classifier_logits_fn(classifier: nn.Module, params, sde, discrete: bool = False):
   """logits_fn(x, t) -> [B, K] of a trained noise-conditional classifier, for guidance: the label
   fed to it is the SDE's noise label at t, as in training."""
+
   def logits_fn(x, t):
     return classifier.apply({"params": params}, x, sde.noise_label(t, discrete))
+
   return logits_fn

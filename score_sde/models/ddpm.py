@@ -5,6 +5,7 @@ Layout (num_resolutions = len(ch_mult)): conv3x3(nf); per level num_res_blocks R
 attention, ResnetBlock; per level in reverse num_res_blocks + 1 ResnetBlocks on [h, skip]
 concatenations (+ attention) and an Upsample except at level 0; GroupNorm, act, conv3x3 (init 0).
 """
+
 from typing import Any, Optional, Tuple
 
 import flax.linen as nn
@@ -26,6 +27,7 @@ class DDPM(nn.Module):
   embedding. scale_by_sigma divides the output by sigma (sigma_k of the table sigma_min,
   sigma_max, num_scales for a level label). H, W divisible by 2^(len(ch_mult) - 1).
   """
+
   nf: int = 128
   ch_mult: Tuple[int, ...] = (1, 2, 2, 2)
   num_res_blocks: int = 2
@@ -53,8 +55,15 @@ class DDPM(nn.Module):
     make = layers.BlockFactory(self.remat)
 
     def resnet_block(**kw):
-      return make(layers.ResnetBlockDDPM, "ResnetBlock", static_argnums=(3,), act=act,
-                  dropout=self.dropout, dtype=dt, **kw)
+      return make(
+        layers.ResnetBlockDDPM,
+        "ResnetBlock",
+        static_argnums=(3,),
+        act=act,
+        dropout=self.dropout,
+        dtype=dt,
+        **kw,
+      )
 
     def attn_block():
       return make(layers.AttnBlock, "AttnBlock", dtype=dt)
@@ -90,7 +99,9 @@ class DDPM(nn.Module):
 
     for i_level in reversed(range(num_resolutions)):
       for _ in range(self.num_res_blocks + 1):
-        h = resnet_block(out_ch=nf * self.ch_mult[i_level])(jnp.concatenate([h, hs.pop()], axis=-1), temb, train)
+        h = resnet_block(out_ch=nf * self.ch_mult[i_level])(
+          jnp.concatenate([h, hs.pop()], axis=-1), temb, train
+        )
       if h.shape[1] in self.attn_resolutions:
         h = attn_block()(h)
       if i_level != 0:

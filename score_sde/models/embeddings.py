@@ -4,6 +4,7 @@ positional: DDPM's sinusoidal embedding of the label (Vaswani et al. / Ho et al.
   index k for discrete VE models, 999 t for VP (see `models.noise_levels` for the label rule);
 fourier: random Fourier features of log sigma (Tancik et al.; NCSN++ for continuous VE).
 """
+
 import math
 
 import flax.linen as nn
@@ -27,6 +28,7 @@ def timestep_embedding(labels: jax.Array, dim: int, max_positions: int = 10000) 
 
 class GaussianFourierProjection(nn.Module):
   """[B] -> [B, 2 embedding_size]: concat(sin(2 pi x W), cos(2 pi x W)), W ~ N(0, scale^2) fixed."""
+
   embedding_size: int = 256
   scale: float = 1.0
 
@@ -39,8 +41,15 @@ class GaussianFourierProjection(nn.Module):
     return jnp.concatenate([jnp.sin(proj), jnp.cos(proj)], axis=-1)
 
 
-def embed_noise_label(labels: jax.Array, kind: str, dim: int, fourier_scale: float = 16.0,
-                      sigma_min=None, sigma_max=None, num_scales=None):
+def embed_noise_label(
+  labels: jax.Array,
+  kind: str,
+  dim: int,
+  fourier_scale: float = 16.0,
+  sigma_min=None,
+  sigma_max=None,
+  num_scales=None,
+):
   """[B] -> [B, dim]: 'positional' embeds the label itself, 'fourier' log sigma, where sigma is
   the float label or, for an integer level label, the table entry of (sigma_min, sigma_max,
   num_scales) (`noise_levels.label_sigma`)."""

@@ -6,6 +6,7 @@ zero (init_scale 0 -> 1e-10) so that each block starts as the identity.
 
 All modules keep float32 parameters and compute in `dtype` (e.g. jnp.bfloat16).
 """
+
 import collections
 from typing import Any, Callable, Dict, Optional
 
@@ -19,10 +20,10 @@ from score_sde.registry import lookup
 SQRT2 = float(np.sqrt(2.0))
 
 ACTIVATIONS: Dict[str, Callable] = {
-    "swish": nn.swish,
-    "elu": nn.elu,
-    "relu": nn.relu,
-    "lrelu": lambda x: nn.leaky_relu(x, negative_slope=0.2),
+  "swish": nn.swish,
+  "elu": nn.elu,
+  "relu": nn.relu,
+  "lrelu": lambda x: nn.leaky_relu(x, negative_slope=0.2),
 }
 
 
@@ -39,25 +40,55 @@ def default_init(scale: float = 1.0):
   return nn.initializers.variance_scaling(1e-10 if scale == 0 else scale, "fan_avg", "uniform")
 
 
-def conv3x3(features: int, stride: int = 1, init_scale: float = 1.0, use_bias: bool = True,
-            dtype: Any = jnp.float32, name: Optional[str] = None) -> nn.Conv:
+def conv3x3(
+  features: int,
+  stride: int = 1,
+  init_scale: float = 1.0,
+  use_bias: bool = True,
+  dtype: Any = jnp.float32,
+  name: Optional[str] = None,
+) -> nn.Conv:
   """3x3 'SAME' convolution with DDPM initialisation."""
-  return nn.Conv(features, (3, 3), strides=(stride, stride), padding="SAME", use_bias=use_bias,
-                 kernel_init=default_init(init_scale), bias_init=nn.initializers.zeros,
-                 dtype=dtype, name=name)
+  return nn.Conv(
+    features,
+    (3, 3),
+    strides=(stride, stride),
+    padding="SAME",
+    use_bias=use_bias,
+    kernel_init=default_init(init_scale),
+    bias_init=nn.initializers.zeros,
+    dtype=dtype,
+    name=name,
+  )
 
 
-def conv1x1(features: int, init_scale: float = 1.0, use_bias: bool = True,
-            dtype: Any = jnp.float32, name: Optional[str] = None) -> nn.Conv:
+def conv1x1(
+  features: int,
+  init_scale: float = 1.0,
+  use_bias: bool = True,
+  dtype: Any = jnp.float32,
+  name: Optional[str] = None,
+) -> nn.Conv:
   """1x1 convolution with DDPM initialisation."""
-  return nn.Conv(features, (1, 1), padding="SAME", use_bias=use_bias,
-                 kernel_init=default_init(init_scale), bias_init=nn.initializers.zeros,
-                 dtype=dtype, name=name)
+  return nn.Conv(
+    features,
+    (1, 1),
+    padding="SAME",
+    use_bias=use_bias,
+    kernel_init=default_init(init_scale),
+    bias_init=nn.initializers.zeros,
+    dtype=dtype,
+    name=name,
+  )
 
 
-def group_norm(channels: int, dtype: Any = jnp.float32, num_groups: Optional[int] = None) -> nn.GroupNorm:
+def group_norm(
+  channels: int, dtype: Any = jnp.float32, num_groups: Optional[int] = None
+) -> nn.GroupNorm:
   """GroupNorm; by default DDPM's 32 groups (capped at the channel count)."""
-  return nn.GroupNorm(num_groups=min(32, channels) if num_groups is None else num_groups, dtype=dtype)
+  return nn.GroupNorm(
+    num_groups=min(32, channels) if num_groups is None else num_groups, dtype=dtype
+  )
 
 
 class NIN(nn.Module):
@@ -65,6 +96,7 @@ class NIN(nn.Module):
 
   x: [..., Cin] -> [..., num_units]. DDPM's default init_scale is 0.1.
   """
+
   num_units: int
   init_scale: float = 0.1
   dtype: Any = jnp.float32
@@ -82,7 +114,7 @@ def spatial_attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
   out_i = sum_j softmax_j(q_i . k_j / sqrt(C)) v_j; the softmax is taken in float32.
   """
   B, H, W, C = q.shape
-  logits = jnp.einsum("bhwc,bHWc->bhwHW", q, k) * (C ** -0.5)
+  logits = jnp.einsum("bhwc,bHWc->bhwHW", q, k) * (C**-0.5)
   attn = jax.nn.softmax(logits.reshape(B, H, W, H * W).astype(jnp.float32), axis=-1)
   attn = attn.reshape(B, H, W, H, W).astype(v.dtype)
   return jnp.einsum("bhwHW,bHWc->bhwc", attn, v)
@@ -93,6 +125,7 @@ class AttnBlock(nn.Module):
 
   x: [B, H, W, C] -> [B, H, W, C]. The output projection starts at ~0 (identity block).
   """
+
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -106,6 +139,7 @@ class AttnBlock(nn.Module):
 
 class Upsample(nn.Module):
   """Nearest-neighbour x2 upsampling, then (optionally) a 3x3 convolution. [B,H,W,C] -> [B,2H,2W,C]."""
+
   with_conv: bool = False
   dtype: Any = jnp.float32
 
@@ -120,6 +154,7 @@ class Upsample(nn.Module):
 
 class Downsample(nn.Module):
   """x2 downsampling: stride-2 3x3 convolution, or 2x2 average pooling. [B,H,W,C] -> [B,H/2,W/2,C]."""
+
   with_conv: bool = False
   dtype: Any = jnp.float32
 
@@ -138,6 +173,7 @@ class ResnetBlockDDPM(nn.Module):
   skip = identity, or NIN / 3x3 conv when the channel count changes.
   x: [B, H, W, C], temb: [B, D] or None -> [B, H, W, out_ch].
   """
+
   out_ch: Optional[int] = None
   conv_shortcut: bool = False
   dropout: float = 0.1
@@ -150,14 +186,22 @@ class ResnetBlockDDPM(nn.Module):
     out_ch = self.out_ch or C
     h = conv3x3(out_ch, dtype=self.dtype)(self.act(group_norm(C, self.dtype)(x)))
     if temb is not None:
-      h = h + nn.Dense(out_ch, kernel_init=default_init(), dtype=self.dtype)(self.act(temb))[:, None, None, :]
+      h = (
+        h
+        + nn.Dense(out_ch, kernel_init=default_init(), dtype=self.dtype)(self.act(temb))[
+          :, None, None, :
+        ]
+      )
     h = self.act(group_norm(out_ch, self.dtype)(h))
     h = nn.Dropout(self.dropout, deterministic=not train)(h)
     h = conv3x3(out_ch, init_scale=0.0, dtype=self.dtype)(h)
     if C != out_ch:
-      x = conv3x3(out_ch, dtype=self.dtype)(x) if self.conv_shortcut else NIN(out_ch, dtype=self.dtype)(x)
+      x = (
+        conv3x3(out_ch, dtype=self.dtype)(x)
+        if self.conv_shortcut
+        else NIN(out_ch, dtype=self.dtype)(x)
+      )
     return x + h
-
 
 
 class BlockFactory:

@@ -5,6 +5,7 @@ FIR (StyleGAN2) up/down-sampling.
 Shapes: images [B, H, W, C]; time embedding temb [B, D] or None. float32 parameters; compute
 in `dtype`.
 """
+
 from typing import Any, Callable, Optional, Tuple
 
 import flax.linen as nn
@@ -27,6 +28,7 @@ def _skip_add(x, h, skip_rescale: bool):
 
 class Combine(nn.Module):
   """Merges a pyramid input x into features y: conv1x1(x) + y ('sum') or concat (conv1x1(x), y) ('cat')."""
+
   method: str = "cat"
   dtype: Any = jnp.float32
 
@@ -45,6 +47,7 @@ class AttnBlockpp(nn.Module):
 
   x: [B, H, W, C] -> [B, H, W, C].
   """
+
   skip_rescale: bool = False
   init_scale: float = 0.0
   dtype: Any = jnp.float32
@@ -64,6 +67,7 @@ class Upsample(nn.Module):
   fir=False: nearest neighbour (+ 3x3 conv). fir=True: FIR upsample_2d, or the fused FIR
   transposed convolution when with_conv.
   """
+
   out_ch: Optional[int] = None
   with_conv: bool = False
   fir: bool = False
@@ -83,8 +87,14 @@ class Upsample(nn.Module):
     elif not self.with_conv:
       h = updown.upsample_2d(x, self.fir_kernel, factor=2)
     else:
-      h = updown.FIRConv2d(out_ch, 3, up=True, resample_kernel=tuple(self.fir_kernel),
-                           kernel_init=default_init(), dtype=self.dtype)(x)
+      h = updown.FIRConv2d(
+        out_ch,
+        3,
+        up=True,
+        resample_kernel=tuple(self.fir_kernel),
+        kernel_init=default_init(),
+        dtype=self.dtype,
+      )(x)
     return h
 
 
@@ -94,6 +104,7 @@ class Downsample(nn.Module):
   fir=False: stride-2 3x3 conv, or 2x2 average pooling. fir=True: the fused FIR convolution,
   or FIR downsample_2d.
   """
+
   out_ch: Optional[int] = None
   with_conv: bool = False
   fir: bool = False
@@ -112,8 +123,14 @@ class Downsample(nn.Module):
       return nn.avg_pool(x, (2, 2), strides=(2, 2), padding="SAME")
     if not self.with_conv:
       return updown.downsample_2d(x, self.fir_kernel, factor=2)
-    return updown.FIRConv2d(out_ch, 3, down=True, resample_kernel=tuple(self.fir_kernel),
-                            kernel_init=default_init(), dtype=self.dtype)(x)
+    return updown.FIRConv2d(
+      out_ch,
+      3,
+      down=True,
+      resample_kernel=tuple(self.fir_kernel),
+      kernel_init=default_init(),
+      dtype=self.dtype,
+    )(x)
 
 
 class ResnetBlockDDPMpp(nn.Module):
@@ -122,6 +139,7 @@ class ResnetBlockDDPMpp(nn.Module):
   out = skip_add(skip(x), conv0(dropout(act(GN(conv(act(GN(x))) + Dense(act(temb))))))).
   x: [B, H, W, C] -> [B, H, W, out_ch].
   """
+
   out_ch: Optional[int] = None
   conv_shortcut: bool = False
   dropout: float = 0.1
@@ -136,12 +154,21 @@ class ResnetBlockDDPMpp(nn.Module):
     out_ch = self.out_ch or C
     h = conv3x3(out_ch, dtype=self.dtype)(self.act(group_norm_pp(C, self.dtype)(x)))
     if temb is not None:
-      h = h + nn.Dense(out_ch, kernel_init=default_init(), dtype=self.dtype)(self.act(temb))[:, None, None, :]
+      h = (
+        h
+        + nn.Dense(out_ch, kernel_init=default_init(), dtype=self.dtype)(self.act(temb))[
+          :, None, None, :
+        ]
+      )
     h = self.act(group_norm_pp(out_ch, self.dtype)(h))
     h = nn.Dropout(self.dropout, deterministic=not train)(h)
     h = conv3x3(out_ch, init_scale=self.init_scale, dtype=self.dtype)(h)
     if C != out_ch:
-      x = conv3x3(out_ch, dtype=self.dtype)(x) if self.conv_shortcut else NIN(out_ch, dtype=self.dtype)(x)
+      x = (
+        conv3x3(out_ch, dtype=self.dtype)(x)
+        if self.conv_shortcut
+        else NIN(out_ch, dtype=self.dtype)(x)
+      )
     return _skip_add(x, h, self.skip_rescale)
 
 
@@ -153,6 +180,7 @@ class ResnetBlockBigGANpp(nn.Module):
   out = skip_add(conv1x1(x) if the shape changes else x, h).
   x: [B, H, W, C] -> [B, H', W', out_ch], H' = 2H (up), H/2 (down) or H.
   """
+
   out_ch: Optional[int] = None
   up: bool = False
   down: bool = False
@@ -166,9 +194,15 @@ class ResnetBlockBigGANpp(nn.Module):
 
   def _resample(self, x):
     if self.up:
-      return updown.upsample_2d(x, self.fir_kernel, 2) if self.fir else updown.naive_upsample_2d(x, 2)
+      return (
+        updown.upsample_2d(x, self.fir_kernel, 2) if self.fir else updown.naive_upsample_2d(x, 2)
+      )
     if self.down:
-      return updown.downsample_2d(x, self.fir_kernel, 2) if self.fir else updown.naive_downsample_2d(x, 2)
+      return (
+        updown.downsample_2d(x, self.fir_kernel, 2)
+        if self.fir
+        else updown.naive_downsample_2d(x, 2)
+      )
     return x
 
   @nn.compact
@@ -179,7 +213,12 @@ class ResnetBlockBigGANpp(nn.Module):
     h, x = self._resample(h), self._resample(x)
     h = conv3x3(out_ch, dtype=self.dtype)(h)
     if temb is not None:
-      h = h + nn.Dense(out_ch, kernel_init=default_init(), dtype=self.dtype)(self.act(temb))[:, None, None, :]
+      h = (
+        h
+        + nn.Dense(out_ch, kernel_init=default_init(), dtype=self.dtype)(self.act(temb))[
+          :, None, None, :
+        ]
+      )
     h = self.act(group_norm_pp(out_ch, self.dtype)(h))
     h = nn.Dropout(self.dropout, deterministic=not train)(h)
     h = conv3x3(out_ch, init_scale=self.init_scale, dtype=self.dtype)(h)

@@ -1,4 +1,5 @@
 """A time-conditioned MLP for low-dimensional (toy) data."""
+
 from typing import Optional
 
 import flax.linen as nn
@@ -19,6 +20,7 @@ class ScoreMLP(nn.Module):
   sigma (the float label, or sigma_k for an integer level label: `models.noise_levels`), as
   NCSN++ does.
   """
+
   hidden: int = 256
   num_layers: int = 3
   embedding_type: str = "positional"
@@ -37,8 +39,9 @@ class ScoreMLP(nn.Module):
 
   @nn.compact
   def __call__(self, x, noise_label, train: bool = False, labels=None):
-    emb = embed_noise_label(noise_label, self.embedding_type, self.embedding_dim, self.fourier_scale,
-                            *self._table)
+    emb = embed_noise_label(
+      noise_label, self.embedding_type, self.embedding_dim, self.fourier_scale, *self._table
+    )
     emb = nn.Dense(self.hidden)(nn.swish(nn.Dense(self.hidden)(emb)))
     emb = add_class_embedding(emb, labels, self.num_classes)
     h = nn.Dense(self.hidden)(x) + emb

@@ -13,6 +13,7 @@ float label is read as sigma and mapped to the nearest grid level in log-space,
 so the grid's own sigmas map to their exact index and any other sigma to the closest level; the
 network is therefore piecewise constant in sigma (it was only ever trained at the L levels).
 """
+
 import math
 
 import flax.linen as nn
@@ -48,6 +49,7 @@ class NCSN(nn.Module):
   the output is the score itself (scale_by_sigma False). The release defined NCSN only in the
   < 96 px layout; larger inputs use the NCSNv2 layouts with conditional norms.
   """
+
   nf: int = 128
   sigma_min: float = 0.01
   sigma_max: float = 1.0
@@ -69,8 +71,14 @@ class NCSN(nn.Module):
       level = sigma_to_level(noise_label, self.sigma_min, self.sigma_max, self.num_scales)
     norm = get_normalization(self.normalization, num_classes=self.num_scales)
     h = x if self.centered else 2.0 * x - 1.0
-    h = RefineNet(self.nf, architecture_for(x.shape[1]), norm, get_activation(self.nonlinearity),
-                  self.interpolation, refine_norm=norm)(h, level)
+    h = RefineNet(
+      self.nf,
+      architecture_for(x.shape[1]),
+      norm,
+      get_activation(self.nonlinearity),
+      self.interpolation,
+      refine_norm=norm,
+    )(h, level)
     h = h[..., :out_channels]
     if self.scale_by_sigma:
       sigmas = sigma_grid(self.sigma_min, self.sigma_max, self.num_scales)

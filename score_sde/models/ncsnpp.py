@@ -12,6 +12,7 @@ Layout (num_resolutions = len(ch_mult)):
   up: for each level in reverse, num_res_blocks + 1 ResnetBlocks on [h, skip] concatenations,
   attention, the output pyramid (progressive) and an upsampling; GroupNorm, act, conv3x3.
 """
+
 from typing import Any, Optional, Tuple
 
 import flax.linen as nn
@@ -46,6 +47,7 @@ class NCSNpp(nn.Module):
   sigma for continuous VE, 999 t for VP. 'positional' embeds the label itself, 'fourier' log
   sigma; with scale_by_sigma the output is divided by sigma, s(x, sigma) = net(x, label) / sigma.
   """
+
   nf: int = 128
   ch_mult: Tuple[int, ...] = (1, 2, 2, 2)
   num_res_blocks: int = 4
@@ -104,16 +106,33 @@ class NCSNpp(nn.Module):
       temb = None
 
     def resnet_block(**kw):
-      common = dict(dropout=self.dropout, init_scale=self.init_scale, skip_rescale=self.skip_rescale,
-                    act=act, dtype=dt)
+      common = dict(
+        dropout=self.dropout,
+        init_scale=self.init_scale,
+        skip_rescale=self.skip_rescale,
+        act=act,
+        dtype=dt,
+      )
       if self.resblock_type == "ddpm":
         return make(layerspp.ResnetBlockDDPMpp, "ResnetBlock", static_argnums=(3,), **common, **kw)
-      return make(layerspp.ResnetBlockBigGANpp, "ResnetBlock", static_argnums=(3,), fir=self.fir,
-                  fir_kernel=fir_kernel, **common, **kw)
+      return make(
+        layerspp.ResnetBlockBigGANpp,
+        "ResnetBlock",
+        static_argnums=(3,),
+        fir=self.fir,
+        fir_kernel=fir_kernel,
+        **common,
+        **kw,
+      )
 
     def attn_block():
-      return make(layerspp.AttnBlockpp, "AttnBlock", init_scale=self.init_scale,
-                  skip_rescale=self.skip_rescale, dtype=dt)
+      return make(
+        layerspp.AttnBlockpp,
+        "AttnBlock",
+        init_scale=self.init_scale,
+        skip_rescale=self.skip_rescale,
+        dtype=dt,
+      )
 
     def norm_act(h):
       return act(layerspp.group_norm_pp(h.shape[-1], dt)(h))
@@ -136,17 +155,20 @@ class NCSNpp(nn.Module):
         hs.append(h)
       if i_level != num_resolutions - 1:
         if self.resblock_type == "ddpm":
-          h = layerspp.Downsample(with_conv=self.resamp_with_conv, fir=self.fir, fir_kernel=fir_kernel,
-                                  dtype=dt)(hs[-1])
+          h = layerspp.Downsample(
+            with_conv=self.resamp_with_conv, fir=self.fir, fir_kernel=fir_kernel, dtype=dt
+          )(hs[-1])
         else:
           h = resnet_block(down=True)(hs[-1], temb, train)
         if self.progressive_input == "input_skip":
-          input_pyramid = layerspp.Downsample(with_conv=False, fir=self.fir, fir_kernel=fir_kernel,
-                                              dtype=dt)(input_pyramid)
+          input_pyramid = layerspp.Downsample(
+            with_conv=False, fir=self.fir, fir_kernel=fir_kernel, dtype=dt
+          )(input_pyramid)
           h = layerspp.Combine(method=self.progressive_combine, dtype=dt)(input_pyramid, h)
         elif self.progressive_input == "residual":
-          input_pyramid = layerspp.Downsample(out_ch=h.shape[-1], with_conv=True, fir=self.fir,
-                                              fir_kernel=fir_kernel, dtype=dt)(input_pyramid)
+          input_pyramid = layerspp.Downsample(
+            out_ch=h.shape[-1], with_conv=True, fir=self.fir, fir_kernel=fir_kernel, dtype=dt
+          )(input_pyramid)
           h = input_pyramid = add(input_pyramid, h)
         hs.append(h)
 
@@ -160,7 +182,9 @@ class NCSNpp(nn.Module):
     pyramid = None
     for i_level in reversed(range(num_resolutions)):
       for _ in range(self.num_res_blocks + 1):
-        h = resnet_block(out_ch=nf * self.ch_mult[i_level])(jnp.concatenate([h, hs.pop()], axis=-1), temb, train)
+        h = resnet_block(out_ch=nf * self.ch_mult[i_level])(
+          jnp.concatenate([h, hs.pop()], axis=-1), temb, train
+        )
       if h.shape[1] in self.attn_resolutions:
         h = attn_block()(h)
 
@@ -170,20 +194,24 @@ class NCSNpp(nn.Module):
         if i_level == num_resolutions - 1:
           pyramid = out_here
         else:
-          pyramid = layerspp.Upsample(with_conv=False, fir=self.fir, fir_kernel=fir_kernel, dtype=dt)(pyramid)
+          pyramid = layerspp.Upsample(
+            with_conv=False, fir=self.fir, fir_kernel=fir_kernel, dtype=dt
+          )(pyramid)
           pyramid = pyramid + out_here
       elif self.progressive == "residual":
         if i_level == num_resolutions - 1:
           pyramid = layerspp.conv3x3(h.shape[-1], dtype=dt)(norm_act(h))
         else:
-          pyramid = layerspp.Upsample(out_ch=h.shape[-1], with_conv=True, fir=self.fir, fir_kernel=fir_kernel,
-                                      dtype=dt)(pyramid)
+          pyramid = layerspp.Upsample(
+            out_ch=h.shape[-1], with_conv=True, fir=self.fir, fir_kernel=fir_kernel, dtype=dt
+          )(pyramid)
           h = pyramid = add(pyramid, h)
 
       if i_level != 0:
         if self.resblock_type == "ddpm":
-          h = layerspp.Upsample(with_conv=self.resamp_with_conv, fir=self.fir, fir_kernel=fir_kernel,
-                                dtype=dt)(h)
+          h = layerspp.Upsample(
+            with_conv=self.resamp_with_conv, fir=self.fir, fir_kernel=fir_kernel, dtype=dt
+          )(h)
         else:
           h = resnet_block(up=True)(h, temb, train)
     assert not hs

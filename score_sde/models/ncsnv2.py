@@ -11,6 +11,7 @@ The layout follows the input size, as the release's `get_network` did: < 96 px t
 `ncsnv2_64` network (CIFAR-10, CelebA 64), 96..128 px `ncsnv2_128` (LSUN 128), 129..256 px
 `ncsnv2_256`; see `refinenet_layers.ARCHITECTURES`.
 """
+
 from typing import Optional
 
 import flax.linen as nn
@@ -31,6 +32,7 @@ class NCSNv2(nn.Module):
   H = W must be even (< 96 px), divisible by 4 (96..128) or by 8 (129..256): the dilated levels
   do not downsample.
   """
+
   nf: int = 128
   normalization: str = "InstanceNorm++"  # InstanceNorm | InstanceNorm++ | VarianceNorm | GroupNorm
   nonlinearity: str = "elu"
@@ -48,8 +50,13 @@ class NCSNv2(nn.Module):
     del train  # no dropout
     x, out_channels = class_channels(x, labels, self.num_classes), x.shape[-1]
     h = x if self.centered else 2.0 * x - 1.0
-    h = RefineNet(self.nf, architecture_for(x.shape[1]), get_normalization(self.normalization),
-                  get_activation(self.nonlinearity), self.interpolation)(h)
+    h = RefineNet(
+      self.nf,
+      architecture_for(x.shape[1]),
+      get_normalization(self.normalization),
+      get_activation(self.nonlinearity),
+      self.interpolation,
+    )(h)
     h = h[..., :out_channels]
     if self.scale_by_sigma:
       sigma = label_sigma(noise_label, self.sigma_min, self.sigma_max, self.num_scales)

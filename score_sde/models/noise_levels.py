@@ -20,6 +20,7 @@ This is the 2021 release's convention (its `get_score_fn`, `get_sigmas` and the 
 The release's discrete VE networks used the Fourier embedding only with continuous training; for
 an integer label we embed log sigma_k where the release would have taken the log of the index.
 """
+
 import math
 from typing import Optional
 
@@ -37,13 +38,19 @@ def is_level(label: jax.Array) -> bool:
   return jnp.issubdtype(jnp.asarray(label).dtype, jnp.integer)
 
 
-def label_sigma(label: jax.Array, sigma_min: Optional[float], sigma_max: Optional[float],
-                num_scales: Optional[int]) -> jax.Array:
+def label_sigma(
+  label: jax.Array,
+  sigma_min: Optional[float],
+  sigma_max: Optional[float],
+  num_scales: Optional[int],
+) -> jax.Array:
   """[B] label -> [B] sigma: sigma_table[label] for level indices, the (float) label otherwise."""
   label = jnp.asarray(label)
   if not is_level(label):
     return label
   if sigma_min is None or sigma_max is None or num_scales is None:
-    raise ValueError("an integer noise-level label needs the network's sigma table: set its "
-                     "sigma_min, sigma_max and num_scales (the runner does for discrete VE configs)")
+    raise ValueError(
+      "an integer noise-level label needs the network's sigma table: set its "
+      "sigma_min, sigma_max and num_scales (the runner does for discrete VE configs)"
+    )
   return sigma_table(sigma_min, sigma_max, num_scales)[label]

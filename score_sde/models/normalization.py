@@ -15,6 +15,7 @@ Every module is called as `norm(x, y)` with x: [B, H, W, C] and y: [B] int noise
 the unconditional ones ignore y, so a block can take either kind. gamma and alpha start at
 N(1, 0.02), beta at 0, as in the NCSN code.
 """
+
 import functools
 from typing import Callable, Dict, Optional
 
@@ -95,6 +96,7 @@ class GroupNorm(nn.Module):
 
 class ConditionalInstanceNorm2dPlus(nn.Module):
   """InstanceNorm++ whose gamma, alpha (and beta) are looked up by the noise-level index y: [B] int."""
+
   num_classes: int
   bias: bool = True
 
@@ -105,26 +107,26 @@ class ConditionalInstanceNorm2dPlus(nn.Module):
 
     def init(key, shape, dtype=jnp.float32):
       table = _near_one(key, shape, dtype)
-      return table.at[:, 2 * c:].set(0.0) if self.bias else table  # beta columns start at 0
+      return table.at[:, 2 * c :].set(0.0) if self.bias else table  # beta columns start at 0
 
     table = self.param("embedding", init, (self.num_classes, n_coef * c))
     coef = jnp.take(table, y, axis=0)[:, None, None, :]  # [B, 1, 1, n_coef C]
-    gamma, alpha = coef[..., :c], coef[..., c:2 * c]
+    gamma, alpha = coef[..., :c], coef[..., c : 2 * c]
     h = _instance_standardize(x) + _standardize_means(x)[:, None, None, :] * alpha
     h = gamma * h
     if self.bias:
-      h = h + coef[..., 2 * c:]
+      h = h + coef[..., 2 * c :]
     return h
 
 
 NORMALIZATIONS: Dict[str, Callable[..., nn.Module]] = {
-    "InstanceNorm": InstanceNorm2d,
-    "InstanceNorm++": InstanceNorm2dPlus,
-    "VarianceNorm": VarianceNorm2d,
-    "GroupNorm": GroupNorm,
+  "InstanceNorm": InstanceNorm2d,
+  "InstanceNorm++": InstanceNorm2dPlus,
+  "VarianceNorm": VarianceNorm2d,
+  "GroupNorm": GroupNorm,
 }
 CONDITIONAL_NORMALIZATIONS: Dict[str, Callable[..., nn.Module]] = {
-    "InstanceNorm++": ConditionalInstanceNorm2dPlus,
+  "InstanceNorm++": ConditionalInstanceNorm2dPlus,
 }
 
 
@@ -132,5 +134,6 @@ def get_normalization(name: str, num_classes: Optional[int] = None) -> Callable[
   """A factory of norm modules: unconditional when num_classes is None, else indexed by level."""
   if num_classes is None:
     return lookup(NORMALIZATIONS, name, "normalization")
-  return functools.partial(lookup(CONDITIONAL_NORMALIZATIONS, name, "conditional normalization"),
-                           num_classes=num_classes)
+  return functools.partial(
+    lookup(CONDITIONAL_NORMALIZATIONS, name, "conditional normalization"), num_classes=num_classes
+  )

@@ -24,6 +24,7 @@ unit variance at every sigma (the design principle of EDM section 5).
 
 Shapes: `x: [B, ...]`, `sigma: [B]`; coefficients are [B] and broadcast over x's trailing axes.
 """
+
 import dataclasses
 import inspect
 from collections.abc import Callable, Mapping
@@ -36,12 +37,13 @@ from score_sde.registry import lookup
 from score_sde.sde import VPSDE, bcast
 
 Array = jax.Array
-ApplyFn = Callable[[Array, Array], Array]     # F(x, noise_label) -> array shaped like x
+ApplyFn = Callable[[Array, Array], Array]  # F(x, noise_label) -> array shaped like x
 DenoiserFn = Callable[[Array, Array], Array]  # D(x, sigma) -> array shaped like x
 
 
 class PrecondCoeffs(NamedTuple):
   """c_skip, c_out, c_in, c_noise at a batch of sigmas, each [B]."""
+
   c_skip: Array
   c_out: Array
   c_in: Array
@@ -51,13 +53,18 @@ class PrecondCoeffs(NamedTuple):
 @dataclasses.dataclass(frozen=True)
 class EDMPrecond:
   """EDM's preconditioning (Table 1, "Ours"); sigma_data is the data's standard deviation."""
+
   sigma_data: float = 0.5
 
   def coeffs(self, sigma: Array) -> PrecondCoeffs:
-    sd2 = self.sigma_data ** 2
-    r = sigma ** 2 + sd2
-    return PrecondCoeffs(c_skip=sd2 / r, c_out=sigma * self.sigma_data * jax.lax.rsqrt(r),
-                         c_in=jax.lax.rsqrt(r), c_noise=0.25 * jnp.log(sigma))
+    sd2 = self.sigma_data**2
+    r = sigma**2 + sd2
+    return PrecondCoeffs(
+      c_skip=sd2 / r,
+      c_out=sigma * self.sigma_data * jax.lax.rsqrt(r),
+      c_in=jax.lax.rsqrt(r),
+      c_noise=0.25 * jnp.log(sigma),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,14 +72,19 @@ class VPPrecond:
   """The VP SDE's parametrisation (Table 1, "VP"): an eps network labelled (M - 1) t(sigma),
   t(sigma) the inverse of the VP SDE's sigma(t) = sqrt(exp(beta_min t + (beta_max - beta_min)
   t^2 / 2) - 1)."""
+
   beta_min: float = 0.1
   beta_max: float = 20.0
   M: int = 1000
 
   def coeffs(self, sigma: Array) -> PrecondCoeffs:
     t = VPSDE(beta_min=self.beta_min, beta_max=self.beta_max).t_of_sigma(sigma)
-    return PrecondCoeffs(c_skip=jnp.ones_like(sigma), c_out=-sigma,
-                         c_in=jax.lax.rsqrt(sigma ** 2 + 1.0), c_noise=(self.M - 1) * t)
+    return PrecondCoeffs(
+      c_skip=jnp.ones_like(sigma),
+      c_out=-sigma,
+      c_in=jax.lax.rsqrt(sigma**2 + 1.0),
+      c_noise=(self.M - 1) * t,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,8 +92,12 @@ class VEPrecond:
   """The VE SDE's parametrisation (Table 1, "VE"): F = sigma * score, labelled ln(sigma / 2)."""
 
   def coeffs(self, sigma: Array) -> PrecondCoeffs:
-    return PrecondCoeffs(c_skip=jnp.ones_like(sigma), c_out=sigma, c_in=jnp.ones_like(sigma),
-                         c_noise=jnp.log(0.5 * sigma))
+    return PrecondCoeffs(
+      c_skip=jnp.ones_like(sigma),
+      c_out=sigma,
+      c_in=jnp.ones_like(sigma),
+      c_noise=jnp.log(0.5 * sigma),
+    )
 
 
 PRECONDITIONINGS: dict[str, Callable] = {"edm": EDMPrecond, "vp": VPPrecond, "ve": VEPrecond}
@@ -132,8 +148,6 @@ def denoiser_from_score(score: Array, x: Array, sigma: Array) -> Array:
   return x + bcast(sigma, x) ** 2 * score
 
 
-def sample_log_normal_sigma(key: Array, n: int, p_mean: float = -1.2,
-                            p_std: float = 1.2) -> Array:
+def sample_log_normal_sigma(key: Array, n: int, p_mean: float = -1.2, p_std: float = 1.2) -> Array:
   """EDM's training distribution ln sigma ~ N(P_mean, P_std^2), [n]."""
   return jnp.exp(p_mean + p_std * jax.random.normal(key, (n,)))
-

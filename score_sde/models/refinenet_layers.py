@@ -11,6 +11,7 @@ release spelled the NCSN form as separate Cond* classes: CondRCUBlock = RCUBlock
 Convolutions use PyTorch's default initialisation, as the NCSN code did: kernel and bias
 uniform on [-1/sqrt(fan_in), 1/sqrt(fan_in)].
 """
+
 from typing import Callable, Optional, Sequence
 
 import flax.linen as nn
@@ -22,6 +23,7 @@ Norm = Callable[[], nn.Module]
 
 class NCSNConv(nn.Module):
   """k x k 'SAME' convolution (optionally dilated) with PyTorch's default initialisation."""
+
   features: int
   kernel_size: int = 3
   dilation: int = 1
@@ -29,15 +31,21 @@ class NCSNConv(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    fan_in = self.kernel_size ** 2 * x.shape[-1]
-    bound = fan_in ** -0.5
+    fan_in = self.kernel_size**2 * x.shape[-1]
+    bound = fan_in**-0.5
 
     def uniform(key, shape, dtype=jnp.float32):
       return jax.random.uniform(key, shape, dtype, -bound, bound)
 
-    return nn.Conv(self.features, (self.kernel_size,) * 2, padding="SAME",
-                   kernel_dilation=(self.dilation,) * 2, use_bias=self.use_bias,
-                   kernel_init=uniform, bias_init=uniform)(x)
+    return nn.Conv(
+      self.features,
+      (self.kernel_size,) * 2,
+      padding="SAME",
+      kernel_dilation=(self.dilation,) * 2,
+      use_bias=self.use_bias,
+      kernel_init=uniform,
+      bias_init=uniform,
+    )(x)
 
 
 def mean_pool2x2(x):
@@ -50,6 +58,7 @@ def mean_pool2x2(x):
 
 class ConvMeanPool(nn.Module):
   """Convolution, then 2 x 2 mean pooling (the backbone's downsampling)."""
+
   features: int
   kernel_size: int = 3
 
@@ -66,6 +75,7 @@ class ResidualBlock(nn.Module):
   deepest levels trade downsampling for dilation 2 and 4). The shortcut is the identity when
   nothing changes, else a 1x1 (or, dilated, 3x3) convolution.
   """
+
   features: int
   normalization: Norm
   act: Callable = nn.elu
@@ -102,6 +112,7 @@ class ResidualBlock(nn.Module):
 
 class RCUBlock(nn.Module):
   """Residual conv unit: n_blocks times x <- x + (act -> conv3x3)^n_stages (x), no biases."""
+
   features: int
   n_blocks: int
   n_stages: int
@@ -125,6 +136,7 @@ class CRPBlock(nn.Module):
 
   Max pooling (NCSNv2) or, with refine_norm, norm + average pooling (NCSN).
   """
+
   features: int
   n_stages: int
   act: Callable = nn.elu
@@ -147,6 +159,7 @@ class CRPBlock(nn.Module):
 
 class MSFBlock(nn.Module):
   """Multi-resolution fusion: sum_i resize(conv3x3(x_i), shape) to `features` channels."""
+
   shape: Sequence[int]
   features: int
   interpolation: str = "bilinear"  # 'bilinear' | 'nearest_neighbor'
@@ -156,7 +169,9 @@ class MSFBlock(nn.Module):
   def __call__(self, xs, y=None):
     methods = {"bilinear": "bilinear", "nearest_neighbor": "nearest"}
     if self.interpolation not in methods:
-      raise ValueError(f"unknown interpolation {self.interpolation!r}; choose from {sorted(methods)}")
+      raise ValueError(
+        f"unknown interpolation {self.interpolation!r}; choose from {sorted(methods)}"
+      )
     total = 0.0
     for x in xs:
       if self.refine_norm is not None:
@@ -170,6 +185,7 @@ class MSFBlock(nn.Module):
 class RefineBlock(nn.Module):
   """RefineNet block: RCU (2 x 2) on each input, MSF fusion to `output_shape` (skipped at the
   deepest block, `start`), CRP, and an output RCU (3 blocks in the last block, `end`, else 1)."""
+
   output_shape: Sequence[int]
   features: int
   act: Callable = nn.elu
@@ -195,12 +211,12 @@ class RefineBlock(nn.Module):
 # dilation) per resolution level, shallowest first; each level is two ResidualBlocks, the first
 # one 'down' except at level 0. refine: output width multiples of the RefineBlocks, deepest first.
 ARCHITECTURES = {
-    # ncsnv2_64 (CIFAR-10 32 x 32, CelebA 64 x 64; also NCSN): 32 -> 32, 16, 16, 16.
-    "small": dict(levels=((1, 1), (2, 1), (2, 2), (2, 4)), refine=(2, 2, 2, 1)),
-    # ncsnv2_128 (LSUN 128 x 128): 128 -> 128, 64, 32, 32, 32.
-    "128": dict(levels=((1, 1), (2, 1), (2, 1), (4, 2), (4, 4)), refine=(4, 2, 2, 1, 1)),
-    # ncsnv2_256 (LSUN / FFHQ / CelebA-HQ 256 x 256): 256 -> 256, 128, 64, 32, 32, 32.
-    "256": dict(levels=((1, 1), (2, 1), (2, 1), (2, 1), (4, 2), (4, 4)), refine=(4, 2, 2, 2, 1, 1)),
+  # ncsnv2_64 (CIFAR-10 32 x 32, CelebA 64 x 64; also NCSN): 32 -> 32, 16, 16, 16.
+  "small": dict(levels=((1, 1), (2, 1), (2, 2), (2, 4)), refine=(2, 2, 2, 1)),
+  # ncsnv2_128 (LSUN 128 x 128): 128 -> 128, 64, 32, 32, 32.
+  "128": dict(levels=((1, 1), (2, 1), (2, 1), (4, 2), (4, 4)), refine=(4, 2, 2, 1, 1)),
+  # ncsnv2_256 (LSUN / FFHQ / CelebA-HQ 256 x 256): 256 -> 256, 128, 64, 32, 32, 32.
+  "256": dict(levels=((1, 1), (2, 1), (2, 1), (2, 1), (4, 2), (4, 4)), refine=(4, 2, 2, 2, 1, 1)),
 }
 
 
@@ -220,6 +236,7 @@ class RefineNet(nn.Module):
 
   x: [B, H, W, C] -> [B, H, W, C]; y: [B] int levels or None. Shared by NCSN and NCSNv2.
   """
+
   nf: int
   architecture: str
   normalization: Norm
@@ -240,7 +257,14 @@ class RefineNet(nn.Module):
     ref = None
     for j, (layer, mult) in enumerate(zip(reversed(layers), arch["refine"])):
       inputs = [layer] if ref is None else [layer, ref]
-      ref = RefineBlock(layer.shape[1:3], mult * nf, act, self.interpolation, start=j == 0,
-                        end=j == len(layers) - 1, refine_norm=self.refine_norm)(inputs, y)
+      ref = RefineBlock(
+        layer.shape[1:3],
+        mult * nf,
+        act,
+        self.interpolation,
+        start=j == 0,
+        end=j == len(layers) - 1,
+        refine_norm=self.refine_norm,
+      )(inputs, y)
     h = act(norm()(ref, y))
     return NCSNConv(x.shape[-1])(h)

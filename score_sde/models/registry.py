@@ -8,6 +8,7 @@ whose call is `model(x, noise_label, train=False) -> array shaped like x`:
     `models.noise_levels` for the rule and the sigma table of the networks that need one);
   train: enables dropout (rng collection 'dropout').
 """
+
 import dataclasses
 from typing import Any, Dict, Mapping
 

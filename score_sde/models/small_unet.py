@@ -1,4 +1,5 @@
 """A small time-conditioned U-Net for low-resolution images (the digits data)."""
+
 from typing import Optional, Sequence
 
 import flax.linen as nn
@@ -17,6 +18,7 @@ def _groups(channels: int) -> int:
 
 class ResBlock(nn.Module):
   """GroupNorm -> swish -> conv3x3 (+ Dense(temb)) -> GroupNorm -> swish -> dropout -> conv3x3, + skip."""
+
   out_ch: int
   dropout: float = 0.0
 
@@ -35,6 +37,7 @@ class ResBlock(nn.Module):
 @register_model("small_unet")
 class SmallUNet(nn.Module):
   """x: [B, H, W, C], noise_label: [B] -> [B, H, W, C]. H and W divisible by 2^(len(ch_mult)-1)."""
+
   nf: int = 32
   ch_mult: Sequence[int] = (1, 2)
   num_res_blocks: int = 1
@@ -54,8 +57,9 @@ class SmallUNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, noise_label, train: bool = False, labels=None):
-    temb = embed_noise_label(noise_label, self.embedding_type, self.nf * 4, self.fourier_scale,
-                            *self._table)
+    temb = embed_noise_label(
+      noise_label, self.embedding_type, self.nf * 4, self.fourier_scale, *self._table
+    )
     temb = nn.Dense(self.nf * 4)(nn.swish(nn.Dense(self.nf * 4)(temb)))
     temb = add_class_embedding(temb, labels, self.num_classes)
     h = nn.Conv(self.nf, (3, 3))(x)
@@ -70,7 +74,9 @@ class SmallUNet(nn.Module):
     h = ResBlock(h.shape[-1], self.dropout)(h, temb, train)
     for level, mult in reversed(list(enumerate(self.ch_mult))):
       for _ in range(self.num_res_blocks + 1):
-        h = ResBlock(self.nf * mult, self.dropout)(jnp.concatenate([h, skips.pop()], -1), temb, train)
+        h = ResBlock(self.nf * mult, self.dropout)(
+          jnp.concatenate([h, skips.pop()], -1), temb, train
+        )
       if level != 0:
         b, hh, ww, c = h.shape
         h = nn.Conv(c, (3, 3))(jax.image.resize(h, (b, 2 * hh, 2 * ww, c), "nearest"))

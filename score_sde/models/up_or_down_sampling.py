@@ -14,6 +14,7 @@ they equal `conv_same(upsample_2d(x), w)` / `downsample_2d(conv_same(x, w))` com
 zero-extended plane (x padded with zeros far enough, the result cropped back), which differs
 from the bounded composition only at the border, where the latter crops its intermediate.
 """
+
 from typing import Any, Callable, Optional, Sequence, Tuple
 
 import flax.linen as nn
@@ -34,7 +35,9 @@ def setup_kernel(k: Sequence) -> np.ndarray:
   return k / k.sum()
 
 
-def upfirdn2d(x: jax.Array, k, up: int = 1, down: int = 1, pad: Tuple[int, int] = (0, 0)) -> jax.Array:
+def upfirdn2d(
+  x: jax.Array, k, up: int = 1, down: int = 1, pad: Tuple[int, int] = (0, 0)
+) -> jax.Array:
   """Zero-insert by `up`, pad, convolve with k [kh, kw] (a true convolution), decimate by `down`.
 
   x: [N, H, W, C] -> [N, (H up + p0 + p1 - kh) // down + 1, (same for W), C].
@@ -49,26 +52,37 @@ def upfirdn2d(x: jax.Array, k, up: int = 1, down: int = 1, pad: Tuple[int, int] 
   # up - 1 trailing zeros of step 1 are added to the high-side padding.
   padding = [(p0, p1 + up - 1), (p0, p1 + up - 1)]
   return jax.lax.conv_general_dilated(
-      x, w, window_strides=(down, down), padding=padding, lhs_dilation=(up, up),
-      dimension_numbers=_DN, feature_group_count=c)
+    x,
+    w,
+    window_strides=(down, down),
+    padding=padding,
+    lhs_dilation=(up, up),
+    dimension_numbers=_DN,
+    feature_group_count=c,
+  )
 
 
-def upsample_2d(x: jax.Array, k: Optional[Sequence] = None, factor: int = 2, gain: float = 1.0) -> jax.Array:
+def upsample_2d(
+  x: jax.Array, k: Optional[Sequence] = None, factor: int = 2, gain: float = 1.0
+) -> jax.Array:
   """[N, H, W, C] -> [N, H f, W f, C]: zero-insertion then FIR k (default [1]*f: nearest neighbour)."""
-  k = setup_kernel([1] * factor if k is None else k) * (gain * factor ** 2)
+  k = setup_kernel([1] * factor if k is None else k) * (gain * factor**2)
   p = k.shape[0] - factor
   return upfirdn2d(x, k, up=factor, pad=((p + 1) // 2 + factor - 1, p // 2))
 
 
-def downsample_2d(x: jax.Array, k: Optional[Sequence] = None, factor: int = 2, gain: float = 1.0) -> jax.Array:
+def downsample_2d(
+  x: jax.Array, k: Optional[Sequence] = None, factor: int = 2, gain: float = 1.0
+) -> jax.Array:
   """[N, H, W, C] -> [N, H / f, W / f, C]: FIR k then decimation (default [1]*f: average pooling)."""
   k = setup_kernel([1] * factor if k is None else k) * gain
   p = k.shape[0] - factor
   return upfirdn2d(x, k, down=factor, pad=((p + 1) // 2, p // 2))
 
 
-def upsample_conv_2d(x: jax.Array, w: jax.Array, k: Optional[Sequence] = None, factor: int = 2,
-                     gain: float = 1.0) -> jax.Array:
+def upsample_conv_2d(
+  x: jax.Array, w: jax.Array, k: Optional[Sequence] = None, factor: int = 2, gain: float = 1.0
+) -> jax.Array:
   """Fused upsample_2d then 'SAME' convolution with w [kc, kc, Cin, Cout] (on the zero-extended plane).
 
   x: [N, H, W, Cin] -> [N, H f, W f, Cout]. The strided transposed convolution (zero insertion,
@@ -78,16 +92,22 @@ def upsample_conv_2d(x: jax.Array, w: jax.Array, k: Optional[Sequence] = None, f
   kc = w.shape[0]
   if w.shape[1] != kc:
     raise ValueError(f"square convolution kernels only, got {w.shape}")
-  k = setup_kernel([1] * factor if k is None else k) * (gain * factor ** 2)
+  k = setup_kernel([1] * factor if k is None else k) * (gain * factor**2)
   p = (k.shape[0] - factor) - (kc - 1)
   y = jax.lax.conv_general_dilated(
-      x, w.astype(x.dtype), window_strides=(1, 1), padding=[(kc - 1, kc - 1)] * 2,
-      lhs_dilation=(factor, factor), dimension_numbers=_DN)
+    x,
+    w.astype(x.dtype),
+    window_strides=(1, 1),
+    padding=[(kc - 1, kc - 1)] * 2,
+    lhs_dilation=(factor, factor),
+    dimension_numbers=_DN,
+  )
   return upfirdn2d(y, k, pad=((p + 1) // 2 + factor - 1, p // 2 + 1))
 
 
-def conv_downsample_2d(x: jax.Array, w: jax.Array, k: Optional[Sequence] = None, factor: int = 2,
-                       gain: float = 1.0) -> jax.Array:
+def conv_downsample_2d(
+  x: jax.Array, w: jax.Array, k: Optional[Sequence] = None, factor: int = 2, gain: float = 1.0
+) -> jax.Array:
   """Fused 'SAME' convolution with w [kc, kc, Cin, Cout] then downsample_2d (on the zero-extended plane).
 
   x: [N, H, W, Cin] -> [N, H / f, W / f, Cout]: one FIR pass with the combined padding, then the
@@ -100,7 +120,8 @@ def conv_downsample_2d(x: jax.Array, w: jax.Array, k: Optional[Sequence] = None,
   p = (k.shape[0] - factor) + (kc - 1)
   y = upfirdn2d(x, k, pad=((p + 1) // 2, p // 2))
   return jax.lax.conv_general_dilated(
-      y, w.astype(x.dtype), window_strides=(factor, factor), padding="VALID", dimension_numbers=_DN)
+    y, w.astype(x.dtype), window_strides=(factor, factor), padding="VALID", dimension_numbers=_DN
+  )
 
 
 def naive_upsample_2d(x: jax.Array, factor: int = 2) -> jax.Array:
@@ -119,6 +140,7 @@ class FIRConv2d(nn.Module):
 
   x: [N, H, W, Cin] -> [N, H', W', features]; H' = 2H (up), H/2 (down) or H.
   """
+
   features: int
   kernel_size: int = 3
   up: bool = False
@@ -140,7 +162,9 @@ class FIRConv2d(nn.Module):
     elif self.down:
       y = conv_downsample_2d(x, w, self.resample_kernel)
     else:
-      y = jax.lax.conv_general_dilated(x, w.astype(self.dtype), (1, 1), "SAME", dimension_numbers=_DN)
+      y = jax.lax.conv_general_dilated(
+        x, w.astype(self.dtype), (1, 1), "SAME", dimension_numbers=_DN
+      )
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
     return y

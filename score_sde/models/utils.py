@@ -23,6 +23,7 @@ sigma = s(t) / a(t), and
 
 so every sampler of the package (all take `score_fn(x, t)`) samples such models unchanged.
 """
+
 from typing import Callable
 
 import jax
@@ -49,7 +50,9 @@ def resolve_target(sde: LinearSDE, target: str) -> str:
   if target == "auto":
     return sde.default_target
   if target not in targets.TARGETS:
-    raise ValueError(f"unknown prediction target {target!r}; choose from {['auto', *targets.TARGETS]}")
+    raise ValueError(
+      f"unknown prediction target {target!r}; choose from {['auto', *targets.TARGETS]}"
+    )
   return target
 
 
@@ -59,8 +62,13 @@ def pred_fn_from_model(apply_fn: ApplyFn, sde: LinearSDE, discrete: bool = False
   return lambda x, t: apply_fn(x, noise_label(sde, t, discrete))
 
 
-def score_fn_from_model(apply_fn: ApplyFn, sde: LinearSDE, target: str = "auto",
-                        discrete: bool = False, preconditioning=None):
+def score_fn_from_model(
+  apply_fn: ApplyFn,
+  sde: LinearSDE,
+  target: str = "auto",
+  discrete: bool = False,
+  preconditioning=None,
+):
   """score_fn(x: [B, ...], t: [B]) -> [B, ...] from a network `apply_fn(x, label)` predicting
   `target`. With `discrete`, the network gets the chain's label (the level index for VE) and an
   eps output is scaled by the chain's std (`sde.score_std`). With a `preconditioning` (an object
@@ -68,8 +76,10 @@ def score_fn_from_model(apply_fn: ApplyFn, sde: LinearSDE, target: str = "auto",
   and `target` must be 'auto'."""
   if preconditioning is not None:
     if discrete or target != "auto":
-      raise ValueError("a preconditioned model is a denoiser: it takes target 'auto' and the "
-                       f"continuous objective, got target {target!r}, discrete={discrete}")
+      raise ValueError(
+        "a preconditioned model is a denoiser: it takes target 'auto' and the "
+        f"continuous objective, got target {target!r}, discrete={discrete}"
+      )
     return score_fn_from_denoiser(precond_lib.denoiser_fn(apply_fn, preconditioning), sde)
   target = resolve_target(sde, target)
   pred_fn = pred_fn_from_model(apply_fn, sde, discrete)
@@ -80,16 +90,19 @@ def score_fn_from_model(apply_fn: ApplyFn, sde: LinearSDE, target: str = "auto",
     if discrete:
       c = c._replace(s=sde.score_std(t, discrete=True))
     return targets.convert(out, x, c, target, "score")
+
   return score_fn
 
 
 def score_fn_from_denoiser(denoiser, sde: LinearSDE):
   """score_fn(x, t) = (D(x / a; sigma) - x / a) / (a sigma^2), a = a(t), sigma = s(t) / a(t),
   for a denoiser `D(x_hat: [B, ...], sigma: [B])` of the variance-exploding frame."""
+
   def score_fn(x, t):
     t = jnp.broadcast_to(jnp.asarray(t, x.dtype), x.shape[:1])
     a = sde.alpha_sigma(t)[0]
     sigma = sde.sigma(t)
     x_hat = x / bcast(a, x)
     return precond_lib.score_from_denoiser(denoiser(x_hat, sigma), x_hat, sigma) / bcast(a, x)
+
   return score_fn

@@ -5,6 +5,7 @@ table of samplers (and their construction from a config) in dispatch.py.
 Every sampler takes a key, an SDE, `score_fn(x, t)`, a shape and optionally `x_init`, and returns
 (samples, nfe).
 """
+
 from score_sde.sampling.base import LoopSampler, initial_state  # noqa: F401
 from score_sde.sampling.ddim import ddim_sample  # noqa: F401
 from score_sde.sampling.dispatch import SAMPLERS, sampler_from_config  # noqa: F401

@@ -21,6 +21,7 @@ the noise-free version (samplers pass it for the `x_mean` they return with noise
 keys come from their own stream, `projection_key(key_loop, point, sub)`, so a sampler without a
 projection draws exactly the same noise as before.
 """
+
 from typing import Callable, NamedTuple, Optional, Tuple
 
 import jax
@@ -40,6 +41,7 @@ class LoopSampler(NamedTuple):
   over consecutive step indices (an int array; a `lax.scan`), then `output(carry) -> (x, nfe)`.
   Splitting idx into chunks gives bitwise the same samples: step i's noise is fold_in(key, i).
   `nfe` is the count known before running (None for adaptive solvers)."""
+
   init: Callable
   run: Callable
   output: Callable
@@ -81,8 +83,13 @@ def project_at(project: Optional[Projection], x: Array, t, key: Optional[Array])
 
 def one_shot(sample_fn: Callable, nfe: Optional[int]) -> LoopSampler:
   """A single-call sampler `sample_fn(key) -> (x, nfe)` as a LoopSampler of one step."""
-  return LoopSampler(init=lambda key: key, run=lambda key, idx: sample_fn(key),
-                     output=lambda out: out, num_steps=1, nfe=nfe)
+  return LoopSampler(
+    init=lambda key: key,
+    run=lambda key, idx: sample_fn(key),
+    output=lambda out: out,
+    num_steps=1,
+    nfe=nfe,
+  )
 
 
 def run_loop(loop: LoopSampler, key: Array):

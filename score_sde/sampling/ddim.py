@@ -8,6 +8,7 @@ From t to t' < t, with eps_hat = -s(t) score(x, t) and x0_hat = (x - s(t) eps_ha
 c^2 at eta = 1 is the variance of q(x_{t'} | x_t, x0): ancestral sampling (DDPM for VP, SMLD's
 reverse chain for VE); eta = 0 is deterministic, a first-order solver of the probability-flow ODE.
 """
+
 import jax
 import jax.numpy as jnp
 
@@ -24,9 +25,20 @@ def check(sde: LinearSDE, num_steps: int = 50, eta: float = 0.0, **_):
     raise ValueError(f"eta must be >= 0, got {eta}")
 
 
-def ddim_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps: int = 50,
-              eta: float = 0.0, eps: float = 1e-3, schedule: str = "uniform", rho: float = 7.0,
-              denoise: bool = False, x_init=None, project=None) -> LoopSampler:
+def ddim_loop(
+  sde: LinearSDE,
+  score_fn: ScoreFn,
+  shape,
+  *,
+  num_steps: int = 50,
+  eta: float = 0.0,
+  eps: float = 1e-3,
+  schedule: str = "uniform",
+  rho: float = 7.0,
+  denoise: bool = False,
+  x_init=None,
+  project=None,
+) -> LoopSampler:
   """num_steps DDIM steps over the `schedule` grid T = t_0 > ... > t_n = eps, from x_T (the
   prior draw of `key`, or `x_init`; see `base`); step i's noise from fold_in(key_loop, i), none
   at eta = 0. With `denoise` the last step returns x0_hat at t_eps instead (one more NFE).
@@ -44,10 +56,10 @@ def ddim_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps: int = 50,
     x0_hat = (x - s * eps_hat) / a
     if eta == 0:  # deterministic: no noise drawn
       return a_next * x0_hat + s_next * eps_hat
-    c2 = eta ** 2 * s_next ** 2 * (s ** 2 - (a / a_next) ** 2 * s_next ** 2) / s ** 2
-    c2 = jnp.clip(c2, 0.0, s_next ** 2)
+    c2 = eta**2 * s_next**2 * (s**2 - (a / a_next) ** 2 * s_next**2) / s**2
+    c2 = jnp.clip(c2, 0.0, s_next**2)
     z = jax.random.normal(jax.random.fold_in(key, i), x.shape, x.dtype)
-    return a_next * x0_hat + jnp.sqrt(s_next ** 2 - c2) * eps_hat + jnp.sqrt(c2) * z
+    return a_next * x0_hat + jnp.sqrt(s_next**2 - c2) * eps_hat + jnp.sqrt(c2) * z
 
   def run(carry, idx):
     def body(carry, i):
@@ -55,15 +67,23 @@ def ddim_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps: int = 50,
       x = step(key, x, i)
       x = project_at(project, x, ts[i + 1], projection_key(key, i + 1))
       if denoise:
-        x = jax.lax.cond(i == num_steps - 1,
-                         lambda v: project_at(project, tweedie_denoise(
-                             sde, score_fn, v, jnp.full(shape[:1], ts[-1], v.dtype)),
-                             ts[-1], None),
-                         lambda v: v, x)
+        x = jax.lax.cond(
+          i == num_steps - 1,
+          lambda v: project_at(
+            project,
+            tweedie_denoise(sde, score_fn, v, jnp.full(shape[:1], ts[-1], v.dtype)),
+            ts[-1],
+            None,
+          ),
+          lambda v: v,
+          x,
+        )
       return (key, x), None
+
     return jax.lax.scan(body, carry, idx)[0]
 
   nfe = num_steps + int(denoise)
+
   def init(key):
     key, x = start(key, sde, shape, x_init)
     return key, project_at(project, x, ts[0], projection_key(key, 0))
@@ -71,10 +91,35 @@ def ddim_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps: int = 50,
   return LoopSampler(init, run, lambda c: (c[1], nfe), num_steps, nfe)
 
 
-def ddim_sample(key, sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps: int = 50,
-                eta: float = 0.0, eps: float = 1e-3, schedule: str = "uniform", rho: float = 7.0,
-                denoise: bool = False, x_init=None, project=None):
+def ddim_sample(
+  key,
+  sde: LinearSDE,
+  score_fn: ScoreFn,
+  shape,
+  *,
+  num_steps: int = 50,
+  eta: float = 0.0,
+  eps: float = 1e-3,
+  schedule: str = "uniform",
+  rho: float = 7.0,
+  denoise: bool = False,
+  x_init=None,
+  project=None,
+):
   """DDIM samples of `shape`; see `ddim_loop`. Returns (x: shape, nfe)."""
-  return run_loop(ddim_loop(sde, score_fn, shape, num_steps=num_steps, eta=eta, eps=eps,
-                            schedule=schedule, rho=rho, denoise=denoise, x_init=x_init,
-                            project=project), key)
+  return run_loop(
+    ddim_loop(
+      sde,
+      score_fn,
+      shape,
+      num_steps=num_steps,
+      eta=eta,
+      eps=eps,
+      schedule=schedule,
+      rho=rho,
+      denoise=denoise,
+      x_init=x_init,
+      project=project,
+    ),
+    key,
+  )

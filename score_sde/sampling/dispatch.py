@@ -11,6 +11,7 @@ score evaluations per time step, and a check that fails before any compute. A fu
 keyword arguments are read from the config fields of the same name (`CONFIG_FIELDS` lists the
 few that are named differently there). Adding a sampler: one module and one row here.
 """
+
 import inspect
 from typing import Callable, Dict, NamedTuple, Optional, Union
 
@@ -21,11 +22,11 @@ from score_sde.sde import LinearSDE
 
 
 class SamplerEntry(NamedTuple):
-  sample: Callable                  # sample(key, sde, score_fn, shape, **opts) -> (x, nfe)
-  loop: Optional[Callable]          # loop(sde, score_fn, shape, **opts) -> LoopSampler, or None
-  default_steps: Optional[int]      # num_steps when not given; None: the function's own default
+  sample: Callable  # sample(key, sde, score_fn, shape, **opts) -> (x, nfe)
+  loop: Optional[Callable]  # loop(sde, score_fn, shape, **opts) -> LoopSampler, or None
+  default_steps: Optional[int]  # num_steps when not given; None: the function's own default
   nfe_per_step: Union[int, Callable]  # int, or f(**opts) -> int or None (adaptive)
-  check: Callable                   # check(sde, **opts): raises ValueError before any compute
+  check: Callable  # check(sde, **opts): raises ValueError before any compute
 
 
 def _pc_nfe(predictor="euler_maruyama", corrector="none", n_steps=1, **_):
@@ -37,27 +38,52 @@ def _pc_check(sde, **opts):
 
 
 SAMPLERS: Dict[str, SamplerEntry] = {
-    "pc": SamplerEntry(pc.pc_sample, pc.pc_sampler, None, _pc_nfe, _pc_check),
-    "ode": SamplerEntry(ode_sampler.ode_sample, ode_sampler.ode_loop, None,
-                        ode_sampler.nfe_per_step,
-                        ode_sampler.check),
-    "edm_heun": SamplerEntry(edm.edm_heun_sample, edm.edm_heun_loop, 18, 2, edm.check),
-    "ddim": SamplerEntry(ddim.ddim_sample, ddim.ddim_loop, 50, 1, ddim.check),
-    # Exponential integrators (exponential.py); multistep ones take 1 NFE a step.
-    "dpm_solver": SamplerEntry(ex.dpm_solver_sample, ex.dpm_solver_loop, 20,
-                               lambda **o: ex.nfe_per_step(**{"order": 3, **o}), ex.check),
-    "dpm_solver_pp": SamplerEntry(ex.dpm_solver_pp_sample, ex.dpm_solver_pp_loop, 20,
-                                  lambda **o: ex.nfe_per_step(**{"order": 2, **o}), ex.check),
-    "dpm_solver_pp_sde": SamplerEntry(ex.dpm_solver_pp_sde_sample, ex.dpm_solver_pp_sde_loop, 20,
-                                      1, lambda sde, **o: ex.check(sde, max_order=2, **o)),
-    "unipc": SamplerEntry(ex.unipc_sample, ex.unipc_loop, 20, 1, ex.check),
-    "lms": SamplerEntry(ex.lms_sample, ex.lms_loop, 20, 1,
-                        lambda sde, **o: ex.check(sde, **{"order": 4, **o}, max_order=4)),
+  "pc": SamplerEntry(pc.pc_sample, pc.pc_sampler, None, _pc_nfe, _pc_check),
+  "ode": SamplerEntry(
+    ode_sampler.ode_sample, ode_sampler.ode_loop, None, ode_sampler.nfe_per_step, ode_sampler.check
+  ),
+  "edm_heun": SamplerEntry(edm.edm_heun_sample, edm.edm_heun_loop, 18, 2, edm.check),
+  "ddim": SamplerEntry(ddim.ddim_sample, ddim.ddim_loop, 50, 1, ddim.check),
+  # Exponential integrators (exponential.py); multistep ones take 1 NFE a step.
+  "dpm_solver": SamplerEntry(
+    ex.dpm_solver_sample,
+    ex.dpm_solver_loop,
+    20,
+    lambda **o: ex.nfe_per_step(**{"order": 3, **o}),
+    ex.check,
+  ),
+  "dpm_solver_pp": SamplerEntry(
+    ex.dpm_solver_pp_sample,
+    ex.dpm_solver_pp_loop,
+    20,
+    lambda **o: ex.nfe_per_step(**{"order": 2, **o}),
+    ex.check,
+  ),
+  "dpm_solver_pp_sde": SamplerEntry(
+    ex.dpm_solver_pp_sde_sample,
+    ex.dpm_solver_pp_sde_loop,
+    20,
+    1,
+    lambda sde, **o: ex.check(sde, max_order=2, **o),
+  ),
+  "unipc": SamplerEntry(ex.unipc_sample, ex.unipc_loop, 20, 1, ex.check),
+  "lms": SamplerEntry(
+    ex.lms_sample,
+    ex.lms_loop,
+    20,
+    1,
+    lambda sde, **o: ex.check(sde, **{"order": 4, **o}, max_order=4),
+  ),
 }
 
 # Sampler argument -> config.sampling field, where the names differ.
-CONFIG_FIELDS = {"n_steps": "n_steps_each", "denoise": "noise_removal", "method": "ode_method",
-                 "weights": "solver_weights", "segments": "ode_segments"}
+CONFIG_FIELDS = {
+  "n_steps": "n_steps_each",
+  "denoise": "noise_removal",
+  "method": "ode_method",
+  "weights": "solver_weights",
+  "segments": "ode_segments",
+}
 
 
 def get_sampler(name: str) -> SamplerEntry:
@@ -113,4 +139,5 @@ def sampler_from_config(sampling_cfg, sde: LinearSDE) -> Callable:
       return entry.loop(sde, score_fn, shape, **opts, **extra)
     fn = lambda key: entry.sample(key, sde, score_fn, shape, **opts, **extra)
     return one_shot(fn, nfe_of(entry, **opts))
+
   return build

@@ -8,6 +8,7 @@ x_hat = x / a(t) at sigma(t) = s(t) / a(t) (EDM eq. 4 with s(t) there = our a(t)
 
 so one sampler serves every path of the package.
 """
+
 import math
 
 import jax
@@ -23,11 +24,24 @@ def check(sde: LinearSDE, num_steps: int = 18, **_):
     raise ValueError(f"num_steps must be >= 1, got {num_steps}")
 
 
-def edm_heun_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps: int = 18,
-                  rho: float = 7.0, s_churn: float = 0.0, s_min: float = 0.0,
-                  s_max: float = float("inf"), s_noise: float = 1.0, eps: float = 1e-3,
-                  schedule: str = "karras", to_zero: bool = False, denoise: bool = False,
-                  x_init=None, project=None) -> LoopSampler:
+def edm_heun_loop(
+  sde: LinearSDE,
+  score_fn: ScoreFn,
+  shape,
+  *,
+  num_steps: int = 18,
+  rho: float = 7.0,
+  s_churn: float = 0.0,
+  s_min: float = 0.0,
+  s_max: float = float("inf"),
+  s_noise: float = 1.0,
+  eps: float = 1e-3,
+  schedule: str = "karras",
+  to_zero: bool = False,
+  denoise: bool = False,
+  x_init=None,
+  project=None,
+) -> LoopSampler:
   """EDM Algorithm 2 (Algorithm 1 when s_churn = 0) from sigma(T) to sigma(eps):
 
       gamma_i = min(S_churn / n, sqrt(2) - 1) if S_min <= sigma_i <= S_max else 0
@@ -83,6 +97,7 @@ def edm_heun_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps: int = 
     def heun(x_next):
       d_next = -sigma_next * grad_logp(x_next, sigma_next)
       return x_hat + (sigma_next - sigma_hat) * 0.5 * (d + d_next)
+
     if to_zero:  # EDM: the step to sigma = 0 stays Euler (the slope there is not defined)
       return jax.lax.cond(i == num_steps - 1, lambda v: v, heun, x_next)
     return heun(x_next)
@@ -96,14 +111,21 @@ def edm_heun_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps: int = 
       key, x = carry
       x = step(key, x, i)
       if project is not None:
-        x = project_at(project, a_pts[i + 1] * x, t_pts[i + 1],
-                       projection_key(key, i + 1)) / a_pts[i + 1]
+        x = (
+          project_at(project, a_pts[i + 1] * x, t_pts[i + 1], projection_key(key, i + 1))
+          / a_pts[i + 1]
+        )
       if denoise and not to_zero:  # Tweedie in the scaled variable: x_hat + sigma^2 grad log p
-        x = jax.lax.cond(i == num_steps - 1,
-                         lambda v: project_at(project, v + sigmas[-1] ** 2 * grad_logp(
-                             v, sigmas[-1]), ts[-1], None),
-                         lambda v: v, x)
+        x = jax.lax.cond(
+          i == num_steps - 1,
+          lambda v: project_at(
+            project, v + sigmas[-1] ** 2 * grad_logp(v, sigmas[-1]), ts[-1], None
+          ),
+          lambda v: v,
+          x,
+        )
       return (key, x), None
+
     return jax.lax.scan(body, carry, idx)[0]
 
   def output(carry):
@@ -114,13 +136,43 @@ def edm_heun_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps: int = 
   return LoopSampler(init, run, output, num_steps, nfe)
 
 
-def edm_heun_sample(key, sde: LinearSDE, score_fn: ScoreFn, shape, *, num_steps: int = 18,
-                    rho: float = 7.0, s_churn: float = 0.0, s_min: float = 0.0,
-                    s_max: float = float("inf"), s_noise: float = 1.0, eps: float = 1e-3,
-                    schedule: str = "karras", to_zero: bool = False, denoise: bool = False,
-                    x_init=None, project=None):
+def edm_heun_sample(
+  key,
+  sde: LinearSDE,
+  score_fn: ScoreFn,
+  shape,
+  *,
+  num_steps: int = 18,
+  rho: float = 7.0,
+  s_churn: float = 0.0,
+  s_min: float = 0.0,
+  s_max: float = float("inf"),
+  s_noise: float = 1.0,
+  eps: float = 1e-3,
+  schedule: str = "karras",
+  to_zero: bool = False,
+  denoise: bool = False,
+  x_init=None,
+  project=None,
+):
   """EDM Heun samples of `shape`; see `edm_heun_loop`. Returns (x: shape, nfe: int)."""
-  return run_loop(edm_heun_loop(
-      sde, score_fn, shape, num_steps=num_steps, rho=rho, s_churn=s_churn, s_min=s_min,
-      s_max=s_max, s_noise=s_noise, eps=eps, schedule=schedule, to_zero=to_zero,
-      denoise=denoise, x_init=x_init, project=project), key)
+  return run_loop(
+    edm_heun_loop(
+      sde,
+      score_fn,
+      shape,
+      num_steps=num_steps,
+      rho=rho,
+      s_churn=s_churn,
+      s_min=s_min,
+      s_max=s_max,
+      s_noise=s_noise,
+      eps=eps,
+      schedule=schedule,
+      to_zero=to_zero,
+      denoise=denoise,
+      x_init=x_init,
+      project=project,
+    ),
+    key,
+  )

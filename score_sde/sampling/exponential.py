@@ -40,6 +40,7 @@ multistep methods start at order 1 and raise the order as values accumulate, and
 `denoise`, the result is x0_hat at t_eps (one more NFE; this is the final step to sigma = 0 of
 k-diffusion's samplers). Key rule and `x_init`: see `base`.
 """
+
 import math
 from typing import Optional
 
@@ -60,7 +61,7 @@ def phi(k: int, z):
   z = jnp.asarray(z)
   small = jnp.abs(z) < 1.0
   zs = jnp.where(small, z, 0.0)
-  series = sum(zs ** n / float(math.factorial(n + k)) for n in range(12))
+  series = sum(zs**n / float(math.factorial(n + k)) for n in range(12))
   zl = jnp.where(small, 1.0, z)
   closed = jnp.expm1(zl) / zl
   for j in range(1, k):
@@ -125,8 +126,14 @@ class _Grid:
     self.sigma = self.s / self.a
 
 
-def check(sde: LinearSDE, num_steps: int = 10, order: int = 2, max_order: int = 3,
-          weights: str = "exact", **_):
+def check(
+  sde: LinearSDE,
+  num_steps: int = 10,
+  order: int = 2,
+  max_order: int = 3,
+  weights: str = "exact",
+  **_,
+):
   if num_steps is None or num_steps < 1:
     raise ValueError(f"num_steps must be >= 1, got {num_steps}")
   if weights not in ("exact", "published"):
@@ -160,8 +167,10 @@ def _history_weights(v, order: int, q: np.ndarray, z_of_h, weights: str, new_nod
   for qq in range(1, order + 1):
     # Nodes before the grid's start are never used (q_i <= i + 1); distinct dummies keep the
     # unused weights finite (so are their gradients).
-    nodes = [jnp.where(i - k >= 0, (v[np.maximum(i - k, 0)] - v[:-1]) / h, -1e3 * (k + 1))
-             for k in range(qq)]
+    nodes = [
+      jnp.where(i - k >= 0, (v[np.maximum(i - k, 0)] - v[:-1]) / h, -1e3 * (k + 1))
+      for k in range(qq)
+    ]
     if new_node:
       nodes = [jnp.ones_like(h)] + nodes
     w = poly_weights(nodes) if z_of_h is None else exp_weights(nodes, z_of_h(h), weights)
@@ -171,11 +180,24 @@ def _history_weights(v, order: int, q: np.ndarray, z_of_h, weights: str, new_nod
   return jnp.select([jnp.asarray(q == qq)[:, None] for qq in range(1, order + 1)], cols)
 
 
-def multistep_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, variant: str, order: int,
-                   num_steps: int, eps: float, schedule: str, rho: float = 7.0,
-                   corrector: bool = False, lower_order_final: bool = True,
-                   denoise: bool = False, weights: str = "exact",
-                   x_init=None, project=None) -> LoopSampler:
+def multistep_loop(
+  sde: LinearSDE,
+  score_fn: ScoreFn,
+  shape,
+  *,
+  variant: str,
+  order: int,
+  num_steps: int,
+  eps: float,
+  schedule: str,
+  rho: float = 7.0,
+  corrector: bool = False,
+  lower_order_final: bool = True,
+  denoise: bool = False,
+  weights: str = "exact",
+  x_init=None,
+  project=None,
+) -> LoopSampler:
   """The multistep loop shared by the solvers of this module; `variant` is one of
   'eps' (DPM-Solver), 'x0' (DPM-Solver++, UniPC), 'x0_sde' (SDE-DPM-Solver++), 'lms'.
 
@@ -201,9 +223,11 @@ def multistep_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, variant: str, or
   else:
     h = g.lam[1:] - g.lam[:-1]
     v = g.lam
-    z_of_h, A, S = {"eps": (lambda h: h, a1 / a0, -s1 * h),
-                    "x0": (lambda h: -h, s1 / s0, a1 * h),
-                    "x0_sde": (lambda h: -2.0 * h, s1 / s0 * jnp.exp(-h), 2.0 * a1 * h)}[variant]
+    z_of_h, A, S = {
+      "eps": (lambda h: h, a1 / a0, -s1 * h),
+      "x0": (lambda h: -h, s1 / s0, a1 * h),
+      "x0_sde": (lambda h: -2.0 * h, s1 / s0 * jnp.exp(-h), 2.0 * a1 * h),
+    }[variant]
   W = _history_weights(v, order, q, z_of_h, weights, new_node=False)
   if corrector:  # UniC for the step i -> i + 1 once m_{i+1} is known: q_i old values + the new
     Wc = _history_weights(v, order, q, z_of_h, weights, new_node=True)
@@ -240,11 +264,14 @@ def multistep_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, variant: str, or
         x_next = x_next + noise_std[i] * z
       x_next = project_at(project, x_next, g.t[i + 1], projection_key(key, i + 1))
       if denoise:
-        x_next = jax.lax.cond(i == n - 1,
-                              lambda v: project_at(project, predict(sde, score_fn, v, g.t[n],
-                                                                    "x0"), g.t[n], None),
-                              lambda v: v, x_next)
+        x_next = jax.lax.cond(
+          i == n - 1,
+          lambda v: project_at(project, predict(sde, score_fn, v, g.t[n], "x0"), g.t[n], None),
+          lambda v: v,
+          x_next,
+        )
       return (key, x_next, x, ms), None
+
     return jax.lax.scan(body, carry, idx)[0]
 
   def output(carry):
@@ -253,10 +280,22 @@ def multistep_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, variant: str, or
   return LoopSampler(init, run, output, n, n + int(denoise))
 
 
-def singlestep_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, variant: str, order: int,
-                    num_steps: int, eps: float, schedule: str, rho: float = 7.0,
-                    denoise: bool = False, weights: str = "exact",
-                    x_init=None, project=None) -> LoopSampler:
+def singlestep_loop(
+  sde: LinearSDE,
+  score_fn: ScoreFn,
+  shape,
+  *,
+  variant: str,
+  order: int,
+  num_steps: int,
+  eps: float,
+  schedule: str,
+  rho: float = 7.0,
+  denoise: bool = False,
+  weights: str = "exact",
+  x_init=None,
+  project=None,
+) -> LoopSampler:
   """Singlestep DPM-Solver(++)-k: `order` evaluations per step, at lambda_i + r h with
   r = (0, 1/2) for order 2 and (0, 1/3, 2/3) for order 3 (Lu et al. 2022a, Algorithms 1, 2):
 
@@ -294,13 +333,19 @@ def singlestep_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, variant: str, o
         nodes.append(r)
       use = [0, len(ms) - 1] if rs else [0]
       # The grid's own end point (t_of_log_snr rounds): the next step starts from g.t[i + 1].
-      x = sub(x, i, g.lam[i + 1], [nodes[j] for j in use], [ms[j] for j in use],
-              g.a[i + 1], g.s[i + 1])
+      x = sub(
+        x, i, g.lam[i + 1], [nodes[j] for j in use], [ms[j] for j in use], g.a[i + 1], g.s[i + 1]
+      )
       x = project_at(project, x, g.t[i + 1], projection_key(key, i + 1))
       if denoise:
-        x = jax.lax.cond(i == n - 1, lambda v: project_at(project, predict(
-            sde, score_fn, v, g.t[n], "x0"), g.t[n], None), lambda v: v, x)
+        x = jax.lax.cond(
+          i == n - 1,
+          lambda v: project_at(project, predict(sde, score_fn, v, g.t[n], "x0"), g.t[n], None),
+          lambda v: v,
+          x,
+        )
       return (key, x), None
+
     return jax.lax.scan(body, carry, idx)[0]
 
   nfe = order * n + int(denoise)
@@ -308,133 +353,373 @@ def singlestep_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, variant: str, o
 
 
 # --- public samplers ---------------------------------------------------------------------------
-def dpm_solver_loop(sde, score_fn, shape, *, num_steps: int = 20, order: int = 3,
-                    multistep: bool = True, eps: float = 1e-3, schedule: str = "log_snr",
-                    rho: float = 7.0, lower_order_final: bool = True, denoise: bool = False,
-                    weights: str = "exact",
-
-                    x_init=None, project=None) -> LoopSampler:
+def dpm_solver_loop(
+  sde,
+  score_fn,
+  shape,
+  *,
+  num_steps: int = 20,
+  order: int = 3,
+  multistep: bool = True,
+  eps: float = 1e-3,
+  schedule: str = "log_snr",
+  rho: float = 7.0,
+  lower_order_final: bool = True,
+  denoise: bool = False,
+  weights: str = "exact",
+  x_init=None,
+  project=None,
+) -> LoopSampler:
   """DPM-Solver (Lu et al. 2022a), noise prediction, orders 1-3, multistep or singlestep.
   Order 1: x' = (a'/a) x - s' (e^h - 1) eps_hat (= DDIM at eta = 0). NFE = num_steps (multistep)
   or order * num_steps (singlestep), + 1 with `denoise`."""
   check(sde, num_steps, order, weights=weights)
-  kw = dict(variant="eps", order=order, num_steps=num_steps, eps=eps, schedule=schedule,
-            rho=rho, denoise=denoise, weights=weights, x_init=x_init, project=project)
+  kw = dict(
+    variant="eps",
+    order=order,
+    num_steps=num_steps,
+    eps=eps,
+    schedule=schedule,
+    rho=rho,
+    denoise=denoise,
+    weights=weights,
+    x_init=x_init,
+    project=project,
+  )
   if multistep or order == 1:
     return multistep_loop(sde, score_fn, shape, lower_order_final=lower_order_final, **kw)
   return singlestep_loop(sde, score_fn, shape, **kw)
 
 
-def dpm_solver_pp_loop(sde, score_fn, shape, *, num_steps: int = 20, order: int = 2,
-                       multistep: bool = True, eps: float = 1e-3, schedule: str = "karras",
-                       rho: float = 7.0, lower_order_final: bool = True,
-                       denoise: bool = False, weights: str = "exact",
-                     x_init=None, project=None) -> LoopSampler:
+def dpm_solver_pp_loop(
+  sde,
+  score_fn,
+  shape,
+  *,
+  num_steps: int = 20,
+  order: int = 2,
+  multistep: bool = True,
+  eps: float = 1e-3,
+  schedule: str = "karras",
+  rho: float = 7.0,
+  lower_order_final: bool = True,
+  denoise: bool = False,
+  weights: str = "exact",
+  x_init=None,
+  project=None,
+) -> LoopSampler:
   """DPM-Solver++ (Lu et al. 2022b), data prediction: 1, 2M, 3M (or singlestep 2S, 3S).
   Order 1: x' = (s'/s) x - a' (e^{-h} - 1) x0_hat;  2M / 3M: see the module docstring."""
   check(sde, num_steps, order, weights=weights)
-  kw = dict(variant="x0", order=order, num_steps=num_steps, eps=eps, schedule=schedule,
-            rho=rho, denoise=denoise, weights=weights, x_init=x_init, project=project)
+  kw = dict(
+    variant="x0",
+    order=order,
+    num_steps=num_steps,
+    eps=eps,
+    schedule=schedule,
+    rho=rho,
+    denoise=denoise,
+    weights=weights,
+    x_init=x_init,
+    project=project,
+  )
   if multistep or order == 1:
     return multistep_loop(sde, score_fn, shape, lower_order_final=lower_order_final, **kw)
   return singlestep_loop(sde, score_fn, shape, **kw)
 
 
-def dpm_solver_pp_sde_loop(sde, score_fn, shape, *, num_steps: int = 20, order: int = 2,
-                           eps: float = 1e-3, schedule: str = "karras", rho: float = 7.0,
-                           lower_order_final: bool = True, denoise: bool = True,
-                           x_init=None, project=None) -> LoopSampler:
+def dpm_solver_pp_sde_loop(
+  sde,
+  score_fn,
+  shape,
+  *,
+  num_steps: int = 20,
+  order: int = 2,
+  eps: float = 1e-3,
+  schedule: str = "karras",
+  rho: float = 7.0,
+  lower_order_final: bool = True,
+  denoise: bool = True,
+  x_init=None,
+  project=None,
+) -> LoopSampler:
   """SDE-DPM-Solver++ (1 or 2M; Lu et al. 2022b, section 5): a reverse-SDE sampler,
       x' = (s'/s) e^{-h} x + a' (1 - e^{-2h}) x0_hat + s' sqrt(1 - e^{-2h}) z    (order 1),
   noise of step i from fold_in(key_loop, i)."""
   check(sde, num_steps, order, max_order=2)
-  return multistep_loop(sde, score_fn, shape, variant="x0_sde", order=order,
-                        num_steps=num_steps, eps=eps, schedule=schedule, rho=rho,
-                        lower_order_final=lower_order_final, denoise=denoise,
-                        x_init=x_init, project=project)
+  return multistep_loop(
+    sde,
+    score_fn,
+    shape,
+    variant="x0_sde",
+    order=order,
+    num_steps=num_steps,
+    eps=eps,
+    schedule=schedule,
+    rho=rho,
+    lower_order_final=lower_order_final,
+    denoise=denoise,
+    x_init=x_init,
+    project=project,
+  )
 
 
-def unipc_loop(sde, score_fn, shape, *, num_steps: int = 20, order: int = 3, eps: float = 1e-3,
-               schedule: str = "karras", rho: float = 7.0, lower_order_final: bool = True,
-               denoise: bool = False, x_init=None, project=None) -> LoopSampler:
+def unipc_loop(
+  sde,
+  score_fn,
+  shape,
+  *,
+  num_steps: int = 20,
+  order: int = 3,
+  eps: float = 1e-3,
+  schedule: str = "karras",
+  rho: float = 7.0,
+  lower_order_final: bool = True,
+  denoise: bool = False,
+  x_init=None,
+  project=None,
+) -> LoopSampler:
   """UniPC-p (Zhao et al. 2023), data prediction: UniP-p predictor and UniC corrector (order
   p + 1, using the prediction at the new point that the next step needs anyway). NFE =
   num_steps (+ 1 with `denoise`); the last step is not corrected."""
   check(sde, num_steps, order)
-  return multistep_loop(sde, score_fn, shape, variant="x0", order=order, num_steps=num_steps,
-                        eps=eps, schedule=schedule, rho=rho, corrector=True,
-                        lower_order_final=lower_order_final, denoise=denoise,
-                        x_init=x_init, project=project)
+  return multistep_loop(
+    sde,
+    score_fn,
+    shape,
+    variant="x0",
+    order=order,
+    num_steps=num_steps,
+    eps=eps,
+    schedule=schedule,
+    rho=rho,
+    corrector=True,
+    lower_order_final=lower_order_final,
+    denoise=denoise,
+    x_init=x_init,
+    project=project,
+  )
 
 
-def lms_loop(sde, score_fn, shape, *, num_steps: int = 20, order: int = 4, eps: float = 1e-3,
-             schedule: str = "karras", rho: float = 7.0, lower_order_final: bool = False,
-             denoise: bool = False, x_init=None, project=None) -> LoopSampler:
+def lms_loop(
+  sde,
+  score_fn,
+  shape,
+  *,
+  num_steps: int = 20,
+  order: int = 4,
+  eps: float = 1e-3,
+  schedule: str = "karras",
+  rho: float = 7.0,
+  lower_order_final: bool = False,
+  denoise: bool = False,
+  x_init=None,
+  project=None,
+) -> LoopSampler:
   """Linear multistep (Adams-Bashforth, order 1-4) in sigma on the EDM ODE
   dx_hat / dsigma = (x_hat - x0_hat) / sigma, x_hat = x / a:
       x_hat' = x_hat + sum_j w_j d_{i-j},  w_j = int_{sigma_i}^{sigma_{i+1}} L_j(sigma) dsigma."""
   check(sde, num_steps, order, max_order=4)
-  return multistep_loop(sde, score_fn, shape, variant="lms", order=order, num_steps=num_steps,
-                        eps=eps, schedule=schedule, rho=rho,
-                        lower_order_final=lower_order_final, denoise=denoise,
-                        x_init=x_init, project=project)
+  return multistep_loop(
+    sde,
+    score_fn,
+    shape,
+    variant="lms",
+    order=order,
+    num_steps=num_steps,
+    eps=eps,
+    schedule=schedule,
+    rho=rho,
+    lower_order_final=lower_order_final,
+    denoise=denoise,
+    x_init=x_init,
+    project=project,
+  )
 
 
-def dpm_solver_sample(key, sde, score_fn, shape, *, num_steps: int = 20, order: int = 3,
-                      multistep: bool = True, eps: float = 1e-3, schedule: str = "log_snr",
-                      rho: float = 7.0, lower_order_final: bool = True, denoise: bool = False,
-                    weights: str = "exact",
-
-                      x_init: Optional[jax.Array] = None, project=None):
+def dpm_solver_sample(
+  key,
+  sde,
+  score_fn,
+  shape,
+  *,
+  num_steps: int = 20,
+  order: int = 3,
+  multistep: bool = True,
+  eps: float = 1e-3,
+  schedule: str = "log_snr",
+  rho: float = 7.0,
+  lower_order_final: bool = True,
+  denoise: bool = False,
+  weights: str = "exact",
+  x_init: Optional[jax.Array] = None,
+  project=None,
+):
   """DPM-Solver samples of `shape`; see `dpm_solver_loop`. Returns (x, nfe)."""
-  return run_loop(dpm_solver_loop(
-      sde, score_fn, shape, num_steps=num_steps, order=order, multistep=multistep, eps=eps,
-      schedule=schedule, rho=rho, lower_order_final=lower_order_final, denoise=denoise,
+  return run_loop(
+    dpm_solver_loop(
+      sde,
+      score_fn,
+      shape,
+      num_steps=num_steps,
+      order=order,
+      multistep=multistep,
+      eps=eps,
+      schedule=schedule,
+      rho=rho,
+      lower_order_final=lower_order_final,
+      denoise=denoise,
       weights=weights,
-      x_init=x_init, project=project), key)
+      x_init=x_init,
+      project=project,
+    ),
+    key,
+  )
 
 
-def dpm_solver_pp_sample(key, sde, score_fn, shape, *, num_steps: int = 20, order: int = 2,
-                         multistep: bool = True, eps: float = 1e-3, schedule: str = "karras",
-                         rho: float = 7.0, lower_order_final: bool = True,
-                         denoise: bool = False, weights: str = "exact",
-                     x_init: Optional[jax.Array] = None, project=None):
+def dpm_solver_pp_sample(
+  key,
+  sde,
+  score_fn,
+  shape,
+  *,
+  num_steps: int = 20,
+  order: int = 2,
+  multistep: bool = True,
+  eps: float = 1e-3,
+  schedule: str = "karras",
+  rho: float = 7.0,
+  lower_order_final: bool = True,
+  denoise: bool = False,
+  weights: str = "exact",
+  x_init: Optional[jax.Array] = None,
+  project=None,
+):
   """DPM-Solver++ samples of `shape`; see `dpm_solver_pp_loop`. Returns (x, nfe)."""
-  return run_loop(dpm_solver_pp_loop(
-      sde, score_fn, shape, num_steps=num_steps, order=order, multistep=multistep, eps=eps,
-      schedule=schedule, rho=rho, lower_order_final=lower_order_final, denoise=denoise,
+  return run_loop(
+    dpm_solver_pp_loop(
+      sde,
+      score_fn,
+      shape,
+      num_steps=num_steps,
+      order=order,
+      multistep=multistep,
+      eps=eps,
+      schedule=schedule,
+      rho=rho,
+      lower_order_final=lower_order_final,
+      denoise=denoise,
       weights=weights,
-      x_init=x_init, project=project), key)
+      x_init=x_init,
+      project=project,
+    ),
+    key,
+  )
 
 
-def dpm_solver_pp_sde_sample(key, sde, score_fn, shape, *, num_steps: int = 20, order: int = 2,
-                             eps: float = 1e-3, schedule: str = "karras", rho: float = 7.0,
-                             lower_order_final: bool = True, denoise: bool = True,
-                             x_init: Optional[jax.Array] = None, project=None):
+def dpm_solver_pp_sde_sample(
+  key,
+  sde,
+  score_fn,
+  shape,
+  *,
+  num_steps: int = 20,
+  order: int = 2,
+  eps: float = 1e-3,
+  schedule: str = "karras",
+  rho: float = 7.0,
+  lower_order_final: bool = True,
+  denoise: bool = True,
+  x_init: Optional[jax.Array] = None,
+  project=None,
+):
   """SDE-DPM-Solver++ samples of `shape`; see `dpm_solver_pp_sde_loop`. Returns (x, nfe)."""
-  return run_loop(dpm_solver_pp_sde_loop(
-      sde, score_fn, shape, num_steps=num_steps, order=order, eps=eps, schedule=schedule,
-      rho=rho, lower_order_final=lower_order_final, denoise=denoise,
-      x_init=x_init, project=project), key)
+  return run_loop(
+    dpm_solver_pp_sde_loop(
+      sde,
+      score_fn,
+      shape,
+      num_steps=num_steps,
+      order=order,
+      eps=eps,
+      schedule=schedule,
+      rho=rho,
+      lower_order_final=lower_order_final,
+      denoise=denoise,
+      x_init=x_init,
+      project=project,
+    ),
+    key,
+  )
 
 
-def unipc_sample(key, sde, score_fn, shape, *, num_steps: int = 20, order: int = 3,
-                 eps: float = 1e-3, schedule: str = "karras", rho: float = 7.0,
-                 lower_order_final: bool = True, denoise: bool = False,
-                 x_init: Optional[jax.Array] = None, project=None):
+def unipc_sample(
+  key,
+  sde,
+  score_fn,
+  shape,
+  *,
+  num_steps: int = 20,
+  order: int = 3,
+  eps: float = 1e-3,
+  schedule: str = "karras",
+  rho: float = 7.0,
+  lower_order_final: bool = True,
+  denoise: bool = False,
+  x_init: Optional[jax.Array] = None,
+  project=None,
+):
   """UniPC samples of `shape`; see `unipc_loop`. Returns (x, nfe)."""
-  return run_loop(unipc_loop(
-      sde, score_fn, shape, num_steps=num_steps, order=order, eps=eps, schedule=schedule,
-      rho=rho, lower_order_final=lower_order_final, denoise=denoise,
-      x_init=x_init, project=project), key)
+  return run_loop(
+    unipc_loop(
+      sde,
+      score_fn,
+      shape,
+      num_steps=num_steps,
+      order=order,
+      eps=eps,
+      schedule=schedule,
+      rho=rho,
+      lower_order_final=lower_order_final,
+      denoise=denoise,
+      x_init=x_init,
+      project=project,
+    ),
+    key,
+  )
 
 
-def lms_sample(key, sde, score_fn, shape, *, num_steps: int = 20, order: int = 4,
-               eps: float = 1e-3, schedule: str = "karras", rho: float = 7.0,
-               lower_order_final: bool = False, denoise: bool = False,
-               x_init: Optional[jax.Array] = None, project=None):
+def lms_sample(
+  key,
+  sde,
+  score_fn,
+  shape,
+  *,
+  num_steps: int = 20,
+  order: int = 4,
+  eps: float = 1e-3,
+  schedule: str = "karras",
+  rho: float = 7.0,
+  lower_order_final: bool = False,
+  denoise: bool = False,
+  x_init: Optional[jax.Array] = None,
+  project=None,
+):
   """LMS samples of `shape`; see `lms_loop`. Returns (x, nfe)."""
-  return run_loop(lms_loop(
-      sde, score_fn, shape, num_steps=num_steps, order=order, eps=eps, schedule=schedule,
-      rho=rho, lower_order_final=lower_order_final, denoise=denoise,
-      x_init=x_init, project=project), key)
+  return run_loop(
+    lms_loop(
+      sde,
+      score_fn,
+      shape,
+      num_steps=num_steps,
+      order=order,
+      eps=eps,
+      schedule=schedule,
+      rho=rho,
+      lower_order_final=lower_order_final,
+      denoise=denoise,
+      x_init=x_init,
+      project=project,
+    ),
+    key,
+  )

@@ -6,6 +6,7 @@ solved on device by `score_sde.ode.solve` (diffrax adaptive solvers with an rtol
 controller, or fixed-step euler / heun / midpoint / rk4). The map x_T -> x_eps is deterministic
 and invertible (encoding runs the same ODE from eps to T).
 """
+
 import jax
 import jax.numpy as jnp
 
@@ -19,7 +20,7 @@ from score_sde.sde import LinearSDE, ScoreFn, bcast
 def tweedie_denoise(sde: LinearSDE, score_fn: ScoreFn, x, t):
   """E[x0 | x_t] = (x_t + s(t)^2 score(x_t, t)) / a(t) (Tweedie's formula); one score evaluation."""
   a, s = sde.alpha_sigma(t)
-  return (x + bcast(s ** 2, x) * score_fn(x, t)) / bcast(a, x)
+  return (x + bcast(s**2, x) * score_fn(x, t)) / bcast(a, x)
 
 
 def check(sde: LinearSDE, method: str = "tsit5", num_steps=None, project=None, segments=1, **_):
@@ -32,8 +33,10 @@ def check(sde: LinearSDE, method: str = "tsit5", num_steps=None, project=None, s
   if segments < 1:
     raise ValueError(f"ode_segments must be >= 1, got {segments}")
   if project is not None and num_steps is None:
-    raise ValueError("a projection (inpainting, colorization) acts between steps: the ODE solve "
-                     "needs fixed steps, set num_steps (sampling.num_steps)")
+    raise ValueError(
+      "a projection (inpainting, colorization) acts between steps: the ODE solve "
+      "needs fixed steps, set num_steps (sampling.num_steps)"
+    )
 
 
 def nfe_per_step(method: str = "tsit5", **_):
@@ -43,11 +46,26 @@ def nfe_per_step(method: str = "tsit5", **_):
   return ode.ODE_SOLVERS[method][1] if method not in ode.ADAPTIVE else None
 
 
-def ode_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, method: str = "tsit5",
-             rtol: float = 1e-5, atol: float = 1e-5, num_steps=None, eps: float = 1e-3,
-             denoise: bool = False, schedule: str = "uniform", rho: float = 7.0,
-             per_sample: bool = True, pcoeff: float = 0.0, icoeff: float = 1.0,
-             segments: int = 1, x_init=None, project=None) -> LoopSampler:
+def ode_loop(
+  sde: LinearSDE,
+  score_fn: ScoreFn,
+  shape,
+  *,
+  method: str = "tsit5",
+  rtol: float = 1e-5,
+  atol: float = 1e-5,
+  num_steps=None,
+  eps: float = 1e-3,
+  denoise: bool = False,
+  schedule: str = "uniform",
+  rho: float = 7.0,
+  per_sample: bool = True,
+  pcoeff: float = 0.0,
+  icoeff: float = 1.0,
+  segments: int = 1,
+  x_init=None,
+  project=None,
+) -> LoopSampler:
   """The probability-flow solve from T to eps as a loop (for a progress bar between pieces).
 
   Fixed-step (`num_steps` given): loop step i is the solver's step from t_i to t_{i+1} of the
@@ -80,19 +98,37 @@ def ode_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, method: str = "tsit5",
     def body(carry, i):
       key, x, nfe, acc, rej = carry
       # A fixed step lands exactly on t_{i+1} (StepTo): t0 + dt0 can round past or short of it.
-      x, used, stats = ode.solve(field, x, bounds[i], bounds[i + 1], method=method, rtol=rtol,
-                                 atol=atol, num_steps=1 if fixed else None, norm=norm,
-                                 ts=jax.lax.dynamic_slice(bounds, (i,), (2,)) if fixed else None,
-                                 pcoeff=pcoeff, icoeff=icoeff, return_stats=True)
+      x, used, stats = ode.solve(
+        field,
+        x,
+        bounds[i],
+        bounds[i + 1],
+        method=method,
+        rtol=rtol,
+        atol=atol,
+        num_steps=1 if fixed else None,
+        norm=norm,
+        ts=jax.lax.dynamic_slice(bounds, (i,), (2,)) if fixed else None,
+        pcoeff=pcoeff,
+        icoeff=icoeff,
+        return_stats=True,
+      )
       x = project_at(project, x, bounds[i + 1], projection_key(key, i + 1))
       if denoise:
-        x = jax.lax.cond(i == n - 1,
-                         lambda v: project_at(project, tweedie_denoise(
-                             sde, score_fn, v, jnp.full(shape[:1], bounds[-1], v.dtype)),
-                             bounds[-1], None),
-                         lambda v: v, x)
+        x = jax.lax.cond(
+          i == n - 1,
+          lambda v: project_at(
+            project,
+            tweedie_denoise(sde, score_fn, v, jnp.full(shape[:1], bounds[-1], v.dtype)),
+            bounds[-1],
+            None,
+          ),
+          lambda v: v,
+          x,
+        )
         used = used + (i == n - 1)
       return (key, x, nfe + used, acc + stats["accepted"], rej + stats["rejected"]), None
+
     return jax.lax.scan(body, carry, idx)[0]
 
   per = nfe_per_step(method)
@@ -102,19 +138,51 @@ def ode_loop(sde: LinearSDE, score_fn: ScoreFn, shape, *, method: str = "tsit5",
   return LoopSampler(init, run, lambda c: (c[1], c[2]), n, known)
 
 
-def ode_sample(key, sde: LinearSDE, score_fn: ScoreFn, shape, *, method: str = "tsit5",
-               rtol: float = 1e-5, atol: float = 1e-5, num_steps=None, eps: float = 1e-3,
-               denoise: bool = False, schedule: str = "uniform", rho: float = 7.0,
-               per_sample: bool = True, pcoeff: float = 0.0, icoeff: float = 1.0,
-               segments: int = 1, x_init=None, project=None, return_stats: bool = False):
+def ode_sample(
+  key,
+  sde: LinearSDE,
+  score_fn: ScoreFn,
+  shape,
+  *,
+  method: str = "tsit5",
+  rtol: float = 1e-5,
+  atol: float = 1e-5,
+  num_steps=None,
+  eps: float = 1e-3,
+  denoise: bool = False,
+  schedule: str = "uniform",
+  rho: float = 7.0,
+  per_sample: bool = True,
+  pcoeff: float = 0.0,
+  icoeff: float = 1.0,
+  segments: int = 1,
+  x_init=None,
+  project=None,
+  return_stats: bool = False,
+):
   """x_T (prior draw of `key`, or `x_init`; see `base`), carried to t = eps along the
   probability-flow ODE; see `ode_loop` for the options. Returns (x: shape, nfe: int array), and
   with `return_stats` also {'accepted', 'rejected'} step counts.
   """
-  loop = ode_loop(sde, score_fn, shape, method=method, rtol=rtol, atol=atol,
-                  num_steps=num_steps, eps=eps, denoise=denoise, schedule=schedule, rho=rho,
-                  per_sample=per_sample, pcoeff=pcoeff, icoeff=icoeff, segments=segments,
-                  x_init=x_init, project=project)
+  loop = ode_loop(
+    sde,
+    score_fn,
+    shape,
+    method=method,
+    rtol=rtol,
+    atol=atol,
+    num_steps=num_steps,
+    eps=eps,
+    denoise=denoise,
+    schedule=schedule,
+    rho=rho,
+    per_sample=per_sample,
+    pcoeff=pcoeff,
+    icoeff=icoeff,
+    segments=segments,
+    x_init=x_init,
+    project=project,
+  )
   carry = loop.run(loop.init(key), jnp.arange(loop.num_steps))
   if return_stats:
     return carry[1], carry[2], {"accepted": carry[3], "rejected": carry[4]}

@@ -17,6 +17,7 @@ model, `optimize` takes any `score_fn`):
     python -m score_sde.sampling.optimize_schedule --problem gmm64 --sampler unipc --order 3 \\
         --nfe 10 --out schedule_unipc3_nfe10.json
 """
+
 import argparse
 import json
 from typing import Callable, Optional
@@ -45,13 +46,34 @@ def logits_from_sigmas(sigmas):
 def tight_solve(sde: LinearSDE, score_fn, x_T, eps: float, tol: float = 1e-7):
   """The reference: the probability-flow ODE from T to eps by tsit5 at rtol = atol = tol with the
   per-sample error norm."""
-  return ode.solve_probability_flow(sde, score_fn, x_T, sde.T, eps, method="tsit5", rtol=tol,
-                                    atol=tol, norm=ode.per_sample_max_norm, max_steps=100000)[0]
+  return ode.solve_probability_flow(
+    sde,
+    score_fn,
+    x_T,
+    sde.T,
+    eps,
+    method="tsit5",
+    rtol=tol,
+    atol=tol,
+    norm=ode.per_sample_max_norm,
+    max_steps=100000,
+  )[0]
 
 
-def optimize(sample_with_grid: Callable, sde: LinearSDE, x_T, x_ref, num_steps: int,
-             eps: float, *, init: str = "karras", rho: float = 7.0, iters: int = 300,
-             lr: float = 0.05, log: Optional[Callable] = None):
+def optimize(
+  sample_with_grid: Callable,
+  sde: LinearSDE,
+  x_T,
+  x_ref,
+  num_steps: int,
+  eps: float,
+  *,
+  init: str = "karras",
+  rho: float = 7.0,
+  iters: int = 300,
+  lr: float = 0.05,
+  log: Optional[Callable] = None,
+):
   """Sigmas [num_steps + 1] minimizing mean ||sample_with_grid(ts, x_T) - x_ref||^2.
 
   sample_with_grid(ts: [num_steps + 1] time grid, x_T: [B, ...]) -> x_eps: [B, ...].
@@ -106,6 +128,7 @@ def benchmark_problem(name: str):
   radius 2, same SDE."""
   from score_sde import gmm as G
   from score_sde.sde import VESDE
+
   sde = VESDE(sigma_min=0.002, sigma_max=80.0)
   if name == "gmm64":
     g = G.random_mixture(jax.random.key(1), 16, 64, scale=2.0, min_std=0.5, max_std=0.5)
@@ -122,15 +145,18 @@ def sampler_with_grid(name: str, sde: LinearSDE, score_fn, shape, **opts):
   """sample_with_grid(ts, x_T) for sampler `name` of the sampler table with options `opts`."""
   from score_sde.sampling import dispatch
   from score_sde.sampling.base import one_shot, run_loop
+
   entry = dispatch.get_sampler(name)
 
   def sample(ts, x_T):
     if entry.loop is not None:
       loop = entry.loop(sde, score_fn, shape, schedule=ts, x_init=x_T, **opts)
     else:
-      loop = one_shot(lambda k: entry.sample(k, sde, score_fn, shape, schedule=ts, x_init=x_T,
-                                             **opts), None)
+      loop = one_shot(
+        lambda k: entry.sample(k, sde, score_fn, shape, schedule=ts, x_init=x_T, **opts), None
+      )
     return run_loop(loop, jax.random.key(0))[0]
+
   return sample
 
 
@@ -150,6 +176,7 @@ def main(argv=None):
   jax.config.update("jax_enable_x64", True)
   from score_sde import gmm as G
   from score_sde.sampling.base import initial_state
+
   g, sde, eps = benchmark_problem(args.problem)
   score_fn = G.marginal_score_fn(g, sde)
   shape = (args.batch, g.dim)
@@ -159,10 +186,27 @@ def main(argv=None):
   x_T = initial_state(jax.random.key(123), sde, shape)  # not the benchmark's evaluation draw
   x_ref = jax.jit(lambda x: tight_solve(sde, score_fn, x, eps))(x_T)
   fn = sampler_with_grid(args.sampler, sde, score_fn, shape, **opts)
-  sigmas, hist = optimize(fn, sde, x_T, x_ref, args.num_steps, eps, init=args.init,
-                          iters=args.iters, lr=args.lr, log=print)
-  write(args.out, sigmas, problem=args.problem, sampler=args.sampler, options={
-      k: v for k, v in opts.items()}, init=args.init, final_loss=hist[-1][1])
+  sigmas, hist = optimize(
+    fn,
+    sde,
+    x_T,
+    x_ref,
+    args.num_steps,
+    eps,
+    init=args.init,
+    iters=args.iters,
+    lr=args.lr,
+    log=print,
+  )
+  write(
+    args.out,
+    sigmas,
+    problem=args.problem,
+    sampler=args.sampler,
+    options={k: v for k, v in opts.items()},
+    init=args.init,
+    final_loss=hist[-1][1],
+  )
   print("wrote", args.out)
 
 

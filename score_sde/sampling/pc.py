@@ -23,6 +23,7 @@ Where the 2021 release differs from the paper's text, this module follows the re
   dt = -(T - eps) / n, so its last step ends below eps (below 0 for a two-stage predictor); here
   every step ends on the grid and the last one exactly at eps.
 """
+
 import functools
 from typing import Callable, Dict, Optional
 
@@ -46,6 +47,7 @@ def register_predictor(name: str, nfe: int):
     PREDICTORS[name] = fn
     PREDICTOR_NFE[name] = nfe
     return fn
+
   return add
 
 
@@ -54,6 +56,7 @@ def register_corrector(name: str, nfe: int):
     CORRECTORS[name] = fn
     CORRECTOR_NFE[name] = nfe
     return fn
+
   return add
 
 
@@ -66,8 +69,9 @@ CHAIN_PREDICTORS = ("reverse_diffusion", "ancestral_sampling")
 
 
 @register_predictor("euler_maruyama", 1)
-def euler_maruyama_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, t_next,
-                             probability_flow=False):
+def euler_maruyama_predictor(
+  key, sde: LinearSDE, score_fn: ScoreFn, x, t, t_next, probability_flow=False
+):
   """Euler-Maruyama on the reverse SDE (eq. 6), or Euler on the probability-flow ODE (eq. 13):
 
       x_mean = x + [f(t) x - w g(t)^2 score(x, t)] dt,   x = x_mean + g(t) sqrt(-dt) z,
@@ -81,8 +85,9 @@ def euler_maruyama_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, t_nex
 
 
 @register_predictor("reverse_diffusion", 1)
-def reverse_diffusion_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, t_next,
-                                probability_flow=False):
+def reverse_diffusion_predictor(
+  key, sde: LinearSDE, score_fn: ScoreFn, x, t, t_next, probability_flow=False
+):
   """The reverse of the forward SDE's own discretisation (paper eq. 45-47, appendix E):
 
       x_{i} = x_{i+1} - f_{i+1}(x_{i+1}) + G_{i+1}^2 score(x_{i+1}, t_{i+1}) + G_{i+1} z,
@@ -97,8 +102,9 @@ def reverse_diffusion_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, t_
 
 
 @register_predictor("ancestral_sampling", 1)
-def ancestral_sampling_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, t_next,
-                                 probability_flow=False, variance=None):
+def ancestral_sampling_predictor(
+  key, sde: LinearSDE, score_fn: ScoreFn, x, t, t_next, probability_flow=False, variance=None
+):
   """Ancestral sampling of the discrete chains (paper eq. 44 / appendix F).
 
   VP (DDPM, Ho et al. eq. 11 with the score in place of -eps/sqrt(1 - alpha_bar)):
@@ -112,7 +118,9 @@ def ancestral_sampling_predictor(key, sde: LinearSDE, score_fn: ScoreFn, x, t, t
   """
   del t_next
   if probability_flow:
-    raise ValueError("ancestral_sampling has no probability-flow form; use reverse_diffusion or euler_maruyama")
+    raise ValueError(
+      "ancestral_sampling has no probability-flow form; use reverse_diffusion or euler_maruyama"
+    )
   x_mean, std = sde.chain.ancestral_step(x, score_fn(x, t), t, variance)
   return x_mean + bcast(std, x) * _noise(key, x), x_mean
 
@@ -151,9 +159,10 @@ def langevin_corrector(key, sde: LinearSDE, score_fn: ScoreFn, x, t, snr, n_step
     grad = score_fn(x, t)
     z = _noise(jax.random.fold_in(key, j), x)
     ratio = snr * jnp.mean(_per_sample_norm(z)) / jnp.mean(_per_sample_norm(grad))
-    step_size = 2.0 * alpha * ratio ** 2
+    step_size = 2.0 * alpha * ratio**2
     x_mean = x + bcast(step_size, x) * grad
     return x_mean + bcast(jnp.sqrt(2.0 * step_size), x) * z, x_mean
+
   return jax.lax.fori_loop(0, n_steps, step, (x, x))
 
 
@@ -181,6 +190,7 @@ def annealed_langevin_corrector(key, sde: LinearSDE, score_fn: ScoreFn, x, t, sn
     z = _noise(jax.random.fold_in(key, j), x)
     x_mean = x + bcast(step_size, x) * grad
     return x_mean + bcast(jnp.sqrt(2.0 * step_size), x) * z, x_mean
+
   return jax.lax.fori_loop(0, n_steps, step, (x, x))
 
 
@@ -196,20 +206,37 @@ def check_predictor(sde: LinearSDE, predictor: str, corrector: str, probability_
   lookup(CORRECTORS, corrector, "corrector")
   if predictor == "ancestral_sampling":
     if sde.chain is None:
-      raise ValueError(f"ancestral_sampling needs a discrete chain (DDPM for vpsde, SMLD for vesde); "
-                       f"{type(sde).__name__} has none: use reverse_diffusion or euler_maruyama")
+      raise ValueError(
+        f"ancestral_sampling needs a discrete chain (DDPM for vpsde, SMLD for vesde); "
+        f"{type(sde).__name__} has none: use reverse_diffusion or euler_maruyama"
+      )
     if probability_flow:
-      raise ValueError("ancestral_sampling has no probability-flow form; use reverse_diffusion or euler_maruyama")
+      raise ValueError(
+        "ancestral_sampling has no probability-flow form; use reverse_diffusion or euler_maruyama"
+      )
   if predictor == "none" and corrector == "none":
     raise ValueError("predictor and corrector are both 'none': nothing would be sampled")
 
 
-def pc_sampler(sde: LinearSDE, score_fn: ScoreFn, shape, *, predictor: str = "euler_maruyama",
-               corrector: str = "none", snr: float = 0.16, n_steps: int = 1,
-               num_steps: Optional[int] = None, eps: float = 1e-3, denoise: bool = True,
-               probability_flow: bool = False, schedule: str = "uniform", rho: float = 7.0,
-               ancestral_variance: Optional[str] = None, x_init=None,
-               project=None) -> LoopSampler:
+def pc_sampler(
+  sde: LinearSDE,
+  score_fn: ScoreFn,
+  shape,
+  *,
+  predictor: str = "euler_maruyama",
+  corrector: str = "none",
+  snr: float = 0.16,
+  n_steps: int = 1,
+  num_steps: Optional[int] = None,
+  eps: float = 1e-3,
+  denoise: bool = True,
+  probability_flow: bool = False,
+  schedule: str = "uniform",
+  rho: float = 7.0,
+  ancestral_variance: Optional[str] = None,
+  x_init=None,
+  project=None,
+) -> LoopSampler:
   """Predictor-corrector sampler over `num_steps` (default N) time steps T = t_0 > ... > t_n = eps
   of `schedule` (see `schedules`; `rho` for karras). At step i the corrector runs at t_i and the
   predictor steps from t_i to t_{i+1}. When num_steps differs from the SDE's N, the SDE's
@@ -220,8 +247,9 @@ def pc_sampler(sde: LinearSDE, score_fn: ScoreFn, shape, *, predictor: str = "eu
   `ancestral_variance`: 'beta' or 'beta_tilde' for the ancestral_sampling predictor (see there).
   """
   if ancestral_variance not in (None, "beta", "beta_tilde"):
-    raise ValueError(f"ancestral_variance must be 'beta' or 'beta_tilde', "
-                     f"got {ancestral_variance!r}")
+    raise ValueError(
+      f"ancestral_variance must be 'beta' or 'beta_tilde', got {ancestral_variance!r}"
+    )
   check_predictor(sde, predictor, corrector, probability_flow)
   if num_steps is None:
     num_steps = sde.N
@@ -264,6 +292,7 @@ def pc_sampler(sde: LinearSDE, score_fn: ScoreFn, shape, *, predictor: str = "eu
       if predictor == "none":  # corrector-only: noise removal drops the corrector's last noise
         x_mean = x_mean_c
       return (key, x, x_mean), None
+
     return jax.lax.scan(step, carry, idx)[0]
 
   def output(carry):

@@ -8,6 +8,7 @@ pass theirs to any schedule. Each returns the decreasing array t_0 = T > t_1 > .
 [n + 1]); a sampler steps from t_i to t_{i+1}. Grids are built through the SDE's own
 sigma / log-SNR and their inverses, so they apply to every path.
 """
+
 import json
 import os
 from typing import Callable, Dict
@@ -57,7 +58,7 @@ def karras_sigmas(sigma_min, sigma_max, num_steps: int, rho: float = 7.0):
   """The Karras sigmas themselves: [num_steps + 1], from sigma_max down to sigma_min."""
   i = jnp.arange(num_steps + 1) / num_steps
   inv = 1.0 / rho
-  return (sigma_max ** inv + i * (sigma_min ** inv - sigma_max ** inv)) ** rho
+  return (sigma_max**inv + i * (sigma_min**inv - sigma_max**inv)) ** rho
 
 
 SCHEDULES: Dict[str, Callable] = {"uniform": uniform, "log_snr": log_snr, "karras": karras}
@@ -72,14 +73,18 @@ def from_file(path: str) -> Callable:
   def schedule(sde: LinearSDE, num_steps: int, eps: float, **_):
     _check(num_steps, eps, sde)
     if len(sigmas) != num_steps + 1:
-      raise ValueError(f"schedule file {path} has {len(sigmas) - 1} steps, the sampler "
-                       f"num_steps={num_steps}")
+      raise ValueError(
+        f"schedule file {path} has {len(sigmas) - 1} steps, the sampler num_steps={num_steps}"
+      )
     with jax.ensure_compile_time_eval():  # a check on constants, also when called under jit
       ends = np.array([float(sde.sigma(sde.T)), float(sde.sigma(eps))])
     if not np.allclose(sigmas[[0, -1]], ends, rtol=1e-4):
-      raise ValueError(f"schedule file {path} runs from sigma {sigmas[0]:.4g} to {sigmas[-1]:.4g}; "
-                       f"this SDE and eps give {ends[0]:.4g} to {ends[1]:.4g}")
+      raise ValueError(
+        f"schedule file {path} runs from sigma {sigmas[0]:.4g} to {sigmas[-1]:.4g}; "
+        f"this SDE and eps give {ends[0]:.4g} to {ends[1]:.4g}"
+      )
     return _pin_ends(sde.t_of_sigma(jnp.asarray(sigmas)), sde, eps)
+
   return schedule
 
 
@@ -98,7 +103,8 @@ def time_grid(sde: LinearSDE, num_steps: int, eps: float, schedule="uniform", **
   if not isinstance(schedule, str):
     ts = jnp.asarray(schedule)
     if ts.shape != (num_steps + 1,):
-      raise ValueError(f"a time grid of {num_steps} steps has shape ({num_steps + 1},), "
-                       f"got {ts.shape}")
+      raise ValueError(
+        f"a time grid of {num_steps} steps has shape ({num_steps + 1},), got {ts.shape}"
+      )
     return ts
   return get_schedule(schedule)(sde, num_steps, eps, **opts)

@@ -1,7 +1,8 @@
 """NCSN (v1) on CelebA 64x64: L = 10 noise levels from 1 to 0.01, no EMA; SMLD loss, annealed Langevin sampling.
 
-    python -m score_sde.main --config configs/ve/ncsn/celeba.py --workdir runs/ve_ncsn_celeba
+python -m score_sde.main --config configs/ve/ncsn/celeba.py --workdir runs/ve_ncsn_celeba
 """
+
 from score_sde import paper_configs as pc
 
 

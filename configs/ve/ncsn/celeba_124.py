@@ -1,7 +1,8 @@
 """NCSN on CelebA with NCSNv2's techniques 1, 2, 4 (sigma_max 90, L = 500); SMLD loss, annealed Langevin sampling.
 
-    python -m score_sde.main --config configs/ve/ncsn/celeba_124.py --workdir runs/ve_ncsn_celeba_124
+python -m score_sde.main --config configs/ve/ncsn/celeba_124.py --workdir runs/ve_ncsn_celeba_124
 """
+
 from score_sde import paper_configs as pc
 
 

@@ -1,7 +1,8 @@
 """NCSN (v1) on CelebA with NCSNv2's technique 5 only (EMA 0.999); SMLD loss, annealed Langevin sampling.
 
-    python -m score_sde.main --config configs/ve/ncsn/celeba_5.py --workdir runs/ve_ncsn_celeba_5
+python -m score_sde.main --config configs/ve/ncsn/celeba_5.py --workdir runs/ve_ncsn_celeba_5
 """
+
 from score_sde import paper_configs as pc
 
 

@@ -1,7 +1,8 @@
 """NCSN (v1) on CIFAR-10 as in Song & Ermon 2019: L = 10 noise levels from 1 to 0.01, no EMA; SMLD loss, annealed Langevin sampling.
 
-    python -m score_sde.main --config configs/ve/ncsn/cifar10.py --workdir runs/ve_ncsn_cifar10
+python -m score_sde.main --config configs/ve/ncsn/cifar10.py --workdir runs/ve_ncsn_cifar10
 """
+
 from score_sde import paper_configs as pc
 
 

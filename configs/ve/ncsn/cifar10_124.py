@@ -1,7 +1,8 @@
 """NCSN on CIFAR-10 with NCSNv2's techniques 1, 2, 4 (sigma_max 50, L = 232, Langevin step size); SMLD loss, annealed Langevin sampling.
 
-    python -m score_sde.main --config configs/ve/ncsn/cifar10_124.py --workdir runs/ve_ncsn_cifar10_124
+python -m score_sde.main --config configs/ve/ncsn/cifar10_124.py --workdir runs/ve_ncsn_cifar10_124
 """
+
 from score_sde import paper_configs as pc
 
 

@@ -1,7 +1,8 @@
 """NCSN on CIFAR-10 with NCSNv2's techniques 1, 2, 4, 5 (+ EMA); SMLD loss, annealed Langevin sampling.
 
-    python -m score_sde.main --config configs/ve/ncsn/cifar10_1245.py --workdir runs/ve_ncsn_cifar10_1245
+python -m score_sde.main --config configs/ve/ncsn/cifar10_1245.py --workdir runs/ve_ncsn_cifar10_1245
 """
+
 from score_sde import paper_configs as pc
 
 

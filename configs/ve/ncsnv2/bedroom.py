@@ -1,7 +1,8 @@
 """NCSNv2 on LSUN bedroom 128x128: L = 1086 levels from 190 to 0.01, the 128 px RefineNet; SMLD loss, annealed Langevin sampling.
 
-    python -m score_sde.main --config configs/ve/ncsnv2/bedroom.py --workdir runs/ve_ncsnv2_bedroom
+python -m score_sde.main --config configs/ve/ncsnv2/bedroom.py --workdir runs/ve_ncsnv2_bedroom
 """
+
 from score_sde import paper_configs as pc
 
 

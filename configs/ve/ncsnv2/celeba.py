@@ -1,7 +1,8 @@
 """NCSNv2 on CelebA 64x64: L = 500 levels from 90 to 0.01; SMLD loss, annealed Langevin sampling.
 
-    python -m score_sde.main --config configs/ve/ncsnv2/celeba.py --workdir runs/ve_ncsnv2_celeba
+python -m score_sde.main --config configs/ve/ncsnv2/celeba.py --workdir runs/ve_ncsnv2_celeba
 """
+
 from score_sde import paper_configs as pc
 
 

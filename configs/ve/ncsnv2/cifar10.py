@@ -1,7 +1,8 @@
 """NCSNv2 on CIFAR-10 (Song & Ermon 2020): L = 232 levels from 50 to 0.01, output divided by sigma; SMLD loss, annealed Langevin sampling.
 
-    python -m score_sde.main --config configs/ve/ncsnv2/cifar10.py --workdir runs/ve_ncsnv2_cifar10
+python -m score_sde.main --config configs/ve/ncsnv2/cifar10.py --workdir runs/ve_ncsnv2_cifar10
 """
+
 from score_sde import paper_configs as pc
 
 
