@@ -38,7 +38,7 @@ def scatter_samples(path: str, samples: np.ndarray, reference: np.ndarray = None
     ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
   ax.set_aspect("equal")
   ax.legend(loc="upper right", markerscale=4)
-  ax.set_title(title)
+  ax.set_title(title, fontsize="small", wrap=True)  # run names can be long
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
