@@ -80,9 +80,9 @@ def make_config(setup: str, n_iters: int, seed: int):
   return config
 
 
-def sample_fn(config, score_apply, sde, shape, sampler: str, nfe: int):
-  """jit(key, params -> (x, nfe)) of `sampler` with about `nfe` score evaluations; the parameters
-  are an argument, not constants folded into the program."""
+def sampler_config(sampler: str, nfe: int, sde):
+  """config.sampling of `sampler` with `nfe` score evaluations on the Karras grid of `sde`, down
+  to sigma = SIGMA_MIN."""
   overrides, per_step = SAMPLERS[sampler]
   s = ru.load_config(CONFIG).sampling  # fresh: no option left over from the previous sampler
   for k, v in overrides.items():
@@ -90,7 +90,13 @@ def sample_fn(config, score_apply, sde, shape, sampler: str, nfe: int):
   s.num_steps = max(1, nfe // per_step)
   s.schedule = "karras"
   s.eps = float(sde.t_of_sigma(SIGMA_MIN))
-  build = dispatch.sampler_from_config(s, sde)
+  return s
+
+
+def sample_fn(score_apply, sde, shape, sampler: str, nfe: int):
+  """jit(key, params -> (x, nfe)) of `sampler` with about `nfe` score evaluations; the parameters
+  are an argument, not constants folded into the program."""
+  build = dispatch.sampler_from_config(sampler_config(sampler, nfe, sde), sde)
 
   def run(key, params):
     loop = build(lambda x, t: score_apply(params, x, t), shape)
@@ -136,7 +142,7 @@ def main():
     for sampler in args.samplers.split(","):
       for nfe in nfes:
         t_s = time.time()
-        run = sample_fn(config, score_apply, sde, (args.num_samples,) + tuple(shape), sampler, nfe)
+        run = sample_fn(score_apply, sde, (args.num_samples,) + tuple(shape), sampler, nfe)
         x, n = run(jax.random.key(args.seed + 1), params)
         x = np.asarray(x)
         row = {"setup": setup, "sampler": sampler, "nfe": int(n), "train_loss": last["loss"]}
