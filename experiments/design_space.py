@@ -17,8 +17,9 @@ Quality: digits FD (the classifier features of score_sde.digits_metric; lower is
 sliced W2 to held-out digits, both from --num_samples samples (default: the 180 held-out digits,
 whose own digits FD is the floor).
 
-    python experiments/design_space.py                 # the README table (~35 min, loaded CPU)
-    python experiments/design_space.py --n_iters 100 --nfes 10 --samplers ddim   # smoke run
+    python experiments/design_space.py   # the README table: 53 min wall at load 10-22 on 2 CPU cores
+                                         # (1461 s user + sys, ~12 min on two quiet cores)
+    python experiments/design_space.py --n_iters 100 --nfes 10 --samplers ddim --out runs/design_smoke.json
 
 Writes experiments/results/design_space.json (or --out) and prints a Markdown table.
 """
@@ -26,6 +27,7 @@ Writes experiments/results/design_space.json (or --out) and prints a Markdown ta
 import argparse
 import json
 import os
+import resource
 import tempfile
 import time
 
@@ -170,13 +172,15 @@ def main():
     # The held-out digits themselves, as experiments/reproduce_digits.py scores them (7.82 at 180).
     real = digits_metric.digits_splits()["test_x"][: args.num_samples]
     floor["digits_fd"] = float(digits_metric.digits_metrics(clf, real)["digits_fd"])
+  usage = resource.getrusage(resource.RUSAGE_SELF)
   result = {
-    "args": vars(args),
+    "args": {**vars(args), "out": os.path.relpath(args.out)},
     "network": "configs/digits/vp_ddpmpp.py (ncsnpp, nf 16, 8x8)",
     "trained": trained,
     "rows": rows,
     "floor": floor,
     "seconds": time.time() - t0,
+    "cpu_seconds": usage.ru_utime + usage.ru_stime,  # user + sys, all threads
     "devices": str(jax.devices()),
     "load_average": os.getloadavg(),
   }
