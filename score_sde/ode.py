@@ -40,22 +40,29 @@ def ode_solver(method: str):
   return cls(), evals
 
 
-def rk4_solve(vector_field, y0, t0: float, t1: float, num_steps: int, ts=None):
+def rk4_solve(vector_field, y0, t0: float, t1: float, num_steps, ts=None):
   """Classic RK4 with `num_steps` equal steps (or those of the grid `ts`, [num_steps + 1]):
-  local error O(h^5), global O(h^4). 4 calls a step."""
-  grid = jnp.linspace(t0, t1, num_steps + 1) if ts is None else jnp.asarray(ts)
+  local error O(h^5), global O(h^4). 4 calls a step. Without `ts`, `num_steps` may be a traced
+  integer: one compilation then serves every step count (e.g. a convergence study)."""
+  if ts is None:
+    time = lambda i: t0 + (t1 - t0) * i / num_steps  # t_i = t0 + i h, h = (t1 - t0) / num_steps
+  else:
+    time = lambda i: jnp.asarray(ts)[i]
   add = lambda y, k, c: jax.tree.map(lambda a, b: a + c * b, y, k)
 
-  def step(y, i):
-    t, h = grid[i], grid[i + 1] - grid[i]
+  def step(i, y):
+    t = time(i)
+    h = time(i + 1) - t
     k1 = vector_field(t, y)
     k2 = vector_field(t + h / 2, add(y, k1, h / 2))
     k3 = vector_field(t + h / 2, add(y, k2, h / 2))
     k4 = vector_field(t + h, add(y, k3, h))
-    y = jax.tree.map(lambda y, a, b, c, d: y + h / 6 * (a + 2 * b + 2 * c + d), y, k1, k2, k3, k4)
-    return y, None
+    return jax.tree.map(
+      lambda y, a, b, c, d: y + h / 6 * (a + 2 * b + 2 * c + d), y, k1, k2, k3, k4
+    )
 
-  return jax.lax.scan(step, y0, jnp.arange(num_steps))[0]
+  # A static step count lowers to a scan (differentiable); a traced one to a while loop.
+  return jax.lax.fori_loop(0, num_steps, step, y0)
 
 
 def solve(
@@ -79,7 +86,8 @@ def solve(
 
   Adaptive methods use a PID controller with (rtol, atol) and coefficients (pcoeff, icoeff)
   unless `num_steps` is given, in which case every method takes `num_steps` steps: equal ones, or
-  those of the grid `ts` ([num_steps + 1] from t0 to t1, e.g. a schedule). `y0` may be any pytree.
+  those of the grid `ts` ([num_steps + 1] from t0 to t1, e.g. a schedule); without `ts` the
+  count may be a traced integer (at most `max_steps`). `y0` may be any pytree.
   `norm` (pytree of scaled errors -> scalar) replaces diffrax's RMS over the whole state, e.g.
   `per_sample_max_norm`. With `return_stats`, also {'accepted': ..., 'rejected': ...} steps.
   """
@@ -94,7 +102,8 @@ def solve(
     return (y1, nfe, stats) if return_stats else (y1, nfe)
   if method not in ODE_SOLVERS:
     lookup(dict.fromkeys(ODE_METHODS), method, "ODE solver")
-  if num_steps is not None and num_steps < 1:
+  # A traced step count (one compilation for every count) is the caller's to check.
+  if num_steps is not None and not isinstance(num_steps, jax.Array) and num_steps < 1:
     raise ValueError(f"num_steps must be >= 1, got {num_steps}")
   solver, evals = ode_solver(method)
   if num_steps is None:

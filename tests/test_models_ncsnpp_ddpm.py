@@ -160,15 +160,34 @@ def _apply(model):
   return jax.jit(f, static_argnames="train")
 
 
+_CACHE = {}
+
+
+def _tiny_compiled(kind, **overrides):
+  """(model, jitted apply, random params) of `_tiny(kind, **overrides)` on `_inputs()`, built once
+  per module: several tests run the same network, and its compilation is most of their cost."""
+  key = (kind, tuple(sorted(overrides.items())))
+  if key not in _CACHE:
+    model = _tiny(kind, **overrides)
+    x, label = _inputs()
+    _CACHE[key] = (model, _apply(model), _random_params(model, x, label))
+  return _CACHE[key]
+
+
+def _dropout_key(seed):
+  """A dropout key of the rbg generator: its bits are one XLA operation, while threefry's hash is
+  unrolled at every dropout layer and doubles the network's compilation time. Dropout needs
+  independent Bernoulli masks, not one generator's stream."""
+  return jax.random.key(seed, impl="rbg")
+
+
 ALL_KINDS = sorted(NCSNPP_VARIANTS) + ["ddpm"]
 
 
 @pytest.mark.parametrize("kind", ALL_KINDS)
 def test_shape_and_time_conditioning(kind):
-  model = _tiny(kind)
+  _, apply, params = _tiny_compiled(kind)
   x, label = _inputs()
-  params = _random_params(model, x, label)
-  apply = _apply(model)
   out = apply(params, x, label)
   assert out.shape == x.shape and out.dtype == x.dtype
   assert bool(jnp.all(jnp.isfinite(out)))
@@ -204,10 +223,9 @@ def test_scale_by_sigma_divides_by_the_label(kind):
 @pytest.mark.parametrize("kind", ["ncsnpp_vp", "ddpm"])
 def test_uncentered_network_maps_x_to_2x_minus_1(kind):
   x, label = _inputs()
-  centered = _tiny(kind, centered=True)
-  params = _random_params(centered, x, label)
+  _, apply_centered, params = _tiny_compiled(kind)  # centered=True is the default
   got = _apply(_tiny(kind, centered=False))(params, (x + 1) / 2, label)
-  want = _apply(centered)(params, x, label)
+  want = apply_centered(params, x, label)
   np.testing.assert_allclose(
     np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4 * float(jnp.abs(want).max())
   )
@@ -215,11 +233,10 @@ def test_uncentered_network_maps_x_to_2x_minus_1(kind):
 
 @pytest.mark.parametrize("kind", ["ncsnpp_vp", "ddpm"])
 def test_dropout_is_active_only_in_training(kind):
-  model = _tiny(kind)
+  """(Without dropout the network is deterministic: test_shape_and_time_conditioning.)"""
+  _, apply, params = _tiny_compiled(kind)
   x, label = _inputs()
-  params = _random_params(model, x, label)
-  apply = _apply(model)
-  run = lambda seed: apply(params, x, label, train=True, dropout_key=jax.random.key(seed))
+  run = lambda seed: apply(params, x, label, train=True, dropout_key=_dropout_key(seed))
   assert float(jnp.abs(run(0) - run(1)).max()) > 0
   np.testing.assert_array_equal(np.asarray(run(0)), np.asarray(run(0)))
 
@@ -237,7 +254,7 @@ def test_remat_gives_the_same_values_and_gradients(kind):
   assert jax.tree.structure(_random_params(remat, x, label)) == jax.tree.structure(params)
 
   def loss(model, p):
-    out = model.apply({"params": p}, x, label, train=True, rngs={"dropout": jax.random.key(3)})
+    out = model.apply({"params": p}, x, label, train=True, rngs={"dropout": _dropout_key(3)})
     return jnp.mean(out**2)
 
   (l1, g1), (l2, g2) = (
@@ -256,9 +273,8 @@ def test_bfloat16_compute_tracks_float32(kind):
   """bf16 has an 8-bit mantissa (relative rounding 2^-9 per op); a few dozen layers deep the
   output agrees with float32 to a few percent of its scale."""
   x, label = _inputs()
-  f32 = _tiny(kind)
-  params = _random_params(f32, x, label)
-  want = _apply(f32)(params, x, label)
+  _, apply_f32, params = _tiny_compiled(kind)
+  want = apply_f32(params, x, label)
   bf16 = _apply(_tiny(kind, dtype=jnp.bfloat16))
   got = bf16(params, x, label)
   assert got.dtype == jnp.float32  # the output keeps the input's dtype
@@ -292,7 +308,8 @@ def test_initialisation_starts_every_residual_branch_at_zero():
     dict(_TINY_NCSNPP, **NCSNPP_VARIANTS["ncsnpp_vp"]) | dict(ch_mult=(1,), attn_resolutions=(8,)),
   )
   x, label = _inputs()
-  params = jax.jit(model.init)({"params": jax.random.key(0)}, x, label)["params"]
+  # The rbg generator (see `_dropout_key`) compiles the initialiser in 2/5 of threefry's time.
+  params = jax.jit(model.init)({"params": jax.random.key(0, impl="rbg")}, x, label)["params"]
   assert _n_params(params) == _n_params(
     jax.eval_shape(lambda: model.init({"params": jax.random.key(0)}, x, label))
   )
@@ -355,7 +372,8 @@ def test_level_labels_read_sigma_from_the_table(kind):
   if kind == "ddpm":
     model = _tiny(kind, scale_by_sigma=True, **_TABLE)
     params = _random_params(model, x, k)
-    want = _apply(_tiny(kind))(params, x, k.astype(jnp.float32)) / sigma_k[:, None, None, None]
+    plain = _tiny_compiled(kind)[1]  # the same parameter tree without the table
+    want = plain(params, x, k.astype(jnp.float32)) / sigma_k[:, None, None, None]
   else:  # one level fewer: the two compilations stay short
     model = _tiny(kind, ch_mult=(1, 2), **_TABLE)
     params = _random_params(model, x, k)
