@@ -1,13 +1,25 @@
 """Test setup: 8 forced host devices (for the multi-device tests) before jax is imported, and one
 small toy model trained once per session for the tests that need a checkpoint."""
 
+import atexit
 import os
 import shutil
+import tempfile
 from typing import NamedTuple
 
 _flag = "--xla_force_host_platform_device_count=8"
 if _flag not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _flag).strip()
+
+# One persistent compilation cache per test process, inherited by the processes it starts (CLI
+# runs, notebook kernels): a run started again (kill and resume, a second CLI call) loads its
+# compiled programs instead of compiling them again. Every program is cached, however fast it
+# compiled, and the cache goes with the process.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _cache = tempfile.mkdtemp(prefix="score_sde_test_jax_cache_")
+  atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

@@ -91,7 +91,8 @@ def test_gradient_accumulation_matches_full_batch():
 
 
 def test_training_reduces_loss_and_checkpoints(tmp_path):
-  config = tiny_config(n_iters=200, log_freq=200, snapshot_freq=100)
+  # 100 steps a call (one compiled lax.scan for the MLP): two device calls.
+  config = tiny_config(n_iters=200, log_freq=200, snapshot_freq=100, n_jitted_steps=100)
   config.optim.lr = 3e-3
   train(config, str(tmp_path))
   assert Checkpointer(str(tmp_path)).all_steps() == [100, 200]
@@ -127,7 +128,9 @@ def _cli(workdir, *flags):
     "--config.model.hidden=32",
     "--config.model.num_layers=1",
     "--config.training.batch_size=64",
-    "--config.training.n_jitted_steps=10",
+    # 100 steps a device call (one compiled lax.scan for the MLP); every run compiles the same
+    # program, which the later runs load from the session's compilation cache (conftest.py).
+    "--config.training.n_jitted_steps=100",
     "--config.training.log_freq=100",
     *flags,
   ]
