@@ -29,9 +29,9 @@ import numpy as np
 from score_sde import controllable as ctl, runner_utils as ru
 from score_sde.data import get_dataset
 from score_sde.data.preprocess import postprocess_images
-from score_sde.models import utils as mutils
 from score_sde.sampling import sampler_from_config
 from score_sde.sampling.base import run_loop
+from score_sde.sde import bcast
 
 
 def parse_classes(s, num_classes: int):
@@ -134,18 +134,50 @@ def load_mask(spec: str, n: int, shape) -> np.ndarray:
     raise ValueError(f"mask {spec!r} of shape {m.shape} does not fit samples {target}") from None
 
 
-def label_score_apply(config, network, sde):
-  """score_apply(params, x, t, labels) of a (possibly label-conditional) network."""
-  target = config.model.target
-  discrete = ru.is_discrete(config)
+def guided_score_fn(
+  cond: str,
+  score_apply,
+  params,
+  y: jax.Array,
+  sde,
+  *,
+  guidance_scale: float,
+  cfg_form: str = "eps",
+  num_classes: int = 0,
+  logits_fn=None,
+):
+  """score_fn(x, t) of condition 'class' or 'cfg' for labels y: [B], from the run's own
+  `score_apply(params, x, t, labels=None)` (`runner_utils.Bundle.score_apply`: the network, its
+  target and its preconditioning made a score the way unconditional sampling makes it).
 
-  def score_apply(params, x, t, labels=None):
-    def apply(x, label):
-      return network.apply({"params": params}, x, label, labels=labels)
+    class  score(x, t) + guidance_scale grad_x log p_t(y | x), logits_fn(x, t) the classifier's;
+    cfg    score_u + w (score_c - score_u), w = guidance_scale, with score_c fed the labels y and
+           score_u the "no label" class num_classes; in eps form (cfg_form 'eps') the same
+           combination of eps = -s(t) score, which is equal to it (eps is linear in the score).
+  """
+  if cond == "class":
+    return ctl.classifier_guided_score(
+      lambda x, t: score_apply(params, x, t), logits_fn, y, guidance_scale
+    )
+  if cond != "cfg":
+    raise ValueError(f"guided_score_fn: condition {cond!r} is not 'class' or 'cfg'")
+  if num_classes <= 0:
+    raise ValueError(
+      "sampling.condition=cfg needs a label-conditional network: "
+      "train with model.num_classes > 0 (and training.label_dropout > 0)"
+    )
+  cond_fn, uncond_fn = ctl.label_score_fns(
+    lambda x, t, lab: score_apply(params, x, t, lab), y, num_classes
+  )
+  if cfg_form == "score":
+    return ctl.classifier_free_score(cond_fn, uncond_fn, guidance_scale)
+  if cfg_form != "eps":
+    raise ValueError(f"sampling.cfg_form={cfg_form!r}: choose from ['eps', 'score']")
 
-    return mutils.score_fn_from_model(apply, sde, target, discrete=discrete)(x, t)
+  def to_eps(f):
+    return lambda x, t: -bcast(sde.alpha_sigma(t)[1], x) * f(x, t)
 
-  return score_apply
+  return ctl.classifier_free_eps(to_eps(cond_fn), to_eps(uncond_fn), guidance_scale, sde)
 
 
 def _grid_rows(rows, ncols):
@@ -166,14 +198,14 @@ def run(config, workdir: str, *, bundle=None, mesh=None):
   cond = s.condition
   bundle = ru.build(config) if bundle is None else bundle
   params, step = ru.load_ema_params(config, workdir, bundle, config.eval.checkpoint, mesh)
-  sde, network, shape = bundle.sde, bundle.network, bundle.shape
+  sde, shape = bundle.sde, bundle.shape
   if s.num_samples % s.batch_size:
     raise ValueError(
       f"sampling.num_samples={s.num_samples} must be a multiple of "
       f"sampling.batch_size={s.batch_size}"
     )
   build = sampler_from_config(s, sde)
-  score_apply = label_score_apply(config, network, sde)
+  score_apply = bundle.score_apply  # preconditioning, target and labels as in --mode sample
   num_classes = int(config.model.get("num_classes", 0))
   dataset = get_dataset(ru.data_spec(config), "test")
   n, bsz = s.num_samples, s.batch_size
@@ -182,34 +214,28 @@ def run(config, workdir: str, *, bundle=None, mesh=None):
   extra = {}
 
   if cond in ("class", "cfg"):
+    logits_fn = None
     if cond == "class":
       from score_sde.train_classifier import load_classifier_logits_fn, num_classes as clf_k
 
       logits_fn, clf_step = load_classifier_logits_fn(config, workdir)
       k = clf_k(config)
       print(f"classifier from step {clf_step}", flush=True)
-
-      def score_of(p, y):
-        return ctl.classifier_guided_score(
-          lambda x, t: score_apply(p, x, t), logits_fn, y, s.guidance_scale
-        )
     else:
-      if num_classes <= 0:
-        raise ValueError(
-          "sampling.condition=cfg needs a label-conditional network: "
-          "train with model.num_classes > 0 (and training.label_dropout > 0)"
-        )
       k = num_classes
 
-      def score_of(p, y):
-        cond_fn, uncond_fn = ctl.label_score_fns(
-          lambda x, t, lab: score_apply(p, x, t, lab), y, num_classes
-        )
-        if s.cfg_form == "score":
-          return ctl.classifier_free_score(cond_fn, uncond_fn, s.guidance_scale)
-        std = lambda t: sde.alpha_sigma(t)[1]
-        to_eps = lambda f: lambda x, t: -jnp.reshape(std(t), (-1,) + (1,) * (x.ndim - 1)) * f(x, t)
-        return ctl.classifier_free_eps(to_eps(cond_fn), to_eps(uncond_fn), s.guidance_scale, sde)
+    def score_of(p, y):
+      return guided_score_fn(
+        cond,
+        score_apply,
+        p,
+        y,
+        sde,
+        guidance_scale=s.guidance_scale,
+        cfg_form=s.cfg_form,
+        num_classes=num_classes,
+        logits_fn=logits_fn,
+      )
 
     classes = parse_classes(s.classes, k)
     labels = np.asarray([classes[i % len(classes)] for i in range(n)], np.int32)

@@ -289,8 +289,9 @@ def run_record(config, shape) -> dict:
 class Bundle:
   """The pieces of a run, built once from the config (see `build`).
 
-  shape: one example's shape (e.g. (2,) or (H, W, C)); score_apply(params, x [B, *shape], t [B])
-  -> score [B, *shape]; loss_fn(key, params, x0) -> (loss, per-sample losses); optimizer: optax;
+  shape: one example's shape (e.g. (2,) or (H, W, C)); score_apply(params, x [B, *shape], t [B],
+  labels=None) -> score [B, *shape] (labels [B] int: the classes of a label-conditional network,
+  num_classes = "no label"; None: "no label"); loss_fn(key, params, x0) -> (loss, per-sample losses); optimizer: optax;
   unroll_train: whether the train step loop is unrolled (convolutional networks on CPU, where
   XLA runs convolution gradients inside a while loop far slower); run_record: what a checkpoint
   and the config resuming it must agree on.
@@ -332,9 +333,15 @@ def build(
   discrete = is_discrete(config)
   pre = build_preconditioning(config)
 
-  def score_apply(params, x, t):
+  def score_apply(params, x, t, labels=None):
+    # The one place where a network, its target and its preconditioning become a score: the
+    # unconditional and the conditional samplers (controllable_runner) both call this.
     return mutils.score_fn_from_model(
-      lambda x, label: apply(params, x, label), sde, target, discrete=discrete, preconditioning=pre
+      lambda x, label: apply(params, x, label, labels=labels),
+      sde,
+      target,
+      discrete=discrete,
+      preconditioning=pre,
     )(x, t)
 
   return Bundle(

@@ -80,6 +80,90 @@ def test_inputs_and_masks_from_files(tmp_path):
   assert cr.parse_classes(None, 3) == [0, 1, 2] and cr.parse_classes("2,0", 3) == [2, 0]
 
 
+def _tiny_label_conditional_edm():
+  """configs/edm/toy.py shrunk, made label-conditional (3 classes + "no label"): its Bundle and
+  random parameters (the zero-initialised output layer made nonzero, so every path is seen)."""
+  from score_sde import runner_utils as ru
+
+  config = load_config(os.path.join(ROOT, "configs/edm/toy.py"))
+  config.model.hidden, config.model.num_layers, config.model.embedding_dim = 16, 1, 8
+  config.model.num_classes = 3
+  config.training.label_dropout = 0.0
+  bundle = ru.build(config, shape=(2,))
+  params = bundle.init_params(jax.random.key(0))
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(1), len(leaves))
+  params = jax.tree.unflatten(
+    tree, [v + 0.3 * jax.random.normal(k, v.shape, v.dtype) for v, k in zip(leaves, keys)]
+  )
+  return config, bundle, params
+
+
+def test_guided_scores_of_an_edm_model_go_through_its_preconditioning():
+  """For an EDM-preconditioned label-conditional network, the conditional sampler's scores are
+  built by the unconditional runner's `score_apply`, i.e. score = (D(x; t) - x) / t^2 on the EDM
+  path (a = 1, sigma = t) with D = c_skip x + c_out F(c_in x; c_noise, labels):
+    cfg at w = 1 is the conditional score, at w = 0 the "no label" one (= no labels given), at
+    w = 2 the combination 2 score_c - score_u, in eps and score form alike;
+    class guidance at scale 0 is the unconditional runner's score, and with a linear classifier
+    logits_k = v_k . x it adds scale (v_y - sum_k p_k v_k).
+  Reading the network's output as a score without its preconditioning fails every one."""
+  from score_sde.models import precond as P
+
+  config, bundle, params = _tiny_label_conditional_edm()
+  x = jax.random.normal(jax.random.key(2), (4, 2))
+  t = jnp.array([0.05, 0.5, 3.0, 40.0])
+  y = jnp.array([0, 2, 1, 0], jnp.int32)
+  pre = P.EDMPrecond(sigma_data=config.model.sigma_data)
+
+  def exact(labels):  # (D - x) / sigma^2, the network called by hand
+    net = lambda z, c: bundle.network.apply({"params": params}, z, c, labels=labels)
+    return np.asarray((P.denoise(net, pre, x, t) - x) / t[:, None] ** 2, np.float64)
+
+  null = jnp.full_like(y, 3)
+  score_c, score_u = exact(y), exact(null)
+  assert np.max(np.abs(score_c - score_u)) > 1e-3  # the labels reach the inner network
+  np.testing.assert_allclose(bundle.score_apply(params, x, t, y), score_c, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(bundle.score_apply(params, x, t), score_u, rtol=1e-5, atol=1e-6)
+
+  def guided(cond, scale, **kw):
+    fn = cr.guided_score_fn(
+      cond, bundle.score_apply, params, y, bundle.sde, guidance_scale=scale, num_classes=3, **kw
+    )
+    return np.asarray(jax.jit(fn)(x, t), np.float64)
+
+  for form in ("eps", "score"):
+    for w, want in [(1.0, score_c), (0.0, score_u), (2.0, 2.0 * score_c - score_u)]:
+      np.testing.assert_allclose(guided("cfg", w, cfg_form=form), want, rtol=1e-4, atol=1e-5)
+  v = jnp.array([[1.0, 0.0], [0.0, 2.0], [-1.0, 0.5]])
+  logits_fn = lambda x, t: x @ v.T
+  np.testing.assert_allclose(
+    guided("class", 0.0, logits_fn=logits_fn), score_u, rtol=1e-5, atol=1e-6
+  )
+  p = jax.nn.softmax(x @ v.T, axis=-1)
+  tilt = np.asarray(v[y] - p @ v, np.float64)
+  np.testing.assert_allclose(
+    guided("class", 1.5, logits_fn=logits_fn), score_u + 1.5 * tilt, rtol=1e-5, atol=1e-5
+  )
+
+
+def test_edm_loss_of_a_label_conditional_model_sees_the_labels():
+  """The training loss of a preconditioned label-conditional model feeds the batch's labels to
+  the inner network: with label dropout 0, an unlabelled batch scores as the "no label" class,
+  and other labels give another loss (same key: same sigmas and noise)."""
+  from score_sde import runner_utils as ru
+
+  config, bundle, params = _tiny_label_conditional_edm()
+  loss_fn = jax.jit(ru.make_loss_fn(config, bundle.network, bundle.sde))
+  key = jax.random.key(3)
+  x0 = jax.random.normal(jax.random.key(4), (8, 2))
+  loss = lambda labels: float(loss_fn(key, params, (x0, labels))[0])
+  y = jnp.arange(8, dtype=jnp.int32) % 3
+  no_label = float(loss_fn(key, params, x0)[0])
+  np.testing.assert_allclose(loss(jnp.full_like(y, 3)), no_label, rtol=1e-6)
+  assert abs(loss(y) - no_label) > 1e-4 * abs(no_label)
+
+
 def _toy_classifier_config(n_iters):
   config = load_config(os.path.join(ROOT, "configs/toy/vp_eight_gaussians_class.py"))
   c = config.classifier
@@ -113,12 +197,18 @@ def test_classifier_training_learns_and_resumes(tmp_path):
   assert step == 200
 
 
+# The slow digits test's lengths, cut from the configs' 4000 / 2000 steps to fit ~15 minutes on
+# two loaded CPU cores; guidance at w = 2 keeps the samples recognisable at this length.
+DIGITS_SCORE_STEPS, DIGITS_CLASSIFIER_STEPS = 1200, 600
+
+
 @pytest.mark.slow
 def test_digits_classifier_recognises_class_conditional_digits(tmp_path):
   """End to end through the CLI on digits: a label-conditional U-Net trained with label dropout
   (configs/digits/cfg_small_unet.py, shortened), a noise-conditional Wide ResNet trained on
-  noised digits (configs/digits/class_guided.py), classifier-free guided samples at w = 2
-  (10 per digit), and the classifier (at t = eps) naming them: far above chance (0.1)."""
+  noised digits (configs/digits/class_guided.py, shortened), classifier-free guided samples at
+  w = 2 (10 per digit), and the classifier (at t = 1e-3) naming them: far above chance (0.1).
+  A guidance that lost the labels would score near chance."""
   workdir = str(tmp_path / "digits_cfg")
   env = dict(os.environ, PYTHONPATH=ROOT)
   cfg = os.path.join(ROOT, "configs/digits/cfg_small_unet.py")
@@ -135,13 +225,16 @@ def test_digits_classifier_recognises_class_conditional_digits(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
 
-  cli(cfg, "--config.training.n_iters=2000", "--config.training.snapshot_freq=2000")
-  cli(
+  n, k = DIGITS_SCORE_STEPS, DIGITS_CLASSIFIER_STEPS
+  cli(cfg, f"--config.training.n_iters={n}", f"--config.training.snapshot_freq={n}")
+  log = cli(
     clf,
     "--mode=train_classifier",
-    "--config.classifier.n_iters=1000",
-    "--config.classifier.snapshot_freq=1000",
+    f"--config.classifier.n_iters={k}",
+    f"--config.classifier.snapshot_freq={k}",
+    "--config.classifier.log_freq=200",
   )
+  print(*[line for line in log.splitlines() if "accuracy" in line])  # on noised test digits
   cli(
     cfg,
     "--mode=sample",
@@ -150,12 +243,13 @@ def test_digits_classifier_recognises_class_conditional_digits(tmp_path):
     "--config.sampling.batch_size=100",
     "--config.sampling.num_steps=200",
   )
-  out = np.load(os.path.join(workdir, "controllable_2000_cfg.npz"))
-  assert os.path.exists(os.path.join(workdir, "controllable_2000_cfg.png"))
+  out = np.load(os.path.join(workdir, f"controllable_{n}_cfg.npz"))
+  assert os.path.exists(os.path.join(workdir, f"controllable_{n}_cfg.png"))
   from score_sde.train_classifier import load_classifier_logits_fn
 
   logits_fn, _ = load_classifier_logits_fn(load_config(clf), workdir)
   x, y = jnp.asarray(out["samples"]), np.asarray(out["labels"])
+  np.testing.assert_array_equal(np.bincount(y, minlength=10), np.full(10, 10))
   pred = np.asarray(jnp.argmax(logits_fn(x, jnp.full((len(x),), 1e-3)), -1))
   accuracy = float(np.mean(pred == y))
   print(f"classifier accuracy on w = 2 conditional digits: {accuracy:.2f} (chance 0.10)")
