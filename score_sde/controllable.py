@@ -189,6 +189,23 @@ def colorize_projector(sde: LinearSDE, grey: jax.Array) -> Callable:
   return project
 
 
+def desaturate_into_range(x: jax.Array, lo: float, hi: float) -> jax.Array:
+  """RGB [..., 3] moved toward its grey level until every channel lies in [lo, hi]:
+
+      out = g + alpha (x - g),  g = grey_level(x),
+      alpha = the largest value in [0, 1] with lo <= g + alpha (x - g) <= hi, per pixel.
+
+  The grey level is kept exactly (the colour difference x - g has channel mean 0) and the hue is
+  kept; clipping each channel instead would change the grey level that colorization imposed.
+  Pixels whose grey level is itself outside [lo, hi] become that grey."""
+  g = grey_level(x)
+  d = x - g
+  safe = jnp.where(d == 0, 1.0, d)
+  room = jnp.where(d > 0, (hi - g) / safe, jnp.where(d < 0, (lo - g) / safe, jnp.inf))
+  alpha = jnp.clip(jnp.min(room, axis=-1, keepdims=True), 0.0, 1.0)
+  return jnp.where(alpha < 1.0, g + alpha * d, x)  # in-range pixels bit for bit
+
+
 def colorize(
   sample_fn: Callable,
   key: jax.Array,

@@ -277,7 +277,9 @@ def run(config, workdir: str, *, bundle=None, mesh=None):
           key,
         )
         known, m = ctl.grey_known(grey)
-        return ctl.couple_colors(ctl.impose(ctl.decouple_colors(x), known, m)), nfe
+        x = ctl.couple_colors(ctl.impose(ctl.decouple_colors(x), known, m))
+        # Into the data range by desaturation, not clipping: the grey level stays the input's.
+        return ctl.desaturate_into_range(x, -1.0 if config.data.centered else 0.0, 1.0), nfe
 
     sample = jax.jit(sample_batch)
     out = [

@@ -299,3 +299,24 @@ def test_colorization_keeps_the_grey_level_exactly():
   assert x.shape == (64, 2, 2, 3)
   np.testing.assert_allclose(ctl.grey_level(x), grey, atol=1e-6)
   assert float(jnp.std(ctl.decouple_colors(x)[..., 1:])) > 0.05
+
+
+def test_desaturation_into_range_keeps_grey_and_hue(x64):
+  """out = g + alpha (x - g): in [lo, hi] with the grey level kept exactly; colours already in
+  range are unchanged; an out-of-range colour keeps its hue (the colour difference is scaled by
+  alpha in (0, 1)) and touches the range's edge (the largest alpha)."""
+  x = jax.random.normal(jax.random.key(0), (500, 3), jnp.float64) * 0.8
+  out = ctl.desaturate_into_range(x, -1.0, 1.0)
+  grey = ctl.grey_level(x)
+  np.testing.assert_allclose(ctl.grey_level(out), grey, atol=1e-14)
+  inside = np.all(np.abs(grey) <= 1.0, axis=-1)
+  assert np.all(np.abs(np.asarray(out)[inside]) <= 1.0 + 1e-12)
+  ok = np.all(np.abs(x) <= 1.0, axis=-1)
+  np.testing.assert_array_equal(np.asarray(out)[ok], np.asarray(x)[ok])
+  moved = inside & ~ok
+  assert moved.sum() > 50
+  d_in, d_out = np.asarray(x - grey)[moved], np.asarray(out - grey)[moved]
+  alpha = np.sum(d_out * d_in, -1) / np.sum(d_in * d_in, -1)
+  assert np.all((alpha > 0) & (alpha < 1))
+  np.testing.assert_allclose(d_out, alpha[:, None] * d_in, atol=1e-12)
+  np.testing.assert_allclose(np.max(np.abs(np.asarray(out)[moved]), -1), 1.0, atol=1e-12)
