@@ -268,8 +268,9 @@ def test_tiny_edm_training_run(tmp_path):
   held-out data better than the best linear (Wiener) denoiser can."""
   config = ru.load_config("configs/edm/toy.py")
   tr = config.training
-  # Few steps per device call: unrolled on CPU, so small programs compile fast.
-  tr.n_iters, tr.n_jitted_steps, tr.log_freq, tr.snapshot_freq = 300, 2, 20, 300
+  # 20 steps a device call: an MLP's steps are one compiled lax.scan (only convolutional networks
+  # are unrolled on CPU), so 15 calls, one per logged step.
+  tr.n_iters, tr.n_jitted_steps, tr.log_freq, tr.snapshot_freq = 300, 20, 20, 300
   tr.batch_size = 256
   tr.sample_at_end = False
   tr.ema_rate = 0.9
