@@ -81,11 +81,14 @@ def test_convergence_order(name, x64):
   key, shape, eps = jax.random.key(0), (16, 2), 1e-3
   x_T = initial_state(key, sde, shape)
   exact = exact_flow(sde, mu, c, x_T, eps)
-  run = jax.jit(
-    lambda k, n: fn(k, sde, score_fn, shape, num_steps=n, eps=eps, schedule="log_snr", **opts)[0],
-    static_argnums=1,
+  # Both step counts in one compilation (cheaper than one each).
+  runs = jax.jit(
+    lambda k: [
+      fn(k, sde, score_fn, shape, num_steps=n, eps=eps, schedule="log_snr", **opts)[0]
+      for n in (48, 96)
+    ]
   )
-  errs = [float(jnp.sqrt(jnp.mean((run(key, n) - exact) ** 2))) for n in (48, 96)]
+  errs = [float(jnp.sqrt(jnp.mean((x - exact) ** 2))) for x in runs(key)]
   rate = np.log2(errs[0] / errs[1])
   assert rate >= order - 0.5, (errs, rate)
 
@@ -98,9 +101,12 @@ def test_dpm_solver_1_is_ddim(sde, x64):
     g.weights.astype(jnp.float64), g.means.astype(jnp.float64), g.covs.astype(jnp.float64)
   )
   sf, key, shape = G.marginal_score_fn(g, sde), jax.random.key(1), (32, 2)
-  ref, _ = ddim_sample(key, sde, sf, shape, num_steps=7, schedule="karras")
-  for fn in (ex.dpm_solver_sample, ex.dpm_solver_pp_sample):
-    x, nfe = fn(key, sde, sf, shape, num_steps=7, order=1, schedule="karras")
+  fns = (ddim_sample, ex.dpm_solver_sample, ex.dpm_solver_pp_sample)
+  opts = [{}, dict(order=1), dict(order=1)]
+  (ref, _), *runs = jax.jit(  # one compilation for the three
+    lambda k: [f(k, sde, sf, shape, num_steps=7, schedule="karras", **o) for f, o in zip(fns, opts)]
+  )(key)
+  for x, nfe in runs:
     assert nfe == 7
     np.testing.assert_allclose(x, ref, rtol=0, atol=1e-10)
 
@@ -137,33 +143,15 @@ def test_dpm_solver_pp_2m_is_the_published_update_on_ve(x64):
     x = sig[i + 1] / sig[i] * x - jnp.expm1(-h) * dd
     old = d
   x = denoised(x, sig[n])
-  ours, nfe = ex.dpm_solver_pp_sample(
-    key,
-    sde,
-    sf,
-    shape,
-    num_steps=n,
-    order=2,
-    eps=0.0,
-    schedule="karras",
-    weights="published",
-    lower_order_final=False,
-    denoise=True,
-  )
+  opts = dict(num_steps=n, order=2, eps=0.0, schedule="karras", lower_order_final=False)
+  (ours, nfe), (exact_w, _) = jax.jit(  # one compilation for both weightings
+    lambda k: [
+      ex.dpm_solver_pp_sample(k, sde, sf, shape, denoise=True, **opts, **w)
+      for w in (dict(weights="published"), {})
+    ]
+  )(key)
   assert nfe == n + 1
   np.testing.assert_allclose(ours, x, rtol=0, atol=1e-9)
-  exact_w, _ = ex.dpm_solver_pp_sample(
-    key,
-    sde,
-    sf,
-    shape,
-    num_steps=n,
-    order=2,
-    eps=0.0,
-    schedule="karras",
-    lower_order_final=False,
-    denoise=True,
-  )
   assert float(jnp.max(jnp.abs(exact_w - x))) > 1e-4  # the check can tell the weights apart
 
 
@@ -202,15 +190,15 @@ def test_noise_removal_ends_on_the_means(name):
   def dist(x):
     return jnp.min(jnp.linalg.norm(x[:, None] - g.means[None], axis=-1), axis=1)
 
-  run = jax.jit(
-    lambda denoise: fn(key, sde, sf, shape, num_steps=20, eps=1e-2, denoise=denoise, **opts),
-    static_argnums=0,
-  )
-  x, nfe = run(True)
+  (x, nfe), (x_noisy, _) = jax.jit(  # one compilation for both
+    lambda k: [
+      fn(k, sde, sf, shape, num_steps=20, eps=1e-2, denoise=denoise, **opts)
+      for denoise in (True, False)
+    ]
+  )(key)
   assert float(jnp.max(dist(x))) < 1e-3
   assert nfe == ex.nfe_per_step(**opts) * 20 + 1
-  x, _ = run(False)
-  assert float(jnp.max(dist(x))) > 1e-2
+  assert float(jnp.max(dist(x_noisy))) > 1e-2
 
 
 def test_loop_in_chunks_equals_one_piece():
