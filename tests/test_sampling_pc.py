@@ -247,17 +247,14 @@ def test_nfe_is_the_number_of_score_evaluations(predictor, corrector, n_steps):
   assert int(nfe) == len(calls) == 23 * ((predictor != "none") + (corrector != "none") * n_steps)
 
 
-def _small_run(key, **kwargs):
+def test_same_key_same_samples():
   sde = SDES["vp"]
   score = G.marginal_score_fn(separated_mixture(2), sde)
-  return jax.jit(lambda k: pc_sample(k, sde, score, (64, 2), num_steps=50, **kwargs)[0])(key)
-
-
-def test_same_key_same_samples():
   kw = dict(predictor="reverse_diffusion", corrector="langevin")
-  a, b = _small_run(jax.random.key(3), **kw), _small_run(jax.random.key(3), **kw)
+  run = jax.jit(lambda k: pc_sample(k, sde, score, (64, 2), num_steps=50, **kw)[0])
+  a, b = run(jax.random.key(3)), run(jax.random.key(3))
   np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-  assert not np.allclose(np.asarray(a), np.asarray(_small_run(jax.random.key(4), **kw)))
+  assert not np.allclose(np.asarray(a), np.asarray(run(jax.random.key(4))))
 
 
 @pytest.mark.parametrize("predictor", ["euler_maruyama", "reverse_diffusion"])
@@ -267,7 +264,8 @@ def test_probability_flow_depends_only_on_the_prior_draw(predictor):
   sde = SDES["vp"]
   score = G.marginal_score_fn(separated_mixture(2), sde)
 
-  def run(probability_flow, swap):
+  def runs(probability_flow):
+    """(samples, samples with every key swapped): one compiled loop for both."""
     loop = pc.pc_sampler(
       sde,
       score,
@@ -278,15 +276,16 @@ def test_probability_flow_depends_only_on_the_prior_draw(predictor):
       probability_flow=probability_flow,
     )
     carry = loop.init(jax.random.key(5))
-    if swap:
-      carry = jax.tree.map(
-        lambda v: jax.random.key(99) if jnp.issubdtype(v.dtype, jax.dtypes.prng_key) else v, carry
-      )
-    out = loop.output(jax.jit(loop.run)(carry, jnp.arange(loop.num_steps)))
-    return np.asarray(out[0] if isinstance(out, tuple) else out)
+    swapped = jax.tree.map(
+      lambda v: jax.random.key(99) if jnp.issubdtype(v.dtype, jax.dtypes.prng_key) else v, carry
+    )
+    run = jax.jit(loop.run)
+    for c in (carry, swapped):
+      out = loop.output(run(c, jnp.arange(loop.num_steps)))
+      yield np.asarray(out[0] if isinstance(out, tuple) else out)
 
-  np.testing.assert_array_equal(run(True, False), run(True, True))
-  assert not np.allclose(run(False, False), run(False, True))
+  np.testing.assert_array_equal(*runs(True))
+  assert not np.allclose(*runs(False))
 
 
 @pytest.mark.parametrize(
