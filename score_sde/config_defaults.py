@@ -71,6 +71,7 @@ def get_default_config() -> ml_collections.ConfigDict:
   optim.eps = 1e-8
   optim.weight_decay = 0.0
   optim.warmup = 100
+  optim.decay_steps = 0  # > 0: lr decays linearly to 0 over the last decay_steps of n_iters
   optim.grad_clip = 1.0  # global-norm clipping; <= 0 disables
 
   config.sampling = sampling = ml_collections.ConfigDict()

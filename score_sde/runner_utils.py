@@ -269,6 +269,8 @@ def optimizer_from_config(config):
     weight_decay=o.weight_decay,
     warmup=o.warmup,
     grad_clip=o.grad_clip,
+    decay_steps=o.decay_steps,
+    total_steps=config.training.n_iters,
   )
 
 

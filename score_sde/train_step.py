@@ -43,10 +43,30 @@ def make_optimizer(
   weight_decay: float = 0.0,
   warmup: int = 0,
   grad_clip: float = 1.0,
+  decay_steps: int = 0,
+  total_steps: int = 0,
 ) -> optax.GradientTransformation:
-  """Adam(W) with linear warm-up lr min(step / warmup, 1) lr and global-norm clipping (paper configs)."""
+  """Adam(W) with global-norm clipping and the learning rate
+
+      lr(step) = lr min(step / warmup, 1, (total_steps - step) / decay_steps),
+
+  a linear warm-up (paper configs) and, with `decay_steps` > 0, a linear decay to 0 over the
+  last `decay_steps` of `total_steps` (warmup-stable-decay). The decay averages out the
+  step-to-step noise of the weights that a constant rate leaves in short runs.
+  """
   opt = lookup(OPTIMIZERS, name, "optimizer")
   schedule = optax.linear_schedule(0.0, lr, warmup) if warmup > 0 else lr
+  if decay_steps > 0:
+    if not 0 < decay_steps <= total_steps - warmup:
+      raise ValueError(
+        f"decay_steps must be in (0, total_steps - warmup], got {decay_steps} "
+        f"(total_steps {total_steps}, warmup {warmup})"
+      )
+    stable = optax.constant_schedule(lr)
+    decay = optax.linear_schedule(lr, 0.0, decay_steps)
+    parts = ([schedule] if warmup > 0 else []) + [stable, decay]
+    bounds = ([warmup] if warmup > 0 else []) + [total_steps - decay_steps]
+    schedule = optax.join_schedules(parts, bounds)
   kwargs = dict(b1=beta1, b2=beta2, eps=eps)
   if name == "adamw":
     kwargs["weight_decay"] = weight_decay

@@ -351,3 +351,26 @@ def test_ema_warmup_closed_form():
     np.testing.assert_allclose(np.asarray(state.ema_params["w"]), ema, rtol=1e-4)
     np.testing.assert_allclose(float(ema_decay(n, 0.999, warmup)), d, rtol=1e-6)
     assert (weight < 1e-10) if warmup else (weight > 0.8)
+
+
+def test_learning_rate_warmup_stable_decay():
+  """Adam on a constant gradient g = 1 moves by exactly lr(k) a step (m_hat / sqrt(v_hat) = 1,
+  up to float32 rounding of the bias corrections), so the updates read off lr(k) = lr min(k / warmup, 1, (total - k) / decay):
+  0 -> lr over the warm-up, lr, then linearly to 0 at the last step."""
+  from score_sde.train_step import make_optimizer
+
+  lr, warmup, decay, total = 0.5, 10, 20, 50
+  opt = make_optimizer(
+    "adam", lr=lr, warmup=warmup, grad_clip=0.0, decay_steps=decay, total_steps=total
+  )
+  params = jnp.zeros(())
+  state = opt.init(params)
+  got = []
+  for _ in range(total):
+    update, state = opt.update(jnp.ones(()), state, params)
+    got.append(-float(update))
+  k = np.arange(total)
+  want = lr * np.minimum(np.minimum(k / warmup, 1.0), (total - k) / decay)
+  np.testing.assert_allclose(got, want, rtol=3e-5, atol=1e-12)
+  with pytest.raises(ValueError, match="decay_steps"):
+    make_optimizer("adam", lr=lr, warmup=warmup, decay_steps=total, total_steps=total)
