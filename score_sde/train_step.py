@@ -51,17 +51,14 @@ def make_optimizer(
       lr(step) = lr min(step / warmup, 1, (total_steps - step) / decay_steps),
 
   a linear warm-up (paper configs) and, with `decay_steps` > 0, a linear decay to 0 over the
-  last `decay_steps` of `total_steps` (warmup-stable-decay). The decay averages out the
-  step-to-step noise of the weights that a constant rate leaves in short runs.
+  last `decay_steps` of `total_steps` (warmup-stable-decay; at most the steps after the warm-up,
+  so that a shortened run still ends at 0). The decay averages out the step-to-step noise of the
+  weights that a constant rate leaves in short runs.
   """
   opt = lookup(OPTIMIZERS, name, "optimizer")
   schedule = optax.linear_schedule(0.0, lr, warmup) if warmup > 0 else lr
+  decay_steps = min(decay_steps, total_steps - warmup)
   if decay_steps > 0:
-    if not 0 < decay_steps <= total_steps - warmup:
-      raise ValueError(
-        f"decay_steps must be in (0, total_steps - warmup], got {decay_steps} "
-        f"(total_steps {total_steps}, warmup {warmup})"
-      )
     stable = optax.constant_schedule(lr)
     decay = optax.linear_schedule(lr, 0.0, decay_steps)
     parts = ([schedule] if warmup > 0 else []) + [stable, decay]

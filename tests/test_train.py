@@ -359,18 +359,18 @@ def test_learning_rate_warmup_stable_decay():
   0 -> lr over the warm-up, lr, then linearly to 0 at the last step."""
   from score_sde.train_step import make_optimizer
 
-  lr, warmup, decay, total = 0.5, 10, 20, 50
-  opt = make_optimizer(
-    "adam", lr=lr, warmup=warmup, grad_clip=0.0, decay_steps=decay, total_steps=total
-  )
-  params = jnp.zeros(())
-  state = opt.init(params)
-  got = []
-  for _ in range(total):
-    update, state = opt.update(jnp.ones(()), state, params)
-    got.append(-float(update))
-  k = np.arange(total)
-  want = lr * np.minimum(np.minimum(k / warmup, 1.0), (total - k) / decay)
-  np.testing.assert_allclose(got, want, rtol=3e-5, atol=1e-12)
-  with pytest.raises(ValueError, match="decay_steps"):
-    make_optimizer("adam", lr=lr, warmup=warmup, decay_steps=total, total_steps=total)
+  lr, warmup, total = 0.5, 10, 50
+  # A decay longer than the steps after the warm-up starts right after it.
+  for decay_steps, decay in ((20, 20), (1000, total - warmup)):
+    opt = make_optimizer(
+      "adam", lr=lr, warmup=warmup, grad_clip=0.0, decay_steps=decay_steps, total_steps=total
+    )
+    params = jnp.zeros(())
+    state = opt.init(params)
+    got = []
+    for _ in range(total):
+      update, state = opt.update(jnp.ones(()), state, params)
+      got.append(-float(update))
+    k = np.arange(total)
+    want = lr * np.minimum(np.minimum(k / warmup, 1.0), (total - k) / decay)
+    np.testing.assert_allclose(got, want, rtol=3e-5, atol=1e-12)
