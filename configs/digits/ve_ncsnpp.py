@@ -1,5 +1,13 @@
 """NCSN++ (FIR resampling, residual input pyramid, Fourier features of log sigma, output / sigma)
-at width 16 on scikit-learn's 8x8 digits, VE SDE (sigma_max 8 for images in [0, 1]), continuous DSM, PC sampling.
+at width 16 on scikit-learn's 8x8 digits, VE SDE (sigma_max 8 for images in [0, 1]), continuous
+DSM, PC sampling.
+
+7000 steps (about 15 minutes on 2 unloaded cores at 0.128 s/step). Digits FD of 180 samples, mean
+over sampling seeds 0, 1, 2 (held-out digits: 7.82): reverse diffusion + Langevin 500 (default)
+VE_DEFAULT_PLACEHOLDER, ODE Heun 25 15.2, EDM Heun 18 15.6, DDIM 50 15.9: the deterministic samplers do not reach
+the held-out digits in 15 minutes (they improve with length: DDIM 50 seed 7000 gave 30.6, 24.0
+and 13.5 at 3000, 5000 and 7000 steps; a fraction of the samples leave [0, 1] by several units;
+experiments/results/reproduce_digits.md).
 
     python -m score_sde.main --config configs/digits/ve_ncsnpp.py --workdir runs/digits_ve_ncsnpp
 """
@@ -35,7 +43,7 @@ def get_config():
   config.sampling.predictor = "reverse_diffusion"
   config.sampling.corrector = "langevin"
   config.training.batch_size = 64
-  config.training.n_iters = 1500
+  config.training.n_iters = 7000
   config.training.n_jitted_steps = 10
   config.training.log_freq = 100
   config.training.snapshot_freq = 500
