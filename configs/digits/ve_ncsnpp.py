@@ -4,10 +4,10 @@ DSM, PC sampling.
 
 7000 steps (about 15 minutes on 2 unloaded cores at 0.128 s/step). Digits FD of 180 samples, mean
 over sampling seeds 0, 1, 2 (held-out digits: 7.82): reverse diffusion + Langevin 500 (default)
-VE_DEFAULT_PLACEHOLDER, ODE Heun 25 15.2, EDM Heun 18 15.6, DDIM 50 15.9: the deterministic samplers do not reach
-the held-out digits in 15 minutes (they improve with length: DDIM 50 seed 7000 gave 30.6, 24.0
-and 13.5 at 3000, 5000 and 7000 steps; a fraction of the samples leave [0, 1] by several units;
-experiments/results/reproduce_digits.md).
+8.74 (8.50 10.20 7.51), ODE Heun 25 15.2, EDM Heun 18 15.6, DDIM 50 15.9: not below the held-out
+digits in 15 minutes, the deterministic samplers far from it (they improve with length: DDIM 50,
+one seed, 30.6, 24.0 and 13.5 at 3000, 5000 and 7000 steps; a fraction of the samples leave
+[0, 1] by several units; experiments/results/reproduce_digits.md).
 
     python -m score_sde.main --config configs/digits/ve_ncsnpp.py --workdir runs/digits_ve_ncsnpp
 """

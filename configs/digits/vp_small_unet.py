@@ -3,7 +3,8 @@
 Not within 15 minutes: at 0.55 s/step on 2 unloaded cores, 4000 steps take about 36 minutes
 (15 minutes: 1650 steps). At width 16 (--config.model.nf=16, 0.19 CPU-s a step) 4500 steps (about
 14.5 minutes) give digits FD, mean over sampling seeds 0, 1, 2 (held-out digits 7.82): ODE Heun
-25 9.18, EDM Heun 18 8.80, DDIM 50 8.89, Euler-Maruyama 500 SU_DEFAULT (not yet below;
+25 9.18, EDM Heun 18 8.80, DDIM 50 8.89, Euler-Maruyama 500 (default) 7.07 (the
+deterministic samplers not yet below;
 experiments/results/reproduce_digits.md). The width stays 32: the controllable configs extend
 this one and their numbers in the README were measured at width 32.
 
