@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from score_sde import runner_utils as ru
 from score_sde.checkpoint import Checkpointer, IncompatibleCheckpointError
@@ -24,6 +25,7 @@ from score_sde.train_step import (
 )
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOY = os.path.join(REPO, "configs", "toy", "vp_eight_gaussians.py")
 
 
 def tiny_config(**training):
@@ -52,6 +54,9 @@ def _params_after(devices, config, calls=3):
     make_train_steps(ru.make_loss_fn(config, net, sde), opt, ema_rate=0.9), mesh
   )
   state = init_state(ru.init_params(config, net, jax.random.key(0), (2,)), opt)
+  # Replicated on the mesh from the start, as train() makes it: the step's outputs are, and an
+  # input placed otherwise would trace and compile the step a second time.
+  state = jax.device_put(state, NamedSharding(mesh, P()))
   rng = np.random.default_rng(0)
   for _ in range(calls):
     batches = rng.standard_normal((2, 32, 2)).astype(np.float32)
@@ -94,19 +99,19 @@ def test_training_reduces_loss_and_checkpoints(tmp_path):
   # 100 steps a call (one compiled lax.scan for the MLP): two device calls.
   config = tiny_config(n_iters=200, log_freq=200, snapshot_freq=100, n_jitted_steps=100)
   config.optim.lr = 3e-3
-  train(config, str(tmp_path))
+  # One device: sharding is test_eight_devices_equal_one's subject (and the session's toy run,
+  # conftest.py, trains through train() on the 8 forced devices).
+  train(config, str(tmp_path), mesh=data_mesh(jax.devices()[:1]))
   assert Checkpointer(str(tmp_path)).all_steps() == [100, 200]
   lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
   assert len(lines) == 1 and '"step": 200' in lines[0]
   assert os.listdir(tmp_path / "tb")
   # The loss at step 200 is below the loss of the initial (zero-output) network on fresh data.
+  from score_sde.data import get_dataset
+
   sde, net = ru.build_sde(config), ru.build_network(config)
-  loss_fn = ru.make_loss_fn(config, net, sde)
-  x = np.random.default_rng(5).standard_normal((512, 2)).astype(np.float32) * 0 + next(
-    __import__("score_sde.data", fromlist=["x"])
-    .get_dataset(ru.data_spec(config))
-    .batches(512, 0, 9)
-  )
+  loss_fn = jax.jit(ru.make_loss_fn(config, net, sde))  # one compile for both evaluations
+  x = next(get_dataset(ru.data_spec(config)).batches(512, 0, 9))
   init = float(
     loss_fn(jax.random.key(0), ru.init_params(config, net, jax.random.key(0), (2,)), x)[0]
   )
@@ -121,7 +126,7 @@ def _cli(workdir, *flags):
     "-m",
     "score_sde.main",
     "--config",
-    os.path.join(REPO, "configs/toy/vp_eight_gaussians.py"),
+    TOY,
     "--workdir",
     str(workdir),
     "--config.training.sample_at_end=False",
@@ -138,43 +143,6 @@ def _cli(workdir, *flags):
   return cmd, env
 
 
-def _final_params(workdir, hidden=32):
-  c = ru.load_config(os.path.join(REPO, "configs/toy/vp_eight_gaussians.py"))
-  c.model.hidden, c.model.num_layers = hidden, 1
-  state = Checkpointer(str(workdir)).restore(ru.abstract_state(c, ru.build_network(c), (2,)))
-  return jax.device_get(state)
-
-
-def test_sigkill_and_resume_equals_uninterrupted(tmp_path):
-  """A run killed with SIGKILL and restarted reaches the uninterrupted run's parameters."""
-  n = "--config.training.n_iters=3000"
-  cmd, env = _cli(tmp_path / "full", n, "--config.training.snapshot_freq=3000")
-  subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=REPO)
-
-  cmd, env = _cli(tmp_path / "killed", n, "--config.training.snapshot_freq=100")
-  proc = subprocess.Popen(
-    cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO
-  )
-  ckdir = tmp_path / "killed" / "checkpoints"
-  # Waits for the explicit signal (a checkpoint at step >= 300), not for a wall-clock deadline.
-  while proc.poll() is None:
-    if ckdir.exists() and any(p.name.isdigit() and int(p.name) >= 300 for p in ckdir.iterdir()):
-      break
-    time.sleep(0.05)
-  assert proc.poll() is None, "training finished before it could be killed; make the run longer"
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  killed_at = Checkpointer(str(tmp_path / "killed")).latest_step()
-  assert killed_at is not None and killed_at < 3000
-  out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, cwd=REPO)
-  assert f"resumed from step {killed_at}" in out.stdout
-
-  a, b = _final_params(tmp_path / "full"), _final_params(tmp_path / "killed")
-  assert int(a.step) == int(b.step) == 3000
-  for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-7)
-
-
 def _wait_ready(proc):
   """Reads the trainer's stdout until it says its signal handlers are installed."""
   from score_sde.train import READY_MESSAGE
@@ -187,10 +155,73 @@ def _wait_ready(proc):
   raise AssertionError("trainer exited before it was ready:\n" + "".join(lines))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_preemption_signal_saves_and_exits_without_sampling(sig, tmp_path):
-  """SIGTERM (preemption) and SIGINT (Ctrl-C) write a checkpoint at the current step and exit
-  cleanly; the half-trained model is not sampled although sample_at_end is on."""
+def _preempt(proc, sig):
+  """Signals the trainer once it is ready; returns its whole stdout after it exits."""
+  head = _wait_ready(proc)
+  proc.send_signal(sig)
+  out, _ = proc.communicate(timeout=120)
+  return "".join(head) + out
+
+
+def test_sigkill_then_sigterm_resume_equals_uninterrupted(tmp_path):
+  """A run killed with SIGKILL and restarted, then preempted with SIGTERM, holds at the step it
+  saved the uninterrupted run's parameters at that step; the preempted run exits cleanly and does
+  not sample the half-trained model although sample_at_end is on."""
+  workdir = tmp_path / "killed"
+  cmd, env = _cli(workdir, "--config.training.n_iters=3000", "--config.training.snapshot_freq=100")
+  proc = subprocess.Popen(
+    cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO
+  )
+  ckdir = workdir / "checkpoints"
+  # Waits for the explicit signal (a checkpoint at step >= 300), not for a wall-clock deadline.
+  while proc.poll() is None:
+    if ckdir.exists() and any(p.name.isdigit() and int(p.name) >= 300 for p in ckdir.iterdir()):
+      break
+    time.sleep(0.05)
+  assert proc.poll() is None, "training finished before it could be killed; make the run longer"
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  killed_at = Checkpointer(str(workdir)).latest_step()
+  assert killed_at is not None and killed_at < 3000
+
+  # The resumed run is preempted: n_iters and the snapshot interval change neither the batches
+  # nor the updates (no lr decay), and it cannot finish before the signal arrives.
+  cmd, env = _cli(
+    workdir,
+    "--config.training.n_iters=1000000",
+    "--config.training.snapshot_freq=100000",
+    "--config.training.sample_at_end=True",
+  )
+  proc = subprocess.Popen(
+    cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO
+  )
+  out = _preempt(proc, signal.SIGTERM)
+  assert proc.returncode == 0, out
+  assert f"resumed from step {killed_at}" in out
+  step = Checkpointer(str(workdir)).latest_step()
+  assert step > killed_at and f"SIGTERM: saved checkpoint at step {step}" in out
+  assert "sample quality" not in out and not list(workdir.glob("samples_*"))
+
+  # The uninterrupted run to that step, in this process on one device as the CLI runs had (it
+  # loads their compiled train step from the session's compilation cache).
+  config = ru.load_config(TOY)
+  config.model.update(hidden=32, num_layers=1)
+  config.training.update(
+    batch_size=64, n_jitted_steps=100, log_freq=100, n_iters=step, snapshot_freq=step
+  )
+  config.training.sample_at_end = False
+  train(config, str(tmp_path / "full"), mesh=data_mesh(jax.devices()[:1]))
+  abstract = ru.abstract_state(config, ru.build_network(config), (2,))
+  a = jax.device_get(Checkpointer(str(tmp_path / "full")).restore(abstract))
+  b = jax.device_get(Checkpointer(str(workdir)).restore(abstract))
+  assert int(a.step) == int(b.step) == step
+  for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-7)
+
+
+def test_ctrl_c_saves_and_exits_without_sampling(tmp_path):
+  """SIGINT (Ctrl-C) writes a checkpoint at the current step and exits cleanly, as SIGTERM does
+  (test above); the half-trained model is not sampled although sample_at_end is on."""
   cmd, env = _cli(
     tmp_path,
     "--config.training.n_iters=1000000",
@@ -200,13 +231,10 @@ def test_preemption_signal_saves_and_exits_without_sampling(sig, tmp_path):
   proc = subprocess.Popen(
     cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO
   )
-  head = _wait_ready(proc)
-  proc.send_signal(sig)
-  out, _ = proc.communicate(timeout=120)
-  out = "".join(head) + out
+  out = _preempt(proc, signal.SIGINT)
   assert proc.returncode == 0, out
   step = Checkpointer(str(tmp_path)).latest_step()
-  assert step is not None and step > 0 and f"{sig.name}: saved checkpoint at step {step}" in out
+  assert step is not None and step > 0 and f"SIGINT: saved checkpoint at step {step}" in out
   assert "sample quality" not in out and not list(tmp_path.glob("samples_*"))
   assert (tmp_path / "run.json").exists()
 
