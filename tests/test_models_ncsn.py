@@ -109,9 +109,9 @@ def test_layouts_are_the_releases():
 @pytest.mark.parametrize(
   "name,kwargs,size,expected",
   [
-    # configs/ve/ncsnv2/cifar10.py (and celeba.py at 64 x 64: same layout, same count).
+    # configs/ve/ncsnv2/cifar10.py (and celeba.py at 64 x 64: the same 'small' layout, see
+    # test_layouts_are_the_releases, so the same network and count).
     ("ncsnv2", dict(nf=128), 32, 33_970_563),
-    ("ncsnv2", dict(nf=128), 64, 33_970_563),
     # configs/ve/ncsn/cifar10.py: L = 10 conditional InstanceNorm++ tables.
     ("ncsn", dict(nf=128, num_scales=10), 32, 34_428_675),
     # configs/ve/ncsnv2/bedroom.py (128 x 128) and the 256 layout at nf = 128.
@@ -127,26 +127,26 @@ def test_parameter_count_matches_the_release(name, kwargs, size, expected):
   assert _n_params(_abstract_params(model, size)) == expected
 
 
-@pytest.mark.parametrize("nf,channels,num_scales", [(8, 1, 3), (4, 3, 7)])
-def test_tiny_parameter_counts_match_the_formula(nf, channels, num_scales):
-  for arch, size in (("small", 8), ("128", 96), ("256", 160)):
-    v2 = _abstract_params(build_model("ncsnv2", dict(nf=nf)), size, channels)
-    assert _n_params(v2) == _reference_count(nf, channels, arch)
-    v1 = _abstract_params(build_model("ncsn", dict(nf=nf, num_scales=num_scales)), size, channels)
-    assert _n_params(v1) == _reference_count(nf, channels, arch, num_scales)
-
-
-@pytest.mark.parametrize("size", [8, 96, 160])
-def test_output_shape_equals_input_shape(size):
-  """One layout each: 'small' (8), '128' (96), '256' (160); tiny widths, abstract evaluation."""
-  x = jax.ShapeDtypeStruct((2, size, size, 3), jnp.float32)
+@pytest.mark.parametrize(
+  "arch,size,nf,channels,num_scales",
+  [("small", 8, 8, 1, 3), ("128", 96, 4, 3, 7), ("256", 160, 4, 2, 5)],
+)
+def test_tiny_parameter_counts_match_the_formula_and_output_shape_is_input_shape(
+  arch, size, nf, channels, num_scales
+):
+  """Each layout at tiny widths (abstract evaluation of init, which runs the forward pass): the
+  parameter count is the formula's at that (nf, channels, L), and the output has the input's
+  shape. Widths, channels and L differ between the layouts, so each enters the formula twice."""
+  x = jax.ShapeDtypeStruct((2, size, size, channels), jnp.float32)
   label = jax.ShapeDtypeStruct((2,), jnp.float32)
-  for name in ("ncsnv2", "ncsn"):
-    model = build_model(name, dict(nf=4))
-    out, _ = jax.eval_shape(
+  for name, kw in (("ncsnv2", dict(nf=nf)), ("ncsn", dict(nf=nf, num_scales=num_scales))):
+    model = build_model(name, kw)
+    out, variables = jax.eval_shape(
       lambda x, label: model.init_with_output(jax.random.key(1), x, label), x, label
     )
     assert out.shape == x.shape and out.dtype == jnp.float32
+    want = _reference_count(nf, channels, arch, num_scales if name == "ncsn" else None)
+    assert _n_params(variables["params"]) == want
 
 
 def _random_params(model, x, seed=0):
@@ -171,10 +171,18 @@ def _random_params(model, x, seed=0):
   return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
+_TINY = {}
+
+
 def _tiny(name, **kw):
-  model = build_model(name, dict(nf=8, **kw))
-  x = jax.random.uniform(jax.random.key(0), (3, 8, 8, 2))
-  return model, _random_params(model, x), x
+  """(model, random parameters, x: [3, 8, 8, 2]) at nf = 8; the parameters are drawn once per
+  configuration and module (tracing the initialiser costs a second)."""
+  key = (name, tuple(sorted(kw.items())))
+  if key not in _TINY:
+    model = build_model(name, dict(nf=8, **kw))
+    x = jax.random.uniform(jax.random.key(0), (3, 8, 8, 2))
+    _TINY[key] = (model, _random_params(model, x), x)
+  return _TINY[key]
 
 
 def _apply(model, params, x, label):
@@ -248,15 +256,17 @@ def test_uncentered_input_is_mapped_to_minus_one_one(name):
 def test_instance_norm_plus_standardizes_each_channel():
   x = 3.0 + 2.0 * jax.random.normal(jax.random.key(0), (2, 6, 6, 5))
   layer = norms.InstanceNorm2dPlus()
-  params = layer.init(jax.random.key(1), x)
+  # Jitted: one small program each instead of every operation compiled on its own.
+  params = jax.jit(layer.init)(jax.random.key(1), x)
+  apply = jax.jit(layer.apply)
   zeroed = {"params": {"alpha": jnp.zeros(5), "gamma": jnp.ones(5), "beta": jnp.zeros(5)}}
-  h = layer.apply(zeroed, x)
+  h = apply(zeroed, x)
   np.testing.assert_allclose(h.mean(axis=(1, 2)), 0.0, atol=1e-5)
   np.testing.assert_allclose(h.var(axis=(1, 2)), 1.0, rtol=1e-3)  # eps = 1e-5 against var ~ 4
   # alpha puts back the standardized channel means: mean_hw(h)_c = alpha_c (mu_c - m) / sqrt(v + eps).
   mu = x.mean(axis=(1, 2))
   expect = (mu - mu.mean(-1, keepdims=True)) / jnp.sqrt(mu.var(-1, keepdims=True) + 1e-5)
-  with_alpha = layer.apply(params, x)
+  with_alpha = apply(params, x)
   p = params["params"]
   np.testing.assert_allclose(
     with_alpha.mean(axis=(1, 2)), p["gamma"] * p["alpha"] * expect + p["beta"], rtol=1e-4, atol=1e-5
@@ -268,14 +278,15 @@ def test_conditional_norm_uses_row_y_of_its_table():
   y = jnp.array([2, 0, 2])
   cond = norms.ConditionalInstanceNorm2dPlus(num_classes=4)
   table = jax.random.normal(jax.random.key(1), (4, 18))
-  out = cond.apply({"params": {"embedding": table}}, x, y)
-  plain = norms.InstanceNorm2dPlus()
+  # Jitted: one small program each instead of every operation compiled on its own.
+  out = jax.jit(cond.apply)({"params": {"embedding": table}}, x, y)
+  plain = jax.jit(norms.InstanceNorm2dPlus().apply)
   for b in range(3):
     row = table[y[b]]
     p = {"params": {"gamma": row[:6], "alpha": row[6:12], "beta": row[12:]}}
-    np.testing.assert_allclose(out[b], plain.apply(p, x[b : b + 1])[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out[b], plain(p, x[b : b + 1])[0], rtol=1e-5, atol=1e-5)
   # Initialisation: gamma, alpha ~ N(1, 0.02), beta = 0.
-  init = cond.init(jax.random.key(2), x, y)["params"]["embedding"]
+  init = jax.jit(cond.init)(jax.random.key(2), x, y)["params"]["embedding"]
   assert init.shape == (4, 18)
   np.testing.assert_array_equal(init[:, 12:], 0.0)
   assert abs(float(init[:, :12].mean()) - 1.0) < 0.02  # 48 draws of sd 0.02: 5 sigma = 0.015
@@ -350,7 +361,10 @@ def test_level_labels_index_the_sigma_table():
   both give what the float label sigma_k gives."""
   grid = sigma_grid(0.01, 1.0, 10)
   k = jnp.array([0, 4, 9], jnp.int32)
-  v2, params, x = _tiny("ncsnv2", sigma_min=0.01, sigma_max=1.0, num_scales=10)
+  # The table adds no parameters: the tiny networks' parameters serve.
+  _, params, x = _tiny("ncsnv2")
+  v2 = build_model("ncsnv2", dict(nf=8, sigma_min=0.01, sigma_max=1.0, num_scales=10))
   np.testing.assert_allclose(_apply(v2, params, x, k), _apply(v2, params, x, grid[k]), rtol=1e-6)
-  v1, params, x = _tiny("ncsn", num_scales=10, scale_by_sigma=True)
+  _, params, x = _tiny("ncsn", num_scales=10)
+  v1 = build_model("ncsn", dict(nf=8, num_scales=10, scale_by_sigma=True))
   np.testing.assert_allclose(_apply(v1, params, x, k), _apply(v1, params, x, grid[k]), rtol=1e-6)
