@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from score_sde import runner_utils as ru, sample_runner
+from score_sde.checkpoint import Checkpointer, check_run_record
 from score_sde.sampling.dispatch import SAMPLERS
-from score_sde.train import train
 from score_sde.train_step import data_mesh
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,7 +96,7 @@ def test_chunked_loop_equals_one_loop(trained, toy_config, sampling):
   np.testing.assert_array_equal(np.asarray(one), np.asarray(seven))
   assert nfe1 == nfe7 == 40 * (1 + 2 * (sampling["corrector"] != "none"))
   # Sharding over the 8 devices changes the reduction order at most.
-  single, _ = sample_runner.draw(build, score_fn, batch, key, 3, None, progress=False)
+  single, _ = sample_runner.draw(build, score_fn, batch, key, 1, None, progress=False)
   np.testing.assert_allclose(np.asarray(single), np.asarray(one), rtol=1e-4, atol=1e-5)
 
 
@@ -139,15 +139,21 @@ def test_image_run_writes_clipped_samples_and_a_grid(tmp_path):
   config.data.image_size = 8
   config.model.nf = 8
   config.model.ch_mult = (1,)
-  config.training.update(
-    batch_size=8, n_iters=1, n_jitted_steps=1, log_freq=1, snapshot_freq=1, sample_at_end=False
-  )
-  config.sampling.update(num_steps=3, num_samples=16, batch_size=8, progress_chunks=2)
+  config.training.update(batch_size=8, sample_at_end=False)
+  # Two steps in two chunks of one: the chunked image loop with a single compiled chunk.
+  config.sampling.update(num_steps=2, num_samples=16, batch_size=8, progress_chunks=2)
   workdir = str(tmp_path)
   # On one device: the image path is what is tested here (sharding: the toy tests above), and
   # partitioning the U-Net over the 8 forced host devices only lengthens its compiles.
   one = data_mesh(jax.devices()[:1])
-  train(config, workdir, mesh=one)
+  # An untrained model's checkpoint at step 0 (training an image model through train():
+  # test_digits_train.py): what the network has learnt does not matter here, only how its
+  # samples are clipped, stored and drawn.
+  bundle = ru.build(config)
+  ckpt = Checkpointer(workdir)
+  ckpt.save(0, jax.jit(bundle.init_state)(jax.random.key(0)), force=True)
+  ckpt.close()
+  check_run_record(workdir, bundle.run_record)
   samples, step = sample_runner.run(config, workdir, mesh=one)
   assert samples.shape == (16, 8, 8, 1) and samples.min() >= -1.0 and samples.max() <= 1.0
   stem = os.path.join(workdir, f"samples_{step}_{sample_runner.run_name(config.sampling)}")
@@ -183,7 +189,8 @@ def test_every_method_runs_through_the_runner_loop(method):
   build = sampler_from_config(cfg, sde)
   score = G.marginal_score_fn(G.ring_mixture(), sde)
   # One device: sharding is the chunked-loop test's subject; here each method's compile counts.
+  # Two chunks of equal length (20 steps: 10 + 10): one compiled chunk, not two.
   x, nfe = sample_runner.draw(
-    build, score, (16, 2), jax.random.key(0), 3, data_mesh(jax.devices()[:1]), progress=False
+    build, score, (16, 2), jax.random.key(0), 2, data_mesh(jax.devices()[:1]), progress=False
   )
   assert x.shape == (16, 2) and np.all(np.isfinite(np.asarray(x))) and nfe >= 20
