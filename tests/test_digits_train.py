@@ -6,6 +6,7 @@ import os
 
 import jax
 import numpy as np
+import pytest
 
 from score_sde import runner_utils as ru
 from score_sde.train import train
@@ -14,6 +15,10 @@ from score_sde.train_step import data_mesh
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# Slow: test_notebooks.py's digits test trains this same config (400 steps, the loss logged every
+# 10) and checks that its loss decreases from 1, so the not-slow suite compiles this network's
+# train step once, there.
+@pytest.mark.slow
 def test_digits_ddpmpp_loss_decreases(tmp_path):
   config = ru.load_config(os.path.join(REPO, "configs", "digits", "vp_ddpmpp.py"))
   assert config.model.name == "ncsnpp"
