@@ -43,37 +43,40 @@ def test_exact_noisy_classifier_is_bayes_rule(sde, x64):
   the classifier's gradient taken by autodiff and the conditional score in closed form."""
   g = separated_mixture(2)
   g = G.GaussianMixture(*(jnp.asarray(v, jnp.float64) for v in (g.weights, g.means, g.covs)))
-  x = 3.0 * jax.random.normal(jax.random.key(0), (64, 2), jnp.float64)
-  t = jax.random.uniform(jax.random.key(1), (64,), jnp.float64, 0.01, 1.0)
   y = jnp.arange(64) % 3
   logits_fn = G.marginal_class_logits(g, sde)
 
   @jax.jit
-  def both(x, t):
+  def both(k0, k1):
+    x = 3.0 * jax.random.normal(k0, (64, 2), jnp.float64)
+    t = jax.random.uniform(k1, (64,), jnp.float64, 0.01, 1.0)
     guided = ctl.classifier_guided_score(G.marginal_score_fn(g, sde), logits_fn, y, 1.0)(x, t)
     return guided, G.component_score_fn(g, sde)(x, t, y), jax.nn.softmax(logits_fn(x, t), -1)
 
-  guided, exact, probs = both(x, t)
+  guided, exact, probs = both(jax.random.key(0), jax.random.key(1))
   np.testing.assert_allclose(jnp.sum(probs, -1), 1.0, rtol=1e-12)
   np.testing.assert_allclose(guided, exact, rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("w", [0.0, 1.0, 2.5])
-def test_classifier_free_equals_classifier_guidance_with_the_bayes_classifier(w, x64):
+def test_classifier_free_equals_classifier_guidance_with_the_bayes_classifier(x64):
   """score_u + w (score_c - score_u) = score_u + w grad log p_t(y | x) exactly, in score and in
-  eps form (eps = -s(t) score)."""
+  eps form (eps = -s(t) score), at w = 0, 1 and 2.5 (w traced: one compiled program)."""
   sde = VPSDE()
   g = separated_mixture(2)
   g = G.GaussianMixture(*(jnp.asarray(v, jnp.float64) for v in (g.weights, g.means, g.covs)))
-  x = 3.0 * jax.random.normal(jax.random.key(0), (32, 2), jnp.float64)
-  t = jax.random.uniform(jax.random.key(1), (32,), jnp.float64, 0.01, 1.0)
+  x, t = jax.jit(
+    lambda k0, k1: (
+      3.0 * jax.random.normal(k0, (32, 2), jnp.float64),
+      jax.random.uniform(k1, (32,), jnp.float64, 0.01, 1.0),
+    )
+  )(jax.random.key(0), jax.random.key(1))
   y = jnp.arange(32) % 3
   score_u = G.marginal_score_fn(g, sde)
   score_c = lambda x, t: G.component_score_fn(g, sde)(x, t, y)
   s = lambda t: sde.alpha_sigma(t)[1][:, None]
 
   @jax.jit
-  def forms(x, t):
+  def forms(x, t, w):
     classifier = ctl.classifier_guided_score(score_u, G.marginal_class_logits(g, sde), y, w)(x, t)
     cfg = ctl.classifier_free_score(score_c, score_u, w)(x, t)
     cfg_eps = ctl.classifier_free_eps(
@@ -81,9 +84,10 @@ def test_classifier_free_equals_classifier_guidance_with_the_bayes_classifier(w,
     )(x, t)
     return classifier, cfg, cfg_eps
 
-  classifier, cfg, cfg_eps = forms(x, t)
-  np.testing.assert_allclose(cfg, classifier, rtol=1e-9, atol=1e-9)
-  np.testing.assert_allclose(cfg_eps, cfg, rtol=1e-12, atol=1e-12)
+  for w in (0.0, 1.0, 2.5):
+    classifier, cfg, cfg_eps = forms(x, t, w)
+    np.testing.assert_allclose(cfg, classifier, rtol=1e-9, atol=1e-9, err_msg=f"w = {w}")
+    np.testing.assert_allclose(cfg_eps, cfg, rtol=1e-12, atol=1e-12, err_msg=f"w = {w}")
 
 
 def _per_class_samples(sampler, score_fn_of_y, num_classes, key=1):
@@ -108,7 +112,7 @@ def test_classifier_guidance_at_scale_one_samples_the_class(sampler):
   x, y = _per_class_samples(
     SAMPLERS[sampler](sde), lambda y: ctl.classifier_guided_score(score_fn, logits_fn, y, 1.0), 3
   )
-  assigned = np.asarray(jnp.argmax(g.component_logps(jnp.asarray(x)), -1))
+  assigned = np.asarray(jax.jit(lambda x: jnp.argmax(g.component_logps(x), -1))(x))
   # Components are >= 8 stds apart: a sample of class y lies in component y up to ~1e-10.
   assert np.mean(assigned == y) > 0.999
   for k in range(3):
@@ -253,13 +257,13 @@ def test_identity_projection_leaves_the_samples_unchanged():
     fn, opts = PROJECTED.get(name, (pc_sample, dict(corrector="langevin")))
     opts = dict(opts, num_steps=25, **({"s_churn": 10.0} if name == "edm_heun" else {}))
 
-    def run(project, fn=fn, opts=opts):
-      return jax.jit(lambda k: fn(k, sde, score, (16, 3), project=project, **opts)[0])(
-        jax.random.key(5)
-      )
+    def both(k, fn=fn, opts=opts):  # one compiled program for the pair
+      run = lambda project: fn(k, sde, score, (16, 3), project=project, **opts)[0]
+      return run(None), run(lambda x, t, key: x)
 
+    plain, projected = jax.jit(both)(jax.random.key(5))
     np.testing.assert_allclose(
-      run(None), run(lambda x, t, key: x), rtol=0, atol=0 if name != "edm_heun" else 1e-5
+      plain, projected, rtol=0, atol=0 if name != "edm_heun" else 1e-5, err_msg=name
     )
 
 
@@ -271,14 +275,17 @@ def test_projection_with_adaptive_ode_fails_before_compute():
 
 # --- colorization ---------------------------------------------------------------------------
 def test_color_transform_is_orthogonal_and_its_inverse_exact(x64):
-  m = ctl.color_decoupling_matrix(jnp.float64)
+  @jax.jit
+  def parts(key):
+    x = jax.random.normal(key, (4, 5, 5, 3), jnp.float64)
+    m, d = ctl.color_decoupling_matrix(jnp.float64), ctl.decouple_colors(x)
+    return m, x, ctl.couple_colors(d), d, ctl.grey_level(x)
+
+  m, x, back, decoupled, grey = parts(jax.random.key(0))
   np.testing.assert_allclose(m.T @ m, np.eye(3), atol=1e-15)
   np.testing.assert_allclose(m[:, 0], np.full(3, 1 / np.sqrt(3)), atol=1e-15)
-  x = jax.random.normal(jax.random.key(0), (4, 5, 5, 3), jnp.float64)
-  np.testing.assert_allclose(ctl.couple_colors(ctl.decouple_colors(x)), x, atol=1e-14)
-  np.testing.assert_allclose(
-    ctl.decouple_colors(x)[..., :1], np.sqrt(3) * ctl.grey_level(x), atol=1e-14
-  )
+  np.testing.assert_allclose(back, x, atol=1e-14)
+  np.testing.assert_allclose(decoupled[..., :1], np.sqrt(3) * grey, atol=1e-14)
 
 
 def test_colorization_keeps_the_grey_level_exactly():
@@ -305,10 +312,15 @@ def test_desaturation_into_range_keeps_grey_and_hue(x64):
   """out = g + alpha (x - g): in [lo, hi] with the grey level kept exactly; colours already in
   range are unchanged; an out-of-range colour keeps its hue (the colour difference is scaled by
   alpha in (0, 1)) and touches the range's edge (the largest alpha)."""
-  x = jax.random.normal(jax.random.key(0), (500, 3), jnp.float64) * 0.8
-  out = ctl.desaturate_into_range(x, -1.0, 1.0)
-  grey = ctl.grey_level(x)
-  np.testing.assert_allclose(ctl.grey_level(out), grey, atol=1e-14)
+
+  @jax.jit
+  def parts(key):
+    x = jax.random.normal(key, (500, 3), jnp.float64) * 0.8
+    out = ctl.desaturate_into_range(x, -1.0, 1.0)
+    return x, out, ctl.grey_level(x), ctl.grey_level(out)
+
+  x, out, grey, grey_out = (np.asarray(v) for v in parts(jax.random.key(0)))
+  np.testing.assert_allclose(grey_out, grey, atol=1e-14)
   inside = np.all(np.abs(grey) <= 1.0, axis=-1)
   assert np.all(np.abs(np.asarray(out)[inside]) <= 1.0 + 1e-12)
   ok = np.all(np.abs(x) <= 1.0, axis=-1)
