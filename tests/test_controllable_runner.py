@@ -2,6 +2,7 @@
 sampling runner, and (slow) digits: a classifier trained here recognises class-conditional
 digits as the requested class far above chance."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -35,12 +36,12 @@ def test_the_exact_classifier_minimises_the_noisy_classifier_loss():
   def with_label_as_t(fn):  # the loss feeds the noise label 999 t; the mixture wants t
     return lambda x, label: fn(x, label / 999.0)
 
-  loss = jax.jit(
-    lambda f: ctl.noisy_classifier_loss(kl, with_label_as_t(f), x0, comp, sde)[0], static_argnums=0
-  )
-  base = float(loss(exact))
-  assert base < float(loss(lambda x, t: 0.5 * exact(x, t))) - 0.01
-  assert base < float(loss(lambda x, t: exact(x, t) + jnp.array([1.0, 0.0, 0.0]))) - 0.01
+  loss = lambda f: ctl.noisy_classifier_loss(kl, with_label_as_t(f), x0, comp, sde)[0]
+  tempered = lambda x, t: 0.5 * exact(x, t)
+  biased = lambda x, t: exact(x, t) + jnp.array([1.0, 0.0, 0.0])
+  # The three losses in one compiled program.
+  base, *perturbed = map(float, jax.jit(lambda: [loss(f) for f in (exact, tempered, biased)])())
+  assert base < perturbed[0] - 0.01 and base < perturbed[1] - 0.01
 
 
 def test_builtin_masks():
@@ -80,6 +81,7 @@ def test_inputs_and_masks_from_files(tmp_path):
   assert cr.parse_classes(None, 3) == [0, 1, 2] and cr.parse_classes("2,0", 3) == [2, 0]
 
 
+@functools.lru_cache(maxsize=None)  # built once for the two tests below
 def _tiny_label_conditional_edm():
   """configs/edm/toy.py shrunk, made label-conditional (3 classes + "no label"): its Bundle and
   random parameters (the zero-initialised output layer made nonzero, so every path is seen)."""
@@ -90,13 +92,16 @@ def _tiny_label_conditional_edm():
   config.model.num_classes = 3
   config.training.label_dropout = 0.0
   bundle = ru.build(config, shape=(2,))
-  params = bundle.init_params(jax.random.key(0))
-  leaves, tree = jax.tree.flatten(params)
-  keys = jax.random.split(jax.random.key(1), len(leaves))
-  params = jax.tree.unflatten(
-    tree, [v + 0.3 * jax.random.normal(k, v.shape, v.dtype) for v, k in zip(leaves, keys)]
-  )
-  return config, bundle, params
+
+  @jax.jit  # one program, not one eager dispatch per layer
+  def init():
+    leaves, tree = jax.tree.flatten(bundle.init_params(jax.random.key(0)))
+    keys = jax.random.split(jax.random.key(1), len(leaves))
+    return jax.tree.unflatten(
+      tree, [v + 0.3 * jax.random.normal(k, v.shape, v.dtype) for v, k in zip(leaves, keys)]
+    )
+
+  return config, bundle, init()
 
 
 def test_guided_scores_of_an_edm_model_go_through_its_preconditioning():
@@ -118,33 +123,49 @@ def test_guided_scores_of_an_edm_model_go_through_its_preconditioning():
 
   def exact(labels):  # (D - x) / sigma^2, the network called by hand
     net = lambda z, c: bundle.network.apply({"params": params}, z, c, labels=labels)
-    return np.asarray((P.denoise(net, pre, x, t) - x) / t[:, None] ** 2, np.float64)
+    return (P.denoise(net, pre, x, t) - x) / t[:, None] ** 2
 
-  null = jnp.full_like(y, 3)
-  score_c, score_u = exact(y), exact(null)
+  # One compiled program for the four scores, not eager dispatch of each layer.
+  score_c, score_u, runner_c, runner_u = map(
+    lambda a: np.asarray(a, np.float64),
+    jax.jit(
+      lambda: (
+        exact(y),
+        exact(jnp.full_like(y, 3)),
+        bundle.score_apply(params, x, t, y),
+        bundle.score_apply(params, x, t),
+      )
+    )(),
+  )
   assert np.max(np.abs(score_c - score_u)) > 1e-3  # the labels reach the inner network
-  np.testing.assert_allclose(bundle.score_apply(params, x, t, y), score_c, rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(bundle.score_apply(params, x, t), score_u, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(runner_c, score_c, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(runner_u, score_u, rtol=1e-5, atol=1e-6)
 
-  def guided(cond, scale, **kw):
-    fn = cr.guided_score_fn(
-      cond, bundle.score_apply, params, y, bundle.sde, guidance_scale=scale, num_classes=3, **kw
-    )
-    return np.asarray(jax.jit(fn)(x, t), np.float64)
-
-  for form in ("eps", "score"):
-    for w, want in [(1.0, score_c), (0.0, score_u), (2.0, 2.0 * score_c - score_u)]:
-      np.testing.assert_allclose(guided("cfg", w, cfg_form=form), want, rtol=1e-4, atol=1e-5)
   v = jnp.array([[1.0, 0.0], [0.0, 2.0], [-1.0, 0.5]])
   logits_fn = lambda x, t: x @ v.T
-  np.testing.assert_allclose(
-    guided("class", 0.0, logits_fn=logits_fn), score_u, rtol=1e-5, atol=1e-6
-  )
   p = jax.nn.softmax(x @ v.T, axis=-1)
   tilt = np.asarray(v[y] - p @ v, np.float64)
-  np.testing.assert_allclose(
-    guided("class", 1.5, logits_fn=logits_fn), score_u + 1.5 * tilt, rtol=1e-5, atol=1e-5
-  )
+  # (condition, scale, options, expected score, rtol, atol)
+  cases = [
+    ("cfg", w, dict(cfg_form=form), want, 1e-4, 1e-5)
+    for form in ("eps", "score")
+    for w, want in [(1.0, score_c), (0.0, score_u), (2.0, 2.0 * score_c - score_u)]
+  ] + [
+    ("class", 0.0, dict(logits_fn=logits_fn), score_u, 1e-5, 1e-6),
+    ("class", 1.5, dict(logits_fn=logits_fn), score_u + 1.5 * tilt, 1e-5, 1e-5),
+  ]
+  fns = [
+    cr.guided_score_fn(
+      cond, bundle.score_apply, params, y, bundle.sde, guidance_scale=w, num_classes=3, **kw
+    )
+    for cond, w, kw, *_ in cases
+  ]
+  # Every guided score in one compiled program.
+  got = jax.jit(lambda x, t: [fn(x, t) for fn in fns])(x, t)
+  for g, (cond, w, kw, want, rtol, atol) in zip(got, cases):
+    np.testing.assert_allclose(
+      np.asarray(g, np.float64), want, rtol=rtol, atol=atol, err_msg=f"{cond} w={w} {kw}"
+    )
 
 
 def test_edm_loss_of_a_label_conditional_model_sees_the_labels():
