@@ -576,6 +576,9 @@ def test_imported_discrete_ve_model_gets_the_release_level_labels(tmp_path):
   config.training.loss = "smld"
   config.model.embedding_type = "positional"
   config.sampling.eps = 1e-5  # the release's VE cut-off: level round((T - eps)(N - 1)/T) = N - 1
+  # One resolution: the three compilations below are of the smallest network that embeds the
+  # label (the resamplers play no part in it).
+  config.model.ch_mult, config.model.attn_resolutions = (1,), (8,)
   _, file = _write_jax_checkpoint(tmp_path, config)
   workdir = str(tmp_path / "run")
   ic.import_checkpoint(config, "jax", str(file), workdir)
