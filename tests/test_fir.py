@@ -180,12 +180,14 @@ def test_constant_image_interior_is_preserved():
 
 
 def test_bfloat16_stays_bfloat16():
-  x = jnp.asarray(_x((1, 4, 4, 2)), jnp.bfloat16)
-  w = jnp.asarray(_x((3, 3, 2, 2)), jnp.float32)
+  # Output dtypes are fixed when the functions are traced: abstract evaluation decides this
+  # without compiling them.
+  x = jax.ShapeDtypeStruct((1, 4, 4, 2), jnp.bfloat16)
+  w = jax.ShapeDtypeStruct((3, 3, 2, 2), jnp.float32)
   for y in (
-    ud.upsample_2d(x),
-    ud.downsample_2d(x),
-    ud.upsample_conv_2d(x, w),
-    ud.conv_downsample_2d(x, w),
+    jax.eval_shape(ud.upsample_2d, x),
+    jax.eval_shape(ud.downsample_2d, x),
+    jax.eval_shape(ud.upsample_conv_2d, x, w),
+    jax.eval_shape(ud.conv_downsample_2d, x, w),
   ):
     assert y.dtype == jnp.bfloat16
