@@ -1,6 +1,7 @@
 """The sampler protocol across the registries: every SDE with every sampler under jit, the time
 schedules, the key -> x_T rule and x_init, and the NFE each sampler reports."""
 
+import functools
 import inspect
 
 import jax
@@ -41,22 +42,57 @@ def opts_for(name, schedule=None):
   return opts
 
 
+@functools.lru_cache(maxsize=None)
+def sampler_runs(sampler):
+  """Everything the per-sampler tests below check, in one compilation (about half the compile time
+  of one per test; the loops are built outside it, so the grids' weights are computed once, as
+  constants, rather than compiled into every copy):
+    'sdes': [(x, nfe)] on every SDE (sorted names), 256 samples, log-SNR grid, key 0;
+    'key': samples on VP (16) from keys 3 and 4;  'x_init': from x_init = initial_state(key 3)
+      with keys 3 and 9;  'config': (x, nfe) of the default config's loop, 3 samples, with the
+      score evaluations it made counted in 'calls'."""
+  entry = get_sampler(sampler)
+  opts = opts_for(sampler, schedule="log_snr")
+  sdes = [sde_lib.get_sde(n) for n in sorted(sde_lib.SDES)]
+  sde_loops = [
+    entry.loop(sde, G.marginal_score_fn(gaussian(), sde), (256, 2), **opts) for sde in sdes
+  ]
+  vp = sde_lib.VPSDE()
+  score = G.marginal_score_fn(gaussian(), vp)
+  x_init = base.initial_state(jax.random.key(3), vp, (16, 2))
+  key_loop = entry.loop(vp, score, (16, 2), **opts_for(sampler))
+  init_loop = entry.loop(vp, score, (16, 2), x_init=x_init, **opts_for(sampler))
+  calls = []
+
+  def counting(x, t):
+    jax.debug.callback(lambda: calls.append(1))
+    return score(x, t)
+
+  cfg = get_default_config().sampling
+  cfg.method = sampler
+  cfg.num_steps = None if sampler == "ode" else 25
+  config_loop = sampler_from_config(cfg, vp)(counting, (3, 2))
+
+  def runs(k):
+    draw = lambda loop: jax.vmap(lambda k: base.run_loop(loop, k)[0])
+    return dict(
+      sdes=[base.run_loop(loop, k) for loop in sde_loops],
+      key=draw(key_loop)(jnp.stack([jax.random.key(3), jax.random.key(4)])),
+      x_init=draw(init_loop)(jnp.stack([jax.random.key(3), jax.random.key(9)])),
+      config=base.run_loop(config_loop, k),
+    )
+
+  out = jax.tree.map(np.asarray, jax.jit(runs)(jax.random.key(0)))
+  jax.effects_barrier()
+  return dict(out, calls=len(calls), config_loop=config_loop, cfg=cfg)
+
+
 @pytest.mark.parametrize("sampler", sorted(SAMPLERS))
 def test_every_sde_samples_with_every_sampler_under_jit(sampler):
   """2-D Gaussian data with its exact score: finite samples near the data mean and std, on every
   registered SDE. Grids uniform in log-SNR (uniform in t is far too coarse at low noise on the EDM
-  path's [0, 80]). One compilation covers all the SDEs: about half the compile time of one each."""
-  names = sorted(sde_lib.SDES)
-  sdes = [sde_lib.get_sde(n) for n in names]
-  entry = get_sampler(sampler)
-  opts = opts_for(sampler, schedule="log_snr")
-  runs = jax.jit(
-    lambda k: [
-      entry.sample(k, sde, G.marginal_score_fn(gaussian(), sde), (256, 2), **opts) for sde in sdes
-    ]
-  )(jax.random.key(0))
-  for sde_name, (x, nfe) in zip(names, runs):
-    x = np.asarray(x)
+  path's [0, 80])."""
+  for sde_name, (x, nfe) in zip(sorted(sde_lib.SDES), sampler_runs(sampler)["sdes"]):
     assert x.shape == (256, 2) and np.all(np.isfinite(x)), (sde_name, sampler)
     assert int(nfe) > 0, (sde_name, sampler)
     # 256 samples: the mean's standard error is 0.03; allow for the few steps' bias.
@@ -68,19 +104,12 @@ def test_every_sde_samples_with_every_sampler_under_jit(sampler):
 def test_x_init_reproduces_the_key(sampler):
   """x_init = base.initial_state(key) with the same key gives the same samples (up to XLA's
   rounding of the fused prior draw); for a deterministic run, any key does."""
-  sde = sde_lib.VPSDE()
-  score = G.marginal_score_fn(gaussian(), sde)
-  entry = get_sampler(sampler)
-  run = jax.jit(
-    lambda k, x0: entry.sample(k, sde, score, (16, 2), x_init=x0, **opts_for(sampler))[0]
-  )
-  run_key = jax.jit(lambda k: entry.sample(k, sde, score, (16, 2), **opts_for(sampler))[0])
-  key = jax.random.key(3)
-  x_init = base.initial_state(key, sde, (16, 2))
-  np.testing.assert_allclose(run_key(key), run(key, x_init), rtol=1e-5, atol=1e-6)
+  runs = sampler_runs(sampler)
+  (from_key, other_key), (from_init, other_init) = runs["key"], runs["x_init"]
+  np.testing.assert_allclose(from_key, from_init, rtol=1e-5, atol=1e-6)
   if sampler in ("ode", "ddim", "edm_heun"):  # deterministic at these defaults
-    np.testing.assert_array_equal(run(key, x_init), run(jax.random.key(9), x_init))
-  assert not np.array_equal(run_key(key), run_key(jax.random.key(4)))
+    np.testing.assert_array_equal(from_init, other_init)
+  assert not np.array_equal(from_key, other_key)
 
 
 @pytest.mark.parametrize("schedule", sorted(schedules.SCHEDULES))
@@ -148,22 +177,10 @@ def test_pc_steps_end_on_the_grid():
 @pytest.mark.parametrize("sampler", sorted(SAMPLERS))
 def test_config_sampler_reports_its_nfe(sampler):
   """The table's NFE (steps x NFE per step) is what the run reports and the score calls made."""
-  calls = []
-  sde = sde_lib.VPSDE()
-  exact = G.marginal_score_fn(gaussian(), sde)
-
-  def counting(x, t):
-    jax.debug.callback(lambda: calls.append(1))
-    return exact(x, t)
-
-  cfg = get_default_config().sampling
-  cfg.method = sampler
-  cfg.num_steps = None if sampler == "ode" else 25
-  loop = sampler_from_config(cfg, sde)(counting, (3, 2))
-  x, nfe = jax.jit(lambda k: base.run_loop(loop, k))(jax.random.key(0))
-  jax.block_until_ready(x)
-  jax.effects_barrier()
-  assert int(nfe) == len(calls)
+  runs = sampler_runs(sampler)
+  _, nfe = runs["config"]
+  loop, cfg = runs["config_loop"], runs["cfg"]
+  assert int(nfe) == runs["calls"]
   if loop.nfe is not None:
     assert loop.nfe == int(nfe)
     entry = get_sampler(sampler)
