@@ -135,8 +135,9 @@ def test_mean_and_stderr():
 
 @pytest.fixture(scope="module")
 def bpd_toy(toy_run):
-  """The session's toy run (20 steps) with its 10,000-point test split in 5 batches."""
-  config = toy_run.config({"eval.batch_size": 2000, "eval.rtol": 1e-3, "eval.atol": 1e-3})
+  """The session's toy run (20 steps) with its 10,000-point test split in 5 batches. Loose ODE
+  tolerances: the resumed result equals the uninterrupted one exactly at any tolerance."""
+  config = toy_run.config({"eval.batch_size": 2000, "eval.rtol": 1e-2, "eval.atol": 1e-2})
   return config, toy_run.workdir
 
 
@@ -165,12 +166,12 @@ def test_runner_resumes_to_the_uninterrupted_result(bpd_toy, tmp_path, capsys):
     assert json.load(f)["mean"] == full["mean"]
   assert np.isfinite(full["mean"]) and full["stderr"] > 0
 
-  config.eval.rtol = 1e-4  # other settings must not silently mix with the saved batches
+  config.eval.rtol = 1e-3  # other settings must not silently mix with the saved batches
   try:
     with pytest.raises(ValueError, match="other settings"):
       bpd_runner.run(config, copy)
   finally:
-    config.eval.rtol = 1e-3
+    config.eval.rtol = 1e-2
 
 
 @pytest.mark.slow
