@@ -58,21 +58,25 @@ def test_edm_input_and_target_have_unit_variance_by_monte_carlo():
   variance's standard error is sqrt((kurtosis - 1) / n) < 0.005, so 3% is > 5 standard errors."""
   sd, n = 0.5, 200_000
   pre = P.EDMPrecond(sigma_data=sd)
-  k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
-  y = jnp.where(jax.random.bernoulli(k1, 0.5, (n, 1)), 1.0, -1.0)
-  y = y + 0.3 * jax.random.normal(k2, (n, 1))
-  y = sd * (y - y.mean()) / y.std()
-  noise = jax.random.normal(k3, (n, 1))
 
   @jax.jit
-  def variances(s):
+  def draw(key):
+    k1, k2, k3 = jax.random.split(key, 3)
+    y = jnp.where(jax.random.bernoulli(k1, 0.5, (n, 1)), 1.0, -1.0)
+    y = y + 0.3 * jax.random.normal(k2, (n, 1))
+    return sd * (y - y.mean()) / y.std(), jax.random.normal(k3, (n, 1))
+
+  y, noise = draw(jax.random.key(0))
+
+  @jax.jit
+  def variances(s, y, noise):
     sigma = jnp.full((n,), s)
     x = y + bcast(sigma, y) * noise
     c_in = pre.coeffs(sigma).c_in
     return jnp.var(bcast(c_in, x) * x), jnp.var(P.network_target(pre, y, x, sigma))
 
   for s in (0.002, 0.1, 0.5, 2.0, 80.0):
-    np.testing.assert_allclose(variances(s), 1.0, rtol=0.03)
+    np.testing.assert_allclose(variances(s, y, noise), 1.0, rtol=0.03)
 
 
 def test_denoiser_and_score_are_tweedie_inverses(x64):
@@ -232,13 +236,13 @@ def test_edm_loss_is_lambda_weighted_denoising_error(x64):
   ln sigma ~ N(P_mean, P_std^2); the exact denoiser attains a lower loss than a perturbed one."""
   g = _mixture(2)
   pre = P.EDMPrecond(sigma_data=1.0)
-  x0 = g.sample(jax.random.key(10), 4096)
   f = _exact_edm_network(g, pre)
   key = jax.random.key(11)
   worse = lambda x, label: f(x, label) + 0.1
 
   @jax.jit
-  def parts(key, x0):
+  def parts(key, data_key):
+    x0 = g.sample(data_key, 4096)
     loss, per = losses.edm_loss(key, P.denoiser_fn(f, pre), x0, preconditioning=pre)
     worse_loss = losses.edm_loss(key, P.denoiser_fn(worse, pre), x0, preconditioning=pre)[0]
     ks, kn = jax.random.split(key)
@@ -248,7 +252,7 @@ def test_edm_loss_is_lambda_weighted_denoising_error(x64):
     direct = P.loss_weight(pre, sigma) * 0.5 * jnp.sum((d - x0) ** 2, -1)
     return loss, per, worse_loss, sigma, direct
 
-  loss, per, worse_loss, sigma, direct = parts(key, x0)
+  loss, per, worse_loss, sigma, direct = parts(key, jax.random.key(10))
   np.testing.assert_allclose(per, direct, rtol=1e-10)
   assert float(worse_loss) > float(loss)
   # ln sigma's sample moments (n = 4096: standard errors 0.019 and 0.013).
