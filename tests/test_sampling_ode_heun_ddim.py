@@ -5,6 +5,8 @@ the samples must reproduce the mixture (same tolerances as the PC tests, from th
 the fixed-step solvers must converge at their order, and the ODE must be invertible.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -60,30 +62,53 @@ def _order(errors, step_sizes):
   return np.polyfit(np.log(step_sizes), np.log(errors), 1)[0]
 
 
-@pytest.mark.parametrize("sde", [VPSDE(), SubVPSDE()], ids=["vp", "subvp"])
-def test_fixed_step_solvers_converge_at_their_order(sde, x64):
+FIXED_STEP_METHODS = (("euler", 1, 0.85, 1.2), ("heun", 2, 1.75, 2.3), ("rk4", 4, 3.3, 4.6))
+FIXED_STEPS = np.array([32, 64, 128, 256])
+
+
+@functools.lru_cache(maxsize=None)
+def fixed_step_errors():
+  """{sde: [method][level] max error} of the fixed-step solves against dopri8 (x64). The step
+  count is traced: one compilation for every n, both SDEs and their references."""
+  jax.config.update("jax_enable_x64", True)
+  try:
+    g = separated_mixture(2)
+    sdes = {"vp": VPSDE(), "subvp": SubVPSDE()}
+    problems = {
+      name: (G.marginal_score_fn(g, sde), sde.prior_sample(jax.random.key(0), (256, 2)))
+      for name, sde in sdes.items()
+    }
+
+    def pf(sde, name, **kw):
+      score_fn, x_T = problems[name]
+      return ode.solve_probability_flow(sde, score_fn, x_T, sde.T, 0.05, **kw)[0]
+
+    def errors(n):
+      out = {}
+      for name, sde in sdes.items():
+        ref = pf(sde, name, method="dopri8", rtol=1e-12, atol=1e-12)
+        out[name] = [
+          jnp.max(jnp.abs(pf(sde, name, method=m, num_steps=n) - ref))
+          for m, *_ in FIXED_STEP_METHODS
+        ]
+      return out
+
+    run = jax.jit(errors)
+    errs = [jax.tree.map(float, run(int(n))) for n in FIXED_STEPS]
+    return {name: np.array([e[name] for e in errs]).T for name in sdes}
+  finally:
+    jax.config.update("jax_enable_x64", False)
+
+
+@pytest.mark.parametrize("sde", ["vp", "subvp"])
+def test_fixed_step_solvers_converge_at_their_order(sde):
   """Same x_T, fixed steps n = 32..256 from T to eps = 0.05: Euler's error halves per halving of
   the step (order 1), Heun's quarters (order 2), RK4 drops 16x (order 4), against a tight dopri8
   reference. eps keeps the problem out of the stiff region near t = 0, where the asymptotic
   regime would need far more steps. (VE, uniform in t, reaches it only beyond ~500 Euler steps:
-  its sigma(t) spans three decades.) The step count is traced: one compilation for all of n."""
-  g = separated_mixture(2)
-  score_fn = G.marginal_score_fn(g, sde)
-  x_T = sde.prior_sample(jax.random.key(0), (256, 2))
-  methods = (("euler", 1, 0.85, 1.2), ("heun", 2, 1.75, 2.3), ("rk4", 4, 3.3, 4.6))
-  solve = jax.jit(
-    lambda n: [
-      ode.solve_probability_flow(sde, score_fn, x_T, sde.T, 0.05, method=m, num_steps=n)[0]
-      for m, *_ in methods
-    ]
-  )
-  ref, _ = ode.solve_probability_flow(
-    sde, score_fn, x_T, sde.T, 0.05, method="dopri8", rtol=1e-12, atol=1e-12
-  )
-  steps = np.array([32, 64, 128, 256])
-  err = np.array([[float(jnp.max(jnp.abs(x - ref))) for x in solve(int(n))] for n in steps]).T
-  for (method, order, lo, hi), e in zip(methods, err):
-    assert lo <= _order(e, 1.0 / steps) <= hi, (method, e)
+  its sigma(t) spans three decades.)"""
+  for (method, order, lo, hi), e in zip(FIXED_STEP_METHODS, fixed_step_errors()[sde]):
+    assert lo <= _order(e, 1.0 / FIXED_STEPS) <= hi, (method, e)
 
 
 def test_edm_heun_is_second_order(x64):
@@ -104,30 +129,47 @@ def test_edm_heun_is_second_order(x64):
   assert 1.75 <= _order(err, 1.0 / steps) <= 2.4, err
 
 
+@functools.lru_cache(maxsize=None)
+def round_trips():
+  """{sde: (x0, z, back)}: x0 -> x_T -> x0 along the probability-flow ODE (x64, rtol = atol =
+  1e-9); the end times are traced: one compilation for both ways and every SDE."""
+  jax.config.update("jax_enable_x64", True)
+  try:
+    g = separated_mixture(2)
+    x0 = g.sample(jax.random.key(1), 128).astype(jnp.float64)
+
+    def solve(xs, t0, t1):
+      return {
+        name: ode.solve_probability_flow(
+          sde, G.marginal_score_fn(g, sde), xs[name], t0, t1, rtol=1e-9, atol=1e-9
+        )[0]
+        for name, sde in SDES.items()
+      }
+
+    run = jax.jit(solve)
+    assert all(sde.T == 1.0 for sde in SDES.values())
+    z = run({n: x0 for n in SDES}, 1e-3, 1.0)
+    back = run(z, 1.0, 1e-3)
+    return {n: (np.asarray(x0), np.asarray(z[n]), np.asarray(back[n])) for n in SDES}
+  finally:
+    jax.config.update("jax_enable_x64", False)
+
+
 @pytest.mark.parametrize("sde_name", sorted(SDES))
-def test_probability_flow_encode_decode_round_trip(sde_name, x64):
+def test_probability_flow_encode_decode_round_trip(sde_name):
   """x0 -> x_T -> x0 along the same ODE returns the input to solver tolerance."""
-  sde, g = SDES[sde_name], separated_mixture(2)
-  score_fn = G.marginal_score_fn(g, sde)
-  x0 = g.sample(jax.random.key(1), 128).astype(jnp.float64)
-  # The end times are traced: one compilation solves both ways.
-  solve = jax.jit(
-    lambda x, t0, t1: ode.solve_probability_flow(sde, score_fn, x, t0, t1, rtol=1e-9, atol=1e-9)[0]
-  )
-  z = solve(x0, 1e-3, sde.T)
-  back = solve(z, sde.T, 1e-3)
-  assert float(jnp.max(jnp.abs(z - x0))) > 0.5  # it went somewhere
+  x0, z, back = round_trips()[sde_name]
+  assert np.max(np.abs(z - x0)) > 0.5  # it went somewhere
   np.testing.assert_allclose(back, x0, atol=1e-5)
 
 
 def test_ode_and_ddim_eta0_are_deterministic():
   sde, g = SDES["vp"], separated_mixture(2)
   sf = G.marginal_score_fn(g, sde)
-  for fn in (
-    lambda k: ode_sample(k, sde, sf, (64, 2))[0],
-    lambda k: ddim_sample(k, sde, sf, (64, 2))[0],
-  ):
-    a, b = jax.jit(fn)(jax.random.key(5)), jax.jit(fn)(jax.random.key(5))
+  run = jax.jit(  # one compilation for both samplers, called twice
+    lambda k: [ode_sample(k, sde, sf, (64, 2))[0], ddim_sample(k, sde, sf, (64, 2))[0]]
+  )
+  for a, b in zip(run(jax.random.key(5)), run(jax.random.key(5))):
     np.testing.assert_array_equal(a, b)
 
 
@@ -145,7 +187,9 @@ def test_ddim_eta1_noise_is_the_posterior_variance():
   sde = VPSDE()
   score_fn = lambda x, t: -x / sde.alpha_sigma(t)[1][:, None] ** 2  # data = a point mass at 0
   # From the prior with one step to eps: mean 0, variance s(eps)^2 (exact for a point mass).
-  x, _ = ddim_sample(jax.random.key(0), sde, score_fn, (20000, 1), num_steps=1, eta=1.0, eps=0.5)
+  x, _ = jax.jit(
+    lambda k: ddim_sample(k, sde, score_fn, (20000, 1), num_steps=1, eta=1.0, eps=0.5)
+  )(jax.random.key(0))
   s_eps = float(sde.alpha_sigma(0.5)[1])
   np.testing.assert_allclose(float(jnp.mean(x)), 0.0, atol=5 * s_eps / np.sqrt(20000))
   np.testing.assert_allclose(float(jnp.var(x)), s_eps**2, rtol=5 * np.sqrt(2 / 20000))
