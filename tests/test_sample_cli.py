@@ -178,7 +178,6 @@ def test_image_run_writes_clipped_samples_and_a_grid(tmp_path):
 @pytest.mark.parametrize("method", sorted(SAMPLERS))
 def test_every_method_runs_through_the_runner_loop(method):
   """Each `sampling.method` builds from the default config and draws finite samples on device."""
-  from score_sde import gmm as G
   from score_sde.config_defaults import get_default_config
   from score_sde.sampling.dispatch import sampler_from_config
   from score_sde.sde import VPSDE
@@ -187,7 +186,8 @@ def test_every_method_runs_through_the_runner_loop(method):
   cfg.method, cfg.num_steps = method, (None if method == "ode" else 20)
   sde = VPSDE()
   build = sampler_from_config(cfg, sde)
-  score = G.marginal_score_fn(G.ring_mixture(), sde)
+  # N(0, I) data keeps every VP marginal N(0, I): the exact score is -x (the smallest program).
+  score = lambda x, t: -x
   # One device: sharding is the chunked-loop test's subject; here each method's compile counts.
   # Two chunks of equal length (20 steps: 10 + 10): one compiled chunk, not two.
   x, nfe = sample_runner.draw(
