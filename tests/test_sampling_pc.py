@@ -69,7 +69,7 @@ def assert_reproduces(g: G.GaussianMixture, x, *, rel_mean=0.05, rel_cov=0.08, z
     )
 
 
-def sample(
+def _sample_fn(
   sde_name,
   predictor,
   corrector,
@@ -80,27 +80,30 @@ def sample(
   num_steps=NUM_STEPS,
   probability_flow=False,
   eps=1e-3,
-  key=1,
 ):
+  """k -> N_SAMPLES samples of the separated mixture (noise removal on)."""
   sde = SDES[sde_name]
-  g = separated_mixture(dim)
-  fn = jax.jit(
-    lambda k: pc_sample(
-      k,
-      sde,
-      G.marginal_score_fn(g, sde),
-      (N_SAMPLES, dim),
-      predictor=predictor,
-      corrector=corrector,
-      snr=snr,
-      n_steps=n_steps,
-      num_steps=num_steps,
-      eps=eps,
-      denoise=True,
-      probability_flow=probability_flow,
-    )[0]
-  )
-  return g, fn(jax.random.key(key))
+  score_fn = G.marginal_score_fn(separated_mixture(dim), sde)
+  return lambda k: pc_sample(
+    k,
+    sde,
+    score_fn,
+    (N_SAMPLES, dim),
+    predictor=predictor,
+    corrector=corrector,
+    snr=snr,
+    n_steps=n_steps,
+    num_steps=num_steps,
+    eps=eps,
+    denoise=True,
+    probability_flow=probability_flow,
+  )[0]
+
+
+def sample(sde_name, predictor, corrector, *, dim=2, key=1, **opts):
+  """(mixture, N_SAMPLES samples of it) from the sampler with these settings."""
+  fn = jax.jit(_sample_fn(sde_name, predictor, corrector, dim=dim, **opts))
+  return separated_mixture(dim), fn(jax.random.key(key))
 
 
 # (sde, predictor, corrector, options): every predictor, corrector and SDE at least once, and the
@@ -150,11 +153,23 @@ def _id(case):
   return "-".join([sde_name, p, c] + [f"{k}={v}" for k, v in sorted(opts.items())])
 
 
+# The check must be able to fail: stopping at t = 0.05 leaves VP noise of variance ~ 0.05.
+EARLY_STOP = ("vp", "euler_maruyama", "none", dict(eps=0.05))
+
+
+@pytest.fixture(scope="module")
+def fast_samples():
+  """{case id: samples} of every FAST case and EARLY_STOP, key 1: one compilation for all (about
+  2/3 of the compile time of one per case)."""
+  cases = FAST + [EARLY_STOP]
+  fns = {_id(c): _sample_fn(*c[:3], **c[3]) for c in cases}
+  runs = jax.jit(lambda k: {name: f(k) for name, f in fns.items()})(jax.random.key(1))
+  return jax.tree.map(np.asarray, runs)
+
+
 @pytest.mark.parametrize("case", FAST, ids=_id)
-def test_pc_sampler_reproduces_mixture(case):
-  sde_name, predictor, corrector, opts = case
-  g, x = sample(sde_name, predictor, corrector, **opts)
-  assert_reproduces(g, x)
+def test_pc_sampler_reproduces_mixture(case, fast_samples):
+  assert_reproduces(separated_mixture(case[3].get("dim", 2)), fast_samples[_id(case)])
 
 
 @pytest.mark.slow
@@ -165,11 +180,10 @@ def test_pc_sampler_reproduces_mixture_full_grid(case):
   assert_reproduces(g, x)
 
 
-def test_check_detects_a_wrong_distribution():
+def test_check_detects_a_wrong_distribution(fast_samples):
   """The tolerances can fail: stopping at t = 0.05 leaves VP noise of variance ~ 0.05 on the data."""
-  g, x = sample("vp", "euler_maruyama", "none", eps=0.05)
   with pytest.raises(AssertionError):
-    assert_reproduces(g, x)
+    assert_reproduces(separated_mixture(2), fast_samples[_id(EARLY_STOP)])
 
 
 def _forbidden_score(x, t):
@@ -212,39 +226,52 @@ def test_config_errors_name_the_valid_choices(overrides, match):
     sampler_from_config(_sampling_config(**overrides), SubVPSDE())
 
 
-@pytest.mark.parametrize(
-  "predictor,corrector,n_steps",
-  [
-    ("euler_maruyama", "langevin", 2),
-    ("reverse_diffusion", "none", 1),
-    ("none", "ald", 3),
-    ("ancestral_sampling", "langevin", 1),
-  ],
-)
-def test_nfe_is_the_number_of_score_evaluations(predictor, corrector, n_steps):
-  calls = []
+NFE_CASES = [
+  ("euler_maruyama", "langevin", 2),
+  ("reverse_diffusion", "none", 1),
+  ("none", "ald", 3),
+  ("ancestral_sampling", "langevin", 1),
+]
+
+
+@pytest.fixture(scope="module")
+def nfe_counts():
+  """{case: (reported nfe, score evaluations counted)}, 23 steps; one compilation for all."""
   sde = VPSDE()
   exact = G.marginal_score_fn(separated_mixture(2), sde)
+  calls = {case: [] for case in NFE_CASES}
 
-  def counting_score(x, t):
-    jax.debug.callback(lambda: calls.append(1))
-    return exact(x, t)
+  def counting_score(case):
+    def score(x, t):
+      jax.debug.callback(lambda: calls[case].append(1))
+      return exact(x, t)
 
-  x, nfe = jax.jit(
-    lambda k: pc_sample(
-      k,
-      sde,
-      counting_score,
-      (3, 2),
-      predictor=predictor,
-      corrector=corrector,
-      n_steps=n_steps,
-      num_steps=23,
-    )
-  )(jax.random.key(0))
-  jax.block_until_ready(x)
+    return score
+
+  def runs(k):
+    return {
+      case: pc_sample(
+        k,
+        sde,
+        counting_score(case),
+        (3, 2),
+        predictor=case[0],
+        corrector=case[1],
+        n_steps=case[2],
+        num_steps=23,
+      )
+      for case in NFE_CASES
+    }
+
+  out = jax.block_until_ready(jax.jit(runs)(jax.random.key(0)))
   jax.effects_barrier()
-  assert int(nfe) == len(calls) == 23 * ((predictor != "none") + (corrector != "none") * n_steps)
+  return {case: (int(nfe), len(calls[case])) for case, (_, nfe) in out.items()}
+
+
+@pytest.mark.parametrize("predictor,corrector,n_steps", NFE_CASES)
+def test_nfe_is_the_number_of_score_evaluations(predictor, corrector, n_steps, nfe_counts):
+  nfe, calls = nfe_counts[(predictor, corrector, n_steps)]
+  assert nfe == calls == 23 * ((predictor != "none") + (corrector != "none") * n_steps)
 
 
 def test_same_key_same_samples():
@@ -288,28 +315,39 @@ def test_probability_flow_depends_only_on_the_prior_draw(predictor):
   assert not np.allclose(*runs(False))
 
 
-@pytest.mark.parametrize(
-  "predictor,corrector,sde_name",
-  [
-    ("reverse_diffusion", "none", "vp"),
-    ("ancestral_sampling", "none", "vp"),
-    ("euler_maruyama", "langevin", "subvp"),
-  ],
-)
-def test_too_few_steps_for_the_ddpm_chain_fail_clearly(predictor, corrector, sde_name):
+DDPM_CHAIN_CASES = [
+  ("reverse_diffusion", "none", "vp"),
+  ("ancestral_sampling", "none", "vp"),
+  ("euler_maruyama", "langevin", "subvp"),
+]
+
+
+@pytest.fixture(scope="module")
+def chain_runs_25_steps():
+  """{case: samples} with 25 steps (just above beta_max = 20); one compilation for all."""
+  runs = lambda k: {
+    case: pc_sample(
+      k,
+      SDES[case[2]],
+      lambda x, t: -x,
+      (4, 2),
+      predictor=case[0],
+      corrector=case[1],
+      num_steps=25,
+    )[0]
+    for case in DDPM_CHAIN_CASES
+  }
+  return jax.tree.map(np.asarray, jax.jit(runs)(jax.random.key(0)))
+
+
+@pytest.mark.parametrize("predictor,corrector,sde_name", DDPM_CHAIN_CASES)
+def test_too_few_steps_for_the_ddpm_chain_fail_clearly(
+  predictor, corrector, sde_name, chain_runs_25_steps
+):
   """beta_max / num_steps >= 1 would make the DDPM betas exceed 1 (NaN samples): refused up front."""
   sde = SDES[sde_name]
   with pytest.raises(ValueError, match="num_steps > 20"):
     pc.pc_sampler(
       sde, lambda x, t: -x, (4, 2), predictor=predictor, corrector=corrector, num_steps=10
     )
-  x, _ = pc_sample(
-    jax.random.key(0),
-    sde,
-    lambda x, t: -x,
-    (4, 2),
-    predictor=predictor,
-    corrector=corrector,
-    num_steps=25,
-  )
-  assert np.all(np.isfinite(np.asarray(x)))
+  assert np.all(np.isfinite(chain_runs_25_steps[(predictor, corrector, sde_name)]))
