@@ -305,26 +305,29 @@ def test_tiny_edm_training_run(tmp_path):
   from score_sde.data import get_dataset
 
   y = jnp.asarray(next(get_dataset(ru.data_spec(config), "test").batches(4096, 0, 1, 0, 1)))
+
   # The EDM loss on held-out data with one fixed key: the trained (EMA) network against the
   # initial one (the runner's init key), without the per-batch noise of the logged losses.
-  params0 = jax.jit(lambda k: ru.init_params(config, network, k, shape))(
-    jax.random.split(jax.random.key(config.seed))[0]
-  )
-  held_out_loss = jax.jit(
-    lambda p: losses.edm_loss(
-      jax.random.key(13),
-      P.denoiser_fn(lambda x, label: apply(p, x, label), pre),
-      y,
-      preconditioning=pre,
-      reduce_mean=True,
+  def held_out_loss(p):
+    net = lambda x, label: apply(p, x, label)
+    return losses.edm_loss(
+      jax.random.key(13), P.denoiser_fn(net, pre), y, preconditioning=pre, reduce_mean=True
     )[0]
-  )
-  first, last = float(held_out_loss(params0)), float(held_out_loss(params))
+
+  # One compiled program for the initial parameters and both losses.
+  first, last = jax.jit(
+    lambda k, p: (held_out_loss(ru.init_params(config, network, k, shape)), held_out_loss(p))
+  )(jax.random.split(jax.random.key(config.seed))[0], params)
+  first, last = float(first), float(last)
   assert last < 0.85 * first, (first, last)
   sigma = jnp.full((y.shape[0],), 0.5)
-  x = y + 0.5 * jax.random.normal(jax.random.key(12), y.shape)
-  t = sde.t_of_sigma(sigma)
-  d, score = jax.jit(lambda x: (denoiser(x, sigma), score_apply(params, x, t)))(x)
+
+  @jax.jit
+  def denoised_and_score(key):
+    x = y + 0.5 * jax.random.normal(key, y.shape)
+    return x, denoiser(x, sigma), score_apply(params, x, sde.t_of_sigma(sigma))
+
+  x, d, score = denoised_and_score(jax.random.key(12))
   np.testing.assert_allclose(score, (d - x) / 0.25, rtol=1e-4, atol=1e-4)
   var = float(jnp.mean(jnp.var(y, axis=0)))
   wiener = 0.25 * var / (0.25 + var)  # per-dimension error of the best linear denoiser
