@@ -48,7 +48,8 @@ def _preset_init(name):
   return _PRESET_SHAPES[name]
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+# bedroom_ddpm is church_ddpm's network (both LSUN 256 x 256), asserted below without a trace.
+@pytest.mark.parametrize("name", sorted(set(PRESETS) - {"bedroom_ddpm"}))
 def test_preset_parameter_count_matches_reference(name):
   variables = _preset_init(name)
   assert set(variables) == {"params"}
@@ -58,6 +59,8 @@ def test_preset_parameter_count_matches_reference(name):
 
 def test_preset_counts_cover_every_paper_network():
   """The counts the paper's configs give (DDPM 35.2M, DDPM++ 61.8M, NCSN++ 62.7M / 62.8M, ...)."""
+  assert PRESETS["bedroom_ddpm"] == PRESETS["church_ddpm"]
+  assert REFERENCE_PARAM_COUNTS["bedroom_ddpm"] == REFERENCE_PARAM_COUNTS["church_ddpm"]
   assert REFERENCE_PARAM_COUNTS["cifar10_ddpm"] == 35_218_947
   assert REFERENCE_PARAM_COUNTS["cifar10_ddpmpp_continuous"] == 61_804_419
   assert REFERENCE_PARAM_COUNTS["cifar10_ncsnpp_continuous"] == 62_758_915
@@ -80,9 +83,11 @@ def test_remat_and_dtype_do_not_change_the_parameter_tree():
 # Tiny networks -------------------------------------------------------------------------------
 
 # Two resolutions (8 and 4): one downsampling and one upsampling step, so every resampler and
-# every pyramid path runs once.
+# every pyramid path runs once. Attention at a resolution besides the middle block's: only in
+# ncsnpp_ve_skip_cat (the branch is the same for every variant, and each attention block adds to
+# every compilation).
 _TINY_NCSNPP = dict(
-  nf=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(4,), dropout=0.1, init_scale=0.0
+  nf=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(), dropout=0.1, init_scale=0.0
 )
 
 # Between them the variants run every block type, resampler, pyramid path and embedding: BigGAN
@@ -108,6 +113,7 @@ NCSNPP_VARIANTS = {
     embedding_type="fourier",
     scale_by_sigma=True,
     centered=False,
+    attn_resolutions=(4,),
   ),
   "ddpm_blocks_residual": dict(
     resblock_type="ddpm",
