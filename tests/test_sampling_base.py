@@ -48,9 +48,9 @@ def sampler_runs(sampler):
   of one per test; the loops are built outside it, so the grids' weights are computed once, as
   constants, rather than compiled into every copy):
     'sdes': [(x, nfe)] on every SDE (sorted names), 256 samples, log-SNR grid, key 0;
-    'key': samples on VP (16) from keys 3 and 4;  'x_init': from x_init = initial_state(key 3)
-      with keys 3 and 9;  'config': (x, nfe) of the default config's loop, 3 samples, with the
-      score evaluations it made counted in 'calls'."""
+    'key': samples on VP (16, same options) from keys 3 and 4;  'x_init': from x_init =
+      initial_state(key 3) with keys 3 and 9;  'config': (x, nfe) of the default config's loop,
+      3 samples, with the score evaluations it made counted in 'calls'."""
   entry = get_sampler(sampler)
   opts = opts_for(sampler, schedule="log_snr")
   sdes = [sde_lib.get_sde(n) for n in sorted(sde_lib.SDES)]
@@ -60,8 +60,8 @@ def sampler_runs(sampler):
   vp = sde_lib.VPSDE()
   score = G.marginal_score_fn(gaussian(), vp)
   x_init = base.initial_state(jax.random.key(3), vp, (16, 2))
-  key_loop = entry.loop(vp, score, (16, 2), **opts_for(sampler))
-  init_loop = entry.loop(vp, score, (16, 2), x_init=x_init, **opts_for(sampler))
+  key_loop = entry.loop(vp, score, (16, 2), **opts)
+  init_loop = entry.loop(vp, score, (16, 2), x_init=x_init, **opts)
   calls = []
 
   def counting(x, t):
@@ -70,7 +70,9 @@ def sampler_runs(sampler):
 
   cfg = get_default_config().sampling
   cfg.method = sampler
-  cfg.num_steps = None if sampler == "ode" else 25
+  # The exponential samplers' default number of steps: the grids' weights, computed eagerly, reuse
+  # the operations compiled for the loops above (same shapes).
+  cfg.num_steps = None if sampler == "ode" else 20
   config_loop = sampler_from_config(cfg, vp)(counting, (3, 2))
 
   def runs(k):
@@ -187,7 +189,7 @@ def test_config_sampler_reports_its_nfe(sampler):
     assert (
       nfe_of(
         entry,
-        num_steps=25,
+        num_steps=20,
         predictor=cfg.predictor,
         corrector=cfg.corrector,
         n_steps=cfg.n_steps_each,
