@@ -58,8 +58,8 @@ def _params_after(devices, config, calls=3):
   # input placed otherwise would trace and compile the step a second time.
   state = jax.device_put(state, NamedSharding(mesh, P()))
   rng = np.random.default_rng(0)
-  for _ in range(calls):
-    batches = rng.standard_normal((2, 32, 2)).astype(np.float32)
+  for _ in range(calls):  # one step a call: the smallest program
+    batches = rng.standard_normal((1, 32, 2)).astype(np.float32)
     state, metrics = step(state, shard_batches(batches, mesh), jax.random.key(1))
   return jax.device_get(state.params), jax.device_get(state.ema_params)
 
@@ -95,10 +95,19 @@ def test_gradient_accumulation_matches_full_batch():
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def _toy_config(**training):
+  """The eight-Gaussians toy config as the CLI runs below train it (one device, 100 steps a call
+  in one compiled lax.scan for the MLP): in-process runs share their compiled train step."""
+  config = ru.load_config(TOY)
+  config.model.update(hidden=32, num_layers=1)
+  config.training.update(batch_size=64, n_jitted_steps=100, log_freq=100, sample_at_end=False)
+  config.training.update(**training)
+  return config
+
+
 def test_training_reduces_loss_and_checkpoints(tmp_path):
-  # 100 steps a call (one compiled lax.scan for the MLP): two device calls.
-  config = tiny_config(n_iters=200, log_freq=200, snapshot_freq=100, n_jitted_steps=100)
-  config.optim.lr = 3e-3
+  # Two device calls of 100 steps.
+  config = _toy_config(n_iters=200, log_freq=200, snapshot_freq=100)
   # One device: sharding is test_eight_devices_equal_one's subject (and the session's toy run,
   # conftest.py, trains through train() on the 8 forced devices).
   train(config, str(tmp_path), mesh=data_mesh(jax.devices()[:1]))
@@ -164,8 +173,8 @@ def _preempt(proc, sig):
 
 
 def test_sigkill_then_sigterm_resume_equals_uninterrupted(tmp_path):
-  """A run killed with SIGKILL and restarted, then preempted with SIGTERM, holds at the step it
-  saved the uninterrupted run's parameters at that step; the preempted run exits cleanly and does
+  """A run killed with SIGKILL, restarted and then preempted with SIGTERM holds, at the step the
+  preemption saved, the uninterrupted run's parameters; the preempted run exits cleanly and does
   not sample the half-trained model although sample_at_end is on."""
   workdir = tmp_path / "killed"
   cmd, env = _cli(workdir, "--config.training.n_iters=3000", "--config.training.snapshot_freq=100")
@@ -202,14 +211,8 @@ def test_sigkill_then_sigterm_resume_equals_uninterrupted(tmp_path):
   assert step > killed_at and f"SIGTERM: saved checkpoint at step {step}" in out
   assert "sample quality" not in out and not list(workdir.glob("samples_*"))
 
-  # The uninterrupted run to that step, in this process on one device as the CLI runs had (it
-  # loads their compiled train step from the session's compilation cache).
-  config = ru.load_config(TOY)
-  config.model.update(hidden=32, num_layers=1)
-  config.training.update(
-    batch_size=64, n_jitted_steps=100, log_freq=100, n_iters=step, snapshot_freq=step
-  )
-  config.training.sample_at_end = False
+  # The uninterrupted run to that step, in this process on one device as the CLI runs had.
+  config = _toy_config(n_iters=step, snapshot_freq=step)
   train(config, str(tmp_path / "full"), mesh=data_mesh(jax.devices()[:1]))
   abstract = ru.abstract_state(config, ru.build_network(config), (2,))
   a = jax.device_get(Checkpointer(str(tmp_path / "full")).restore(abstract))
