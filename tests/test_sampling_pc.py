@@ -291,8 +291,8 @@ def test_probability_flow_depends_only_on_the_prior_draw(predictor):
   sde = SDES["vp"]
   score = G.marginal_score_fn(separated_mixture(2), sde)
 
-  def runs(probability_flow):
-    """(samples, samples with every key swapped): one compiled loop for both."""
+  def loop_and_carries(probability_flow):
+    """The loop and its carries (as drawn, every key swapped), stacked on a leading axis."""
     loop = pc.pc_sampler(
       sde,
       score,
@@ -306,13 +306,21 @@ def test_probability_flow_depends_only_on_the_prior_draw(predictor):
     swapped = jax.tree.map(
       lambda v: jax.random.key(99) if jnp.issubdtype(v.dtype, jax.dtypes.prng_key) else v, carry
     )
-    run = jax.jit(loop.run)
-    for c in (carry, swapped):
-      out = loop.output(run(c, jnp.arange(loop.num_steps)))
-      yield np.asarray(out[0] if isinstance(out, tuple) else out)
+    return loop, jax.tree.map(lambda a, b: jnp.stack([a, b]), carry, swapped)
 
-  np.testing.assert_array_equal(*runs(True))
-  assert not np.allclose(*runs(False))
+  loops = {pf: loop_and_carries(pf) for pf in (True, False)}
+
+  def runs(carries):
+    """Both carries through one copy of each loop (vmap): one compilation for everything."""
+    out = {}
+    for pf, (loop, _) in loops.items():
+      run = lambda c: loop.output(loop.run(c, jnp.arange(loop.num_steps)))[0]
+      out[pf] = jax.vmap(run)(carries[pf])
+    return out
+
+  out = jax.jit(runs)({pf: c for pf, (_, c) in loops.items()})
+  np.testing.assert_array_equal(*np.asarray(out[True]))
+  assert not np.allclose(*np.asarray(out[False]))
 
 
 DDPM_CHAIN_CASES = [
