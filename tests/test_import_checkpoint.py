@@ -26,6 +26,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VE_NCSNPP = os.path.join(REPO, "configs", "digits", "ve_ncsnpp.py")
 VP_DDPMPP = os.path.join(REPO, "configs", "digits", "vp_ddpmpp.py")
 SUBVP_DDPM = os.path.join(REPO, "configs", "digits", "subvp_ddpm.py")
+# The digits VE config trains NCSN++ under EDM's preconditioning; the release's VE NCSN++ (Fourier
+# embedding of log sigma, output / sigma, inputs mapped to [-1, 1]) is that config with these.
+RELEASE_VE = dict(
+  preconditioning="none", embedding_type="fourier", scale_by_sigma=True, centered=False
+)
 NCSN = os.path.join(REPO, "configs", "ve", "ncsn", "cifar10.py")
 NCSNV2 = os.path.join(REPO, "configs", "ve", "ncsnv2", "cifar10.py")
 NCSNV2_BEDROOM = os.path.join(REPO, "configs", "ve", "ncsnv2", "bedroom.py")
@@ -68,6 +73,8 @@ def _config(path, image_size=None, **model):
   config = ru.load_config(path)
   if image_size is not None:
     config.data.image_size = image_size
+  if path == VE_NCSNPP:
+    model = dict(RELEASE_VE, **model)
   for k, v in model.items():
     setattr(config.model, k, v)
   return config
@@ -402,6 +409,7 @@ def test_pth_without_torch_says_how_to_install(tmp_path):
 # The command line: import, save, reload and sample.
 
 SMALL = [
+  *(f"--config.model.{k}={v}" for k, v in RELEASE_VE.items()),
   "--config.model.nf=8",
   "--config.sampling.corrector=none",
   "--config.sampling.num_steps=3",
