@@ -194,9 +194,7 @@ def _apply(model, params, x, label):
 def test_ncsnv2_output_is_network_over_sigma():
   model, params, x = _tiny("ncsnv2")
   sigmas = jnp.array([0.01, 1.0, 50.0])
-  # One call on both label sets (each example is normalised and conditioned on its own).
-  both = _apply(model, params, jnp.concatenate([x, x]), jnp.concatenate([sigmas, jnp.ones(3)]))
-  out, out_one = both[:3], both[3:]
+  out, out_one = _apply(model, params, x, sigmas), _apply(model, params, x, jnp.ones(3))
   np.testing.assert_allclose(out * sigmas[:, None, None, None], out_one, rtol=1e-5, atol=1e-6)
   assert float(jnp.max(jnp.abs(out[0] - out_one[0]))) > 1.0  # the label changes the output
   # Without the division the label is unused.
@@ -256,17 +254,15 @@ def test_uncentered_input_is_mapped_to_minus_one_one(name):
 def test_instance_norm_plus_standardizes_each_channel():
   x = 3.0 + 2.0 * jax.random.normal(jax.random.key(0), (2, 6, 6, 5))
   layer = norms.InstanceNorm2dPlus()
-  # Jitted: one small program each instead of every operation compiled on its own.
-  params = jax.jit(layer.init)(jax.random.key(1), x)
-  apply = jax.jit(layer.apply)
+  params = layer.init(jax.random.key(1), x)
   zeroed = {"params": {"alpha": jnp.zeros(5), "gamma": jnp.ones(5), "beta": jnp.zeros(5)}}
-  h = apply(zeroed, x)
+  h = layer.apply(zeroed, x)
   np.testing.assert_allclose(h.mean(axis=(1, 2)), 0.0, atol=1e-5)
   np.testing.assert_allclose(h.var(axis=(1, 2)), 1.0, rtol=1e-3)  # eps = 1e-5 against var ~ 4
   # alpha puts back the standardized channel means: mean_hw(h)_c = alpha_c (mu_c - m) / sqrt(v + eps).
   mu = x.mean(axis=(1, 2))
   expect = (mu - mu.mean(-1, keepdims=True)) / jnp.sqrt(mu.var(-1, keepdims=True) + 1e-5)
-  with_alpha = apply(params, x)
+  with_alpha = layer.apply(params, x)
   p = params["params"]
   np.testing.assert_allclose(
     with_alpha.mean(axis=(1, 2)), p["gamma"] * p["alpha"] * expect + p["beta"], rtol=1e-4, atol=1e-5
@@ -312,21 +308,9 @@ def test_bad_hyperparameters_fail_with_the_valid_names():
 
 @pytest.mark.parametrize("normalization", sorted(norms.NORMALIZATIONS))
 def test_every_unconditional_norm_builds(normalization):
-  """The network builds with each norm (abstract evaluation: its output has the input's shape),
-  and the norm, at its initial parameters, brings inputs 5 + 10 N(0, 1) (up to ~40) to finite
-  values below 10 (running the whole network with each norm costs seconds apiece)."""
-  x = jax.ShapeDtypeStruct((3, 8, 8, 2), jnp.float32)
-  label = jax.ShapeDtypeStruct((3,), jnp.float32)
-  model = build_model("ncsnv2", dict(nf=8, normalization=normalization))
-  out, _ = jax.eval_shape(
-    lambda x, label: model.init_with_output(jax.random.key(0), x, label), x, label
-  )
-  assert out.shape == x.shape
-  h = 5.0 + 10.0 * jax.random.normal(jax.random.key(1), (2, 6, 6, 8))
-  layer = norms.get_normalization(normalization)()
-  y = jax.jit(lambda h: layer.init_with_output(jax.random.key(2, impl="rbg"), h)[0])(h)
-  assert y.shape == h.shape and bool(jnp.all(jnp.isfinite(y)))
-  assert float(jnp.abs(y).max()) < 10.0
+  model, params, x = _tiny("ncsnv2", normalization=normalization)
+  out = _apply(model, params, x, jnp.ones((3,)))
+  assert out.shape == x.shape and bool(jnp.all(jnp.isfinite(out)))
 
 
 @pytest.mark.parametrize(
