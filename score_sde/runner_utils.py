@@ -55,6 +55,17 @@ def check_preconditioning(config) -> None:
       f"{config.model.preconditioning!r}) trains with training.loss 'dsm' or "
       f"'edm' and model.target 'auto', got {loss!r} and {config.model.target!r}"
     )
+  if (
+    pre is not None
+    and not pre.positive_noise_label
+    and config.model.get("embedding_type") == "fourier"
+  ):
+    # The Fourier embedding reads log(label): NaN for the negative labels this gives.
+    raise ValueError(
+      f"model.embedding_type='fourier' embeds the log of the noise label, but "
+      f"model.preconditioning={config.model.preconditioning!r} labels with a log of sigma "
+      f"(negative for small sigma): use embedding_type 'positional'"
+    )
 
 
 SIGMA_TABLE_KEYS = ("sigma_min", "sigma_max", "num_scales")

@@ -273,6 +273,16 @@ def test_preconditioning_config_errors():
   config.model.target = "eps"
   with pytest.raises(ValueError, match="target 'auto'"):
     ru.validate_config(config, 1)
+  # NCSN++'s Fourier embedding takes log(label); EDM's and VE's labels are logs of sigma, so
+  # negative for small sigma, while VP's (M - 1) t stays positive.
+  config = ru.load_config("configs/digits/ve_ncsnpp.py")
+  config.model.embedding_type = "fourier"
+  with pytest.raises(ValueError, match="embedding_type='fourier'"):
+    ru.validate_config(config, 1)
+  assert not P.get_preconditioning("ve").positive_noise_label
+  assert P.get_preconditioning("vp").positive_noise_label
+  labels = P.get_preconditioning("vp").coeffs(jnp.array([1e-3, 1.0, 150.0])).c_noise
+  assert bool(jnp.all(labels > 0))
 
 
 def test_tiny_edm_training_run(tmp_path):

@@ -55,6 +55,8 @@ class EDMPrecond:
   """EDM's preconditioning (Table 1, "Ours"); sigma_data is the data's standard deviation."""
 
   sigma_data: float = 0.5
+  # c_noise = ln(sigma) / 4 is negative below sigma = 1: no log-taking embedding can read it.
+  positive_noise_label = False
 
   def coeffs(self, sigma: Array) -> PrecondCoeffs:
     sd2 = self.sigma_data**2
@@ -76,6 +78,7 @@ class VPPrecond:
   beta_min: float = 0.1
   beta_max: float = 20.0
   M: int = 1000
+  positive_noise_label = True  # (M - 1) t > 0
 
   def coeffs(self, sigma: Array) -> PrecondCoeffs:
     t = VPSDE(beta_min=self.beta_min, beta_max=self.beta_max).t_of_sigma(sigma)
@@ -90,6 +93,8 @@ class VPPrecond:
 @dataclasses.dataclass(frozen=True)
 class VEPrecond:
   """The VE SDE's parametrisation (Table 1, "VE"): F = sigma * score, labelled ln(sigma / 2)."""
+
+  positive_noise_label = False  # ln(sigma / 2) < 0 below sigma = 2
 
   def coeffs(self, sigma: Array) -> PrecondCoeffs:
     return PrecondCoeffs(
