@@ -31,7 +31,7 @@ SAMPLERS = {
 @pytest.fixture(scope="module")
 def mixture_samples():
   """{sampler: {sde: (x, nfe)}} on every SDE, and the ODE stopped halfway (t_eps = 0.3, VP) under
-  'ode_half': one compilation for all (about 2/3 of the compile time of one per sampler)."""
+  'ode_half': one compilation for all (less compile time than one per sampler)."""
   g = separated_mixture(2)
   scores = {n: G.marginal_score_fn(g, sde) for n, sde in SDES.items()}
 

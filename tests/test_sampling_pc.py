@@ -159,8 +159,8 @@ EARLY_STOP = ("vp", "euler_maruyama", "none", dict(eps=0.05))
 
 @pytest.fixture(scope="module")
 def fast_samples():
-  """{case id: samples} of every FAST case and EARLY_STOP, key 1: one compilation for all (about
-  2/3 of the compile time of one per case)."""
+  """{case id: samples} of every FAST case and EARLY_STOP, key 1: one compilation for all (less
+  compile time than one per case)."""
   cases = FAST + [EARLY_STOP]
   fns = {_id(c): _sample_fn(*c[:3], **c[3]) for c in cases}
   runs = jax.jit(lambda k: {name: f(k) for name, f in fns.items()})(jax.random.key(1))
