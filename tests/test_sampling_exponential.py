@@ -351,8 +351,7 @@ def older_sampler_runs():
   sf, key, shape = G.marginal_score_fn(g, sde), jax.random.key(5), (64, 2)
   runs = jax.jit(
     lambda k: {
-      n: f(key=k, sde=sde, score_fn=sf, shape=shape, eps=1e-2, denoise=True)
-      for n, f in fns.items()
+      n: f(key=k, sde=sde, score_fn=sf, shape=shape, eps=1e-2, denoise=True) for n, f in fns.items()
     }
   )(key)
   return np.asarray(g.means), jax.tree.map(np.asarray, runs)
