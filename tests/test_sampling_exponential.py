@@ -8,7 +8,6 @@ For Gaussian data x0 ~ N(mu, diag(c)) the probability-flow ODE has the closed-fo
 path; halving the step in log-SNR must divide it by 2^order.
 """
 
-import contextlib
 import json
 
 import jax
@@ -70,21 +69,11 @@ SLOW_SOLVERS = {
 }
 
 
-@contextlib.contextmanager
-def _x64():
-  """float64 inside (for a module-scoped fixture, which cannot use the function-scoped `x64`)."""
-  jax.config.update("jax_enable_x64", True)
-  try:
-    yield
-  finally:
-    jax.config.update("jax_enable_x64", False)
-
-
 def _convergence_errors(names):
   """{name: [err(48), err(96)]}, the RMS error against the exact flow at t = 1e-3 of n = 48 and
   96 steps on the VP path (uniform log-SNR grid, x64). All the solvers and both step counts in one
   compilation: about 2/3 of the compile time of one compilation per solver."""
-  with _x64():
+  with jax.enable_x64(True):
     sde, (_, mu, c) = VPSDE(), gaussian()
     score_fn = gaussian_score(sde, mu, c)
     key, shape, eps = jax.random.key(0), (16, 2), 1e-3
@@ -131,7 +120,7 @@ def test_convergence_order(name, request):
 def order_1_runs():
   """{sde: [(x, nfe) of DDIM, DPM-Solver-1, DPM-Solver++-1]}, 7 Karras steps on the ring mixture
   (x64); one compilation for both SDEs."""
-  with _x64():
+  with jax.enable_x64(True):
     sdes = {"vp": VPSDE(), "ve": VESDE(sigma_min=0.01, sigma_max=10.0)}
     g = G.ring_mixture(4)
     g = G.GaussianMixture(

@@ -164,6 +164,20 @@ def _wait_ready(proc):
   raise AssertionError("trainer exited before it was ready:\n" + "".join(lines))
 
 
+def _start_unfinishable(workdir):
+  """A CLI run (stdout piped) that cannot reach n_iters or a snapshot before it is signalled,
+  with sample_at_end on, so that a signal's save and its skipped sampling are visible."""
+  cmd, env = _cli(
+    workdir,
+    "--config.training.n_iters=1000000",
+    "--config.training.snapshot_freq=100000",
+    "--config.training.sample_at_end=True",
+  )
+  return subprocess.Popen(
+    cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO
+  )
+
+
 def _preempt(proc, sig):
   """Signals the trainer once it is ready; returns its whole stdout after it exits."""
   head = _wait_ready(proc)
@@ -195,15 +209,7 @@ def test_sigkill_then_sigterm_resume_equals_uninterrupted(tmp_path):
 
   # The resumed run is preempted: n_iters and the snapshot interval change neither the batches
   # nor the updates (no lr decay), and it cannot finish before the signal arrives.
-  cmd, env = _cli(
-    workdir,
-    "--config.training.n_iters=1000000",
-    "--config.training.snapshot_freq=100000",
-    "--config.training.sample_at_end=True",
-  )
-  proc = subprocess.Popen(
-    cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO
-  )
+  proc = _start_unfinishable(workdir)
   out = _preempt(proc, signal.SIGTERM)
   assert proc.returncode == 0, out
   assert f"resumed from step {killed_at}" in out
@@ -225,15 +231,7 @@ def test_sigkill_then_sigterm_resume_equals_uninterrupted(tmp_path):
 def test_ctrl_c_saves_and_exits_without_sampling(tmp_path):
   """SIGINT (Ctrl-C) writes a checkpoint at the current step and exits cleanly, as SIGTERM does
   (test above); the half-trained model is not sampled although sample_at_end is on."""
-  cmd, env = _cli(
-    tmp_path,
-    "--config.training.n_iters=1000000",
-    "--config.training.snapshot_freq=100000",
-    "--config.training.sample_at_end=True",
-  )
-  proc = subprocess.Popen(
-    cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO
-  )
+  proc = _start_unfinishable(tmp_path)
   out = _preempt(proc, signal.SIGINT)
   assert proc.returncode == 0, out
   step = Checkpointer(str(tmp_path)).latest_step()
