@@ -239,7 +239,16 @@ def _check_names(config):
   )
   # What is left depends on the combination (a predictor the SDE does not admit, a fixed-step
   # ODE solver without num_steps): the sampler's own checks, as the runner will run them.
-  _as_config_error("sampling", dispatch.sampler_from_config, s, sde)
+  # Under eval_shape the arrays it builds (time grids) stay abstract: validation must not start
+  # the backend, since jax.distributed.initialize has to come first in a multi-process run.
+  _as_config_error("sampling", _abstractly, dispatch.sampler_from_config, s, sde)
+
+
+def _abstractly(fn, *args):
+  """fn(*args) traced under jax.eval_shape: its checks run, no array is computed."""
+  import jax
+
+  jax.eval_shape(lambda: (fn(*args), None)[1])
 
 
 def _check_data(config, mode: str):

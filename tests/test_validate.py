@@ -230,3 +230,19 @@ def test_print_config_lists_every_field():
   out = _cli(f"--config={TOY}", "--print_config", "--config.sampling.num_steps=7")
   assert out.returncode == 0, out.stderr
   assert "num_steps: 7" in out.stdout and "ema_rate:" in out.stdout and "hidden: 128" in out.stdout
+
+
+def test_validation_starts_no_backend(monkeypatch):
+  # jax.distributed.initialize (multi-process runs) must come before the backend starts, and the
+  # CLI validates first: any device query or array computed while validating fails here.
+  from jax._src import xla_bridge
+
+  def started(*args, **kwargs):
+    raise AssertionError("validation touched the JAX backend")
+
+  monkeypatch.setattr(xla_bridge, "get_backend", started)
+  monkeypatch.setattr(xla_bridge, "local_devices", started)
+  for name in ("toy/vp_eight_gaussians.py", "digits/ve_ncsnpp.py", "vp/cifar10_ddpmpp.py"):
+    config = ru.load_config(os.path.join(REPO, "configs", name))
+    for mode in ("train", "sample", "eval"):
+      validate(config, mode, check_data=False)
