@@ -141,6 +141,7 @@ def bpd_toy(toy_run):
   return config, toy_run.workdir
 
 
+@pytest.mark.slow  # resumable rounds are also test_eval_runner's killed-evaluation test (fast)
 def test_runner_resumes_to_the_uninterrupted_result(bpd_toy, tmp_path, capsys):
   import shutil
 

@@ -10,19 +10,23 @@ import pytest
 
 from score_sde import runner_utils as ru
 from score_sde.checkpoint import Checkpointer
-from score_sde.config_defaults import get_default_config
 from score_sde.train import train
+
+TOY = os.path.join(
+  os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+  "configs",
+  "toy",
+  "vp_eight_gaussians.py",
+)
 
 
 def _config(n_iters=40):
-  c = get_default_config()
-  c.data.name = "two_moons"
-  c.model.name = "mlp"
-  c.model.hidden = 16
-  c.model.num_layers = 1
-  c.model.embedding_dim = 8
+  """The session toy run's model, data and batch (conftest.py: its compiled programs are in the
+  session's compilation cache), 40 steps, checkpoints at 20 and 40."""
+  c = ru.load_config(TOY)
+  c.model.update(hidden=32, num_layers=1)
   c.training.update(
-    batch_size=16,
+    batch_size=64,
     n_iters=n_iters,
     n_jitted_steps=10,
     log_freq=10,

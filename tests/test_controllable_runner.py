@@ -200,6 +200,7 @@ def _toy_classifier_config(n_iters):
   return config
 
 
+@pytest.mark.slow  # a training run; the noisy-classifier loss itself is tested above
 def test_classifier_training_learns_and_resumes(tmp_path):
   """200 steps in two runs of 100 (the second resumes from the first's checkpoint): the toy
   classifier names the component of clean data far above chance (1/8), and the run's files are

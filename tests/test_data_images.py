@@ -336,3 +336,17 @@ def test_tfds_sets_mocked_end_to_end(monkeypatch, name, size):
     assert batch.min() >= -1.0 and batch.max() <= 1.0
     test = np.concatenate(list(get_dataset(_spec(name, image_size=size), "test").epoch(5)))
     assert test.shape == (12, size, size, 3)
+
+
+def test_unprepared_tfds_set_fails_at_once_with_the_build_command(tmp_path):
+  pytest.importorskip("tensorflow_datasets")
+  from score_sde import runner_utils as ru
+  from score_sde.validate import validate
+
+  # In this file with the other TensorFlow tests: TensorFlow's import (seconds) happens once.
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  config = ru.load_config(os.path.join(repo, "configs", "toy", "vp_eight_gaussians.py"))
+  config.data.update(name="cifar10", data_dir=str(tmp_path), num_channels=3)
+  with pytest.raises(FileNotFoundError, match=rf"run `tfds build cifar10 --data_dir={tmp_path}`"):
+    validate(config, "train")
+  validate(config, "sample")  # sampling reads no data

@@ -575,6 +575,7 @@ def test_pth_files_round_trip_when_torch_is_installed(tmp_path):
   _one_line(e)
 
 
+@pytest.mark.slow  # three network compilations; the level labels themselves: test_models_ncsnpp_ddpm
 def test_imported_discrete_ve_model_gets_the_release_level_labels(tmp_path):
   """Issue 11, deviation 1: weights of a discretely trained VE NCSN++ (positional embedding, the
   release's configs/ve/cifar10_ncsnpp.py at digits size) were trained on the level index. Imported

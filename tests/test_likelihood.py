@@ -187,6 +187,7 @@ def test_slerp_endpoints_and_norm():
   np.testing.assert_allclose(np.asarray(same[3]), np.asarray(1.5 * z0), rtol=1e-5)
 
 
+@pytest.mark.slow  # four ODE solves in float64; slerp and the encode-decode round trip are fast
 def test_interpolate_decodes_endpoints(x64):
   """slerp at alpha = 0, 1 returns the latents themselves: decode(encode(x)) = x on VP."""
   s = sde_lib.get_sde("vpsde")

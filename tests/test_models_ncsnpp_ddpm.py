@@ -204,9 +204,14 @@ def _dropout_key(seed):
 
 
 ALL_KINDS = sorted(NCSNPP_VARIANTS) + ["ddpm"]
+# The release's two NCSN++ block variants with DDPM residual blocks: their shapes in the slow
+# stage (each a whole-network compilation); the fast suite checks DDPM++, NCSN++ and the U-Net.
+SHAPE_KINDS = [
+  pytest.param(k, marks=pytest.mark.slow) if k.startswith("ddpm_blocks") else k for k in ALL_KINDS
+]
 
 
-@pytest.mark.parametrize("kind", ALL_KINDS)
+@pytest.mark.parametrize("kind", SHAPE_KINDS)
 def test_shape_and_time_conditioning(kind):
   _, apply, params = _tiny_compiled(kind)
   x, label = _inputs()
@@ -257,7 +262,9 @@ def test_dropout_is_active_only_in_training():
 
 
 @pytest.mark.parametrize(
-  "kind", [pytest.param("ncsnpp_ve_skip_cat", marks=pytest.mark.slow), "ddpm"]
+  # A memory option: the gradients of a whole network twice (the parameter tree is checked fast).
+  "kind",
+  [pytest.param(k, marks=pytest.mark.slow) for k in ("ncsnpp_ve_skip_cat", "ddpm")],
 )
 def test_remat_gives_the_same_values_and_gradients(kind):
   x, label = _inputs()
@@ -289,7 +296,7 @@ def test_remat_gives_the_same_values_and_gradients(kind):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5 * scale)
 
 
-@pytest.mark.parametrize("kind", ["ddpmpp", "ddpm"])
+@pytest.mark.parametrize("kind", ["ddpmpp", pytest.param("ddpm", marks=pytest.mark.slow)])
 def test_bfloat16_compute_tracks_float32(kind):
   """bf16 has an 8-bit mantissa (relative rounding 2^-9 per op); a few dozen layers deep the
   output agrees with float32 to a few percent of its scale."""

@@ -9,10 +9,14 @@ import math
 import os
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = os.path.join(REPO, "notebooks")
+
+# End to end (a kernel per notebook, 20-60 s each): the slow stage of .ci/run.
+pytestmark = pytest.mark.slow
 
 
 def _execute(name: str, parameters: dict, report: str) -> dict:

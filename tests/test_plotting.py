@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from score_sde import plotting
 from score_sde.config_defaults import get_default_config
@@ -81,6 +82,7 @@ def test_histogram_density_matches_the_exact_toy_density(tmp_path):
   assert os.path.getsize(out) > 0
 
 
+@pytest.mark.slow  # a training run; the grid and scatter writers are tested above
 def test_snapshot_samples_written_at_checkpoint_steps(tmp_path):
   """training.snapshot_sampling: a PNG, the samples and a TensorBoard image at each checkpoint
   step, drawn with the EMA parameters saved at that step."""

@@ -285,6 +285,7 @@ def test_preconditioning_config_errors():
   assert bool(jnp.all(labels > 0))
 
 
+@pytest.mark.slow  # a training run through the runner; the EDM loss and preconditioner are above
 def test_tiny_edm_training_run(tmp_path):
   """150 EDM steps of a small MLP (2 layers of 64) on the eight-Gaussians ring: the held-out loss
   decreases, and the trained denoiser read back from the checkpoint (i) gives the score the

@@ -55,6 +55,7 @@ def test_run_writes_npz_and_png(trained, toy_config):
   np.testing.assert_array_equal(cut, samples[:50])
 
 
+@pytest.mark.slow  # two more sampler compilations; the run names are test_run_writes_npz_and_png's
 def test_two_samplers_write_side_by_side(trained, toy_config):
   """Files are named by sampler and settings: a DDIM run does not overwrite the PC run's."""
   from score_sde.evaluate import sample_quality
@@ -80,7 +81,10 @@ def test_two_samplers_write_side_by_side(trained, toy_config):
   "sampling",
   [
     dict(predictor="euler_maruyama", corrector="none"),
-    dict(predictor="reverse_diffusion", corrector="langevin", n_steps_each=2),
+    pytest.param(  # a corrector's loop: one more sampler compiled, in the slow stage
+      dict(predictor="reverse_diffusion", corrector="langevin", n_steps_each=2),
+      marks=pytest.mark.slow,
+    ),
   ],
 )
 def test_chunked_loop_equals_one_loop(trained, toy_config, sampling):
@@ -115,6 +119,7 @@ def test_bad_sampling_config_fails_before_loading(tmp_path, toy_config, extra, m
     sample_runner.run(toy_config(**extra), str(tmp_path))
 
 
+@pytest.mark.slow  # a CLI process; in-process runs above, the CLI's errors in test_validate
 def test_cli_sample_mode(trained, toy_run):
   flags = [f"--config.{k}={v}" for k, v in {**toy_run.overrides, **SAMPLING}.items()]
   cmd = [
@@ -133,6 +138,7 @@ def test_cli_sample_mode(trained, toy_run):
     assert f["samples"].shape == (64, 2)
 
 
+@pytest.mark.slow  # trains an image model first
 def test_image_run_writes_clipped_samples_and_a_grid(tmp_path):
   """Images: samples clipped to the data range ([-1, 1], centered), uint8 images, a grid PNG."""
   config = ru.load_config(os.path.join(REPO, "configs", "digits", "vp_small_unet.py"))
@@ -175,7 +181,10 @@ def test_image_run_writes_clipped_samples_and_a_grid(tmp_path):
   np.testing.assert_array_equal(grid[13::14, 13::14], grid[::14, ::14])  # whole blocks
 
 
-@pytest.mark.parametrize("method", sorted(SAMPLERS))
+@pytest.mark.parametrize(
+  "method",  # one compilation each: two in the fast suite, every method in the slow stage
+  [m if m in ("pc", "ddim") else pytest.param(m, marks=pytest.mark.slow) for m in sorted(SAMPLERS)],
+)
 def test_every_method_runs_through_the_runner_loop(method):
   """Each `sampling.method` builds from the default config and draws finite samples on device."""
   from score_sde.config_defaults import get_default_config

@@ -42,6 +42,15 @@ def opts_for(name, schedule=None):
   return opts
 
 
+# The fast suite runs two samplers through every check below, the slow stage all of them: "pc"
+# (the release's loop and the SDEs' own discretisations) and "dpm_solver" (log-SNR and its
+# inverse on every SDE, the exponential integrators' shared step weights).
+FAST_SAMPLERS = ("pc", "dpm_solver")
+EVERY_SAMPLER = [
+  s if s in FAST_SAMPLERS else pytest.param(s, marks=pytest.mark.slow) for s in sorted(SAMPLERS)
+]
+
+
 @functools.lru_cache(maxsize=None)
 def sampler_runs(sampler):
   """Everything the per-sampler tests below check, in one compilation (about half the compile time
@@ -89,7 +98,7 @@ def sampler_runs(sampler):
   return dict(out, calls=len(calls), config_loop=config_loop, cfg=cfg)
 
 
-@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+@pytest.mark.parametrize("sampler", EVERY_SAMPLER)
 def test_every_sde_samples_with_every_sampler_under_jit(sampler):
   """2-D Gaussian data with its exact score: finite samples near the data mean and std, on every
   registered SDE. Grids uniform in log-SNR (uniform in t is far too coarse at low noise on the EDM
@@ -102,7 +111,7 @@ def test_every_sde_samples_with_every_sampler_under_jit(sampler):
     assert 0.5 * STD < x.std(0).mean() < 2.0 * STD, (sde_name, sampler)
 
 
-@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+@pytest.mark.parametrize("sampler", EVERY_SAMPLER)
 def test_x_init_reproduces_the_key(sampler):
   """x_init = base.initial_state(key) with the same key gives the same samples (up to XLA's
   rounding of the fused prior draw); for a deterministic run, any key does."""
@@ -176,7 +185,7 @@ def test_pc_steps_end_on_the_grid():
   np.testing.assert_allclose(sum(steps), -(1.0 - 1e-3), rtol=1e-6)
 
 
-@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+@pytest.mark.parametrize("sampler", EVERY_SAMPLER)
 def test_config_sampler_reports_its_nfe(sampler):
   """The table's NFE (steps x NFE per step) is what the run reports and the score calls made."""
   runs = sampler_runs(sampler)

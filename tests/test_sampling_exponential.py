@@ -412,6 +412,7 @@ def test_ancestral_beta_tilde_reproduces_a_gaussian():
   assert abs(cov[0, 1]) <= 5 * np.sqrt(c[0] * c[1] / n)
 
 
+@pytest.mark.slow  # optimises a grid (many sampler runs); the schedule file round trip is fast
 def test_optimized_schedule_lowers_the_path_error_and_loads(tmp_path):
   """Adam through a 4-step UniPC lowers the path error against the tight solve; the file it
   writes is a schedule `sampling.schedule` accepts, and gives the fitted error."""

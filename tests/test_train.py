@@ -14,7 +14,6 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from score_sde import runner_utils as ru
 from score_sde.checkpoint import Checkpointer, IncompatibleCheckpointError
-from score_sde.config_defaults import get_default_config
 from score_sde.train import train
 from score_sde.train_step import (
   data_mesh,
@@ -29,17 +28,11 @@ TOY = os.path.join(REPO, "configs", "toy", "vp_eight_gaussians.py")
 
 
 def tiny_config(**training):
-  c = get_default_config()
-  c.data.name = "two_moons"
-  c.model.name = "mlp"
-  c.model.hidden = 32
-  c.model.num_layers = 1
-  c.model.embedding_dim = 16
-  c.training.batch_size = 32
-  c.training.n_iters = 40
-  c.training.n_jitted_steps = 5
-  c.training.log_freq = 20
-  c.training.snapshot_freq = 20
+  """The session toy run's model, data and batch (conftest.py): the programs it compiled (train
+  step, evaluation) come out of the session's compilation cache. 40 steps, checkpoints at 20, 40."""
+  c = ru.load_config(TOY)
+  c.model.update(hidden=32, num_layers=1)
+  c.training.update(batch_size=64, n_iters=40, n_jitted_steps=10, log_freq=20, snapshot_freq=20)
   c.training.sample_at_end = False
   for k, v in training.items():
     setattr(c.training, k, v)
@@ -186,6 +179,7 @@ def _preempt(proc, sig):
   return "".join(head) + out
 
 
+@pytest.mark.slow  # two CLI runs; test_ctrl_c_saves_and_exits_without_sampling is the fast one
 def test_sigkill_then_sigterm_resume_equals_uninterrupted(tmp_path):
   """A run killed with SIGKILL, restarted and then preempted with SIGTERM holds, at the step the
   preemption saved, the uninterrupted run's parameters; the preempted run exits cleanly and does
