@@ -289,12 +289,10 @@ def test_cli_wrong_type_is_one_line(tmp_path):
   assert "batch_size" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_incompatible_checkpoint(tmp_path):
-  train(tiny_config(), str(tmp_path))
-  config = tiny_config(n_iters=60)
-  config.model.hidden = 64
+def test_incompatible_checkpoint(toy_run):
+  config = toy_run.config({"training.n_iters": 60, "model.hidden": 64})
   with pytest.raises(IncompatibleCheckpointError, match="incompatible model.*hidden"):
-    train(config, str(tmp_path))
+    train(config, toy_run.workdir)
 
 
 def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path):
