@@ -299,6 +299,22 @@ def read_run_record(workdir: str) -> Optional[dict]:
     return json.load(f)
 
 
+def _with_added_model_fields(old: dict, record: dict) -> dict:
+  """`old` with the model fields added to the defaults since it was written (absent from it)
+  filled in from `record` when `record` holds the field's default: a run recorded by an earlier
+  version still resumes and samples when those fields keep their old behaviour."""
+  from score_sde.config_defaults import get_default_config
+
+  defaults = json.loads(json.dumps(get_default_config().model.to_dict()))
+  old_model, new_model = old.get("model"), record.get("model")
+  if not isinstance(old_model, dict) or not isinstance(new_model, dict):
+    return old
+  added = {
+    k: v for k, v in new_model.items() if k not in old_model and k in defaults and defaults[k] == v
+  }
+  return {**old, "model": {**old_model, **added}} if added else old
+
+
 def check_run_record(workdir: str, record: dict, write: bool = True) -> None:
   """Fails if `workdir/run.json` exists and differs from `record`; with `write`, writes it if absent.
 
@@ -308,6 +324,7 @@ def check_run_record(workdir: str, record: dict, write: bool = True) -> None:
   record = json.loads(json.dumps(record))  # as stored: tuples in the config become lists
   old = read_run_record(workdir)
   if old is not None:
+    old = _with_added_model_fields(old, record)
     diff = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
     if diff:
       details = "; ".join(

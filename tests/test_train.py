@@ -1,5 +1,6 @@
 """Training: sharded = single-device, kill-and-resume = uninterrupted, and clear errors on bad input."""
 
+import json
 import os
 import signal
 import subprocess
@@ -395,3 +396,20 @@ def test_learning_rate_warmup_stable_decay():
     k = np.arange(total)
     want = lr * np.minimum(np.minimum(k / warmup, 1.0), (total - k) / decay)
     np.testing.assert_allclose(got, want, rtol=3e-5, atol=1e-12)
+
+
+def test_a_run_recorded_before_a_model_field_existed_still_loads(tmp_path):
+  # run.json of an earlier version: no preconditioning / sigma_data fields. Their defaults keep
+  # that version's model, so it resumes and samples; any other value is a different model.
+  from score_sde.checkpoint import check_run_record
+
+  record = ru.run_record(tiny_config(), (2,))
+  old = json.loads(json.dumps(record))
+  for field in ("preconditioning", "sigma_data"):
+    del old["model"][field]
+  (tmp_path / "run.json").write_text(json.dumps(old))
+  check_run_record(str(tmp_path), record, write=False)
+  edm = tiny_config()
+  edm.model.preconditioning = "edm"
+  with pytest.raises(IncompatibleCheckpointError, match="preconditioning"):
+    check_run_record(str(tmp_path), ru.run_record(edm, (2,)), write=False)
