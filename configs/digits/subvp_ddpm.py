@@ -5,7 +5,8 @@ unloaded cores at 0.20 s/step; the width cannot shrink: GroupNorm(32) needs chan
 32 divides). Digits FD of 180 samples, mean over sampling seeds 0, 1, 2 (held-out digits: 7.82):
 Euler-Maruyama 500 (default) 7.44 (6.15 6.34 9.83), ODE Heun 25 8.57, EDM Heun 18 8.20, DDIM 50
 8.80 (each 6.3-6.9 with seed 0, 9.1-9.9 with seeds 1 and 2): the deterministic samplers are not
-yet below the held-out digits in 15 minutes (experiments/results/reproduce_digits.md).
+yet below the held-out digits in 15 minutes (experiments/results/reproduce_digits.md); over seeds
+0-7: 9.24, 9.05, 9.35.
 
     python -m score_sde.main --config configs/digits/subvp_ddpm.py --workdir runs/digits_subvp_ddpm
 """
