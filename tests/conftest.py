@@ -42,6 +42,19 @@ TOY_OVERRIDES = {
 }
 
 
+def toy_config(extra=None):
+  """The toy config with TOY_OVERRIDES and `extra` ("section.field" -> value) on top: tests that
+  train their own small run use it, so their programs are the session toy run's (compiled once,
+  then read from the session's compilation cache)."""
+  from score_sde import runner_utils as ru
+
+  config = ru.load_config(TOY_CONFIG)
+  for path, value in {**TOY_OVERRIDES, **(extra or {})}.items():
+    section, field = path.split(".")
+    setattr(config[section], field, value)
+  return config
+
+
 class ToyRun(NamedTuple):
   """A trained toy workdir (checkpoints at steps 10 and 20) and the overrides that made it."""
 
@@ -50,13 +63,7 @@ class ToyRun(NamedTuple):
 
   def config(self, extra=None):
     """The run's config, with `extra` ("section.field" -> value) set on top."""
-    from score_sde import runner_utils as ru
-
-    config = ru.load_config(TOY_CONFIG)
-    for path, value in {**self.overrides, **(extra or {})}.items():
-      section, field = path.split(".")
-      setattr(config[section], field, value)
-    return config
+    return toy_config({**self.overrides, **(extra or {})})
 
 
 @pytest.fixture(scope="session")

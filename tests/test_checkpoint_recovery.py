@@ -7,33 +7,16 @@ import shutil
 import jax
 import numpy as np
 import pytest
+from conftest import toy_config
 
 from score_sde import runner_utils as ru
 from score_sde.checkpoint import Checkpointer
 from score_sde.train import train
 
-TOY = os.path.join(
-  os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-  "configs",
-  "toy",
-  "vp_eight_gaussians.py",
-)
-
 
 def _config(n_iters=40):
-  """The session toy run's model, data and batch (conftest.py: its compiled programs are in the
-  session's compilation cache), 40 steps, checkpoints at 20 and 40."""
-  c = ru.load_config(TOY)
-  c.model.update(hidden=32, num_layers=1)
-  c.training.update(
-    batch_size=64,
-    n_iters=n_iters,
-    n_jitted_steps=10,
-    log_freq=10,
-    snapshot_freq=20,
-    sample_at_end=False,
-  )
-  return c
+  """The session toy run's config (conftest.py), checkpoints every 20 steps."""
+  return toy_config({"training.n_iters": n_iters, "training.snapshot_freq": 20})
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import toy_config
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from score_sde import runner_utils as ru
@@ -29,15 +30,9 @@ TOY = os.path.join(REPO, "configs", "toy", "vp_eight_gaussians.py")
 
 
 def tiny_config(**training):
-  """The session toy run's model, data and batch (conftest.py): the programs it compiled (train
-  step, evaluation) come out of the session's compilation cache. 40 steps, checkpoints at 20, 40."""
-  c = ru.load_config(TOY)
-  c.model.update(hidden=32, num_layers=1)
-  c.training.update(batch_size=64, n_iters=40, n_jitted_steps=10, log_freq=20, snapshot_freq=20)
-  c.training.sample_at_end = False
-  for k, v in training.items():
-    setattr(c.training, k, v)
-  return c
+  """The session toy run's config (conftest.py), 40 steps, checkpoints at 20 and 40."""
+  steps = {"n_iters": 40, "log_freq": 20, "snapshot_freq": 20, **training}
+  return toy_config({f"training.{k}": v for k, v in steps.items()})
 
 
 def _params_after(devices, config, calls=3):
