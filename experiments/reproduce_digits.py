@@ -153,6 +153,15 @@ def main(argv):
     row = results["models"].setdefault(name, {"config": CONFIGS[name], "rows": {}})
     row.update(step=step, workdir=workdir)
     image_size = shape[0]
+    # The bar at the model's size: at 16 x 16 the samples and the reference both go through the
+    # 16 -> 8 shrinking, which blurs, so held-out digits taken the same way score lower (4.96
+    # against 7.82 at 8 x 8).
+    bar = held_out
+    if image_size != digits_metric.IMAGE_SIZE:
+      test = digits_metric.digits_splits(image_size)["test_x"][:n]
+      bar = digits_metric.digits_metrics(clf, test)["digits_fd"]
+      print(f"[{name}] held-out real digits at {image_size} x {image_size}: FD {bar:.3f}")
+    row["held_out_fd"] = bar
     only = [s for s in args.only.split(",") if s]
     for sname, fn in samplers(args.k, config).items():
       if only and not any(sname.startswith(o) for o in only):
@@ -178,7 +187,7 @@ def main(argv):
       print(
         f"[{name} step {step}] {sname:32s} NFE {int(nfe):5d}  digits FD {np.mean(fds):7.3f}"
         + (f" (seeds: {' '.join(f'{v:.2f}' for v in fds)})" if seeds else "")
-        + f"  (held-out {held_out:.3f})  {time.time() - t:6.1f} s",
+        + f"  (held-out {bar:.3f})  {time.time() - t:6.1f} s",
         flush=True,
       )
       _save(args.out, results)
@@ -216,7 +225,10 @@ def table(results) -> str:
   names = []
   for m in results["models"].values():
     names += [s for s in m["rows"] if s not in names]
-  lines = ["| SDE (step) | " + " | ".join(names) + " | bits/dim |", "|---" * (len(names) + 2) + "|"]
+  lines = [
+    "| SDE (step) | " + " | ".join(names) + " | bits/dim | held-out digits |",
+    "|---" * (len(names) + 3) + "|",
+  ]
   for name, m in results["models"].items():
     cells = [
       f"{m['rows'][s]['digits_fd']:.2f} ({m['rows'][s]['nfe']})" if s in m["rows"] else "-"
@@ -228,11 +240,11 @@ def table(results) -> str:
       + " | ".join(cells)
       + " | "
       + (f"{b['mean']:.2f} +- {b['stderr']:.2f}" if b else "-")
-      + " |"
+      + f" | {m.get('held_out_fd', results['held_out_fd']):.2f} |"
     )
   lines.append(
-    f"\nDigits FD (NFE); held-out real digits at n = {results['num_samples']}: "
-    f"{results['held_out_fd']:.2f}."
+    f"\nDigits FD (NFE); last column: the {results['num_samples']} held-out real digits at the "
+    "model's image size (the bar)."
   )
   return "\n".join(lines)
 

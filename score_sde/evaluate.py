@@ -60,7 +60,9 @@ def _digits_quality(config, samples: np.ndarray) -> Dict[str, object]:
 
   clf = dm.get_classifier()
   m = dm.digits_metrics(clf, samples, config.data.centered)
-  test = dm.digits_splits()["test_x"]
+  # The held-out digits at the samples' size: at 16 x 16 both sides of the FD go through the
+  # 16 -> 8 shrinking, which lowers the held-out digits' FD (4.96 against 7.82 at 8 x 8).
+  test = dm.digits_splits(samples.shape[1])["test_x"]
   noise = np.random.default_rng(0).uniform(size=test.shape).astype(np.float32)
   return {
     "digits_fd": m["digits_fd"],

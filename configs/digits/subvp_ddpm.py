@@ -1,12 +1,14 @@
 """The DDPM U-Net (Ho et al.) at width 32 on scikit-learn's 8x8 digits, sub-VP SDE, continuous DSM.
 
-4400 steps, the last 400 with the learning rate decaying linearly to 0 (about 14.7 minutes on 2
-unloaded cores at 0.20 s/step; the width cannot shrink: GroupNorm(32) needs channel counts that
-32 divides). Digits FD of 180 samples, mean over sampling seeds 0, 1, 2 (held-out digits: 7.82):
-Euler-Maruyama 500 (default) 7.44 (6.15 6.34 9.83), ODE Heun 25 8.57, EDM Heun 18 8.20, DDIM 50
-8.80 (each 6.3-6.9 with seed 0, 9.1-9.9 with seeds 1 and 2): the deterministic samplers are not
-yet below the held-out digits in 15 minutes (experiments/results/reproduce_digits.md); over seeds
-0-7: 9.24, 9.05, 9.35.
+9000 steps, the last 1000 with the learning rate decaying linearly to 0 (`optim.decay_steps`):
+12.2 minutes on 2 quiet cores at 0.081 s/step (0.091 in a second measurement;
+experiments/results/benchmark_train_cpu_quiet.json; the width cannot shrink: GroupNorm(32) needs
+channel counts that 32 divides). Digits FD of 180
+samples, mean over sampling seeds 0-7 (held-out digits: 7.82; their mean over 20 redrawn splits
+7.14, experiments/heldout_fd_spread.py): Euler-Maruyama 500 (default) 7.88, ODE Heun 25
+8.08, EDM Heun 18 8.00, DDIM 50 8.08 (4400 steps: 9.24, 9.05, 9.35; at lr 2e-3 instead of 1e-3,
+9000 steps: 8.73, 8.72, 8.68): none below the held-out digits in 15 minutes (the default by
+0.06); experiments/results/reproduce_digits.md.
 
     python -m score_sde.main --config configs/digits/subvp_ddpm.py --workdir runs/digits_subvp_ddpm
 """
@@ -32,13 +34,13 @@ def get_config():
   model.centered = True
   config.training.reduce_mean = True
   config.training.batch_size = 64
-  config.training.n_iters = 4400
+  config.training.n_iters = 9000
   config.training.n_jitted_steps = 10
   config.training.log_freq = 100
-  config.training.snapshot_freq = 500
+  config.training.snapshot_freq = 1000
   config.optim.lr = 1e-3
   config.optim.warmup = 100
-  config.optim.decay_steps = 400
+  config.optim.decay_steps = 1000
   config.sampling.num_steps = 500
   config.sampling.num_samples = 64
   config.sampling.batch_size = 64
