@@ -26,11 +26,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VE_NCSNPP = os.path.join(REPO, "configs", "digits", "ve_ncsnpp.py")
 VP_DDPMPP = os.path.join(REPO, "configs", "digits", "vp_ddpmpp.py")
 SUBVP_DDPM = os.path.join(REPO, "configs", "digits", "subvp_ddpm.py")
-# The digits VE config trains NCSN++ under EDM's preconditioning; the release's VE NCSN++ (Fourier
-# embedding of log sigma, output / sigma, inputs mapped to [-1, 1]) is that config with these.
+# The digits VE config trains NCSN++ under EDM's preconditioning with EDM's loss; the release's VE
+# NCSN++ (Fourier embedding of log sigma, output / sigma, inputs mapped to [-1, 1]) is that config
+# with these model fields and the release's objective (RELEASE_VE_LOSS).
 RELEASE_VE = dict(
   preconditioning="none", embedding_type="fourier", scale_by_sigma=True, centered=False
 )
+RELEASE_VE_LOSS = "dsm"
 NCSN = os.path.join(REPO, "configs", "ve", "ncsn", "cifar10.py")
 NCSNV2 = os.path.join(REPO, "configs", "ve", "ncsnv2", "cifar10.py")
 NCSNV2_BEDROOM = os.path.join(REPO, "configs", "ve", "ncsnv2", "bedroom.py")
@@ -75,6 +77,7 @@ def _config(path, image_size=None, **model):
     config.data.image_size = image_size
   if path == VE_NCSNPP:
     model = dict(RELEASE_VE, **model)
+    config.training.loss = RELEASE_VE_LOSS
   for k, v in model.items():
     setattr(config.model, k, v)
   return config
@@ -410,6 +413,7 @@ def test_pth_without_torch_says_how_to_install(tmp_path):
 
 SMALL = [
   *(f"--config.model.{k}={v}" for k, v in RELEASE_VE.items()),
+  f"--config.training.loss={RELEASE_VE_LOSS}",
   "--config.model.nf=8",
   "--config.sampling.corrector=none",
   "--config.sampling.num_steps=3",
