@@ -23,26 +23,18 @@ import os
 import sys
 import time
 
-import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from score_sde import digits_metric as dm, fid  # noqa: E402
+from score_sde import digits_metric as dm  # noqa: E402
 
 
 def held_out_fd(split_seed: int, classifier_seed: int, steps: int):
   """(digits FD of the held-out part, classifier accuracy on it) for one split, with a
   classifier trained as `digits_metric.build_classifier` trains the cached one."""
-  data = dm.digits_splits(seed=split_seed)
-  params = dm.train_classifier(
-    jax.random.key(classifier_seed), data["train_x"], data["train_y"], steps=steps
-  )
-  clf = dm.DigitsClassifier(jax.tree.map(np.asarray, params), (256, 64), None, None, None, 0.0)
-  ref_mu, ref_sigma = fid.feature_statistics(clf.apply(data["train_x"])[0])
-  feats, logits = clf.apply(data["test_x"])
-  mu, sigma = fid.feature_statistics(feats)
-  accuracy = float(np.mean(logits.argmax(1) == data["test_y"]))
-  return fid.frechet_distance(mu, sigma, ref_mu, ref_sigma), accuracy
+  clf = dm.build_classifier(seed=classifier_seed, steps=steps, split_seed=split_seed)
+  test = dm.digits_splits(seed=split_seed)["test_x"]
+  return dm.digits_metrics(clf, test)["digits_fd"], clf.test_accuracy
 
 
 def main(argv):

@@ -212,10 +212,16 @@ def _apply_mlp(hidden, params, x):
 
 
 def build_classifier(
-  seed: int = 0, steps: int = 4000, hidden: Sequence[int] = (256, 64), **train_kwargs
+  seed: int = 0,
+  steps: int = 4000,
+  hidden: Sequence[int] = (256, 64),
+  split_seed: int = 0,
+  **train_kwargs,
 ) -> DigitsClassifier:
-  """Trains on the train split; reference statistics from the train split; accuracy on test."""
-  data = digits_splits()
+  """Trains on the train split; reference statistics from the train split; accuracy on test.
+  `split_seed` != 0 uses another split (`digits_splits(seed=...)`) for the 8 x 8 statistics;
+  the cached classifier and every FD of a model use split 0, the models' own."""
+  data = digits_splits(seed=split_seed)
   params = train_classifier(
     jax.random.key(seed),
     data["train_x"],
