@@ -67,7 +67,7 @@ def _pc(predictor, corrector, nfe_per_step):
 def _fixed_ode(method, evals):
   def make(nfe):
     return lambda k, sde, sf, shape: ode_sample(
-      k, sde, sf, shape, method=method, num_steps=max(1, nfe // evals)
+      k, sde, sf, shape, method=method, num_steps=max(1, nfe // evals), schedule="uniform"
     )
 
   return make

@@ -214,3 +214,34 @@ def test_invalid_inputs_fail_clearly():
     ode_sample(jax.random.key(0), sde, sf, (4, 2), method="no_such")
   with pytest.raises(ValueError, match="fixed-step"):
     ode_sample(jax.random.key(0), sde, sf, (4, 2), method="heun")
+
+
+def test_fixed_step_ode_default_grid_is_edms():
+  """Heun, 25 steps, the same x_T, against a tight tsit5 solve on data of std 0.03 (where the
+  grid's steps at small t decide the error): the default grid (EDM's, `karras`) beats
+  the uniform t grid by over 5x (RMS) on VP and VE (measured: 23x and 45x) and is within 25% of
+  it on sub-VP (measured: 1.06x)."""
+  g = G.GaussianMixture(
+    jnp.array([0.5, 0.3, 0.2]),
+    jnp.array([[-1.0, 0.0], [1.0, 0.5], [0.0, -1.0]]),
+    jnp.stack([jnp.eye(2) * 0.03**2] * 3),
+  )
+
+  def errors(key):
+    out = {}
+    for name, sde in SDES.items():
+      sf = G.marginal_score_fn(g, sde)
+      x_T = sde.prior_sample(key, (256, 2))
+      ref = ode.solve_probability_flow(sde, sf, x_T, sde.T, 1e-3, rtol=1e-6, atol=1e-6)[0]
+
+      def rms(**kw):
+        x = ode_sample(key, sde, sf, (256, 2), method="heun", num_steps=25, x_init=x_T, **kw)[0]
+        return jnp.sqrt(jnp.mean(jnp.square(x - ref)))
+
+      out[name] = (rms(), rms(schedule="uniform"))
+    return out
+
+  errs = jax.tree.map(float, jax.jit(errors)(jax.random.key(0)))
+  for name, (default, uniform) in errs.items():
+    bound = 1.25 * uniform if name == "subvp" else uniform / 5
+    assert default < bound, (name, default, uniform)
