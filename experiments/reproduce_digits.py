@@ -47,6 +47,26 @@ CONFIGS = {
 }
 
 
+def apply_overrides(config, overrides):
+  """Sets each 'dotted.field=value' of `overrides` in `config`; value a Python literal or a string.
+  An unknown field fails (as --config.x.y=... does)."""
+  import ast
+
+  for item in overrides:
+    field, _, text = item.partition("=")
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    parent = config
+    *path, leaf = field.split(".")
+    for part in path:
+      parent = parent[part]
+    if leaf not in parent:
+      raise KeyError(f"--set {item!r}: the config has no field {field!r}")
+    parent[leaf] = value
+
+
 def samplers(k: int, config):
   """name -> (function of (key, sde, score_fn, shape) -> (x, nfe))."""
   from score_sde.sampling import ddim_sample, edm_heun_sample, ode_sample, pc_sample
@@ -107,6 +127,14 @@ def main(argv):
   parser.add_argument("--bpd_n", type=int, default=64, help="test digits for bits/dim (0: skip)")
   parser.add_argument("--only", default="", help="comma-separated sampler names to run")
   parser.add_argument(
+    "--set",
+    action="append",
+    default=[],
+    help="NAME:FIELD=VALUE, a config override for model NAME (a variant trained with "
+    "--config.FIELD=VALUE), e.g. subvp:model.preconditioning=edm; VALUE is read as a Python "
+    "literal, else taken as a string",
+  )
+  parser.add_argument(
     "--seeds",
     default="",
     help="comma-separated sampling seeds: FD per seed and their mean (default: one, the step)",
@@ -141,6 +169,8 @@ def main(argv):
   for spec in args.workdir:
     name, workdir = spec.split("=", 1)
     config = ru.load_config(os.path.join(REPO, CONFIGS[name]))
+    overrides = [v.split(":", 1)[1] for v in args.set if v.split(":", 1)[0] == name]
+    apply_overrides(config, overrides)
     if args.n_iters:
       config.training.n_iters = args.n_iters
     config.training.sample_at_end = False
@@ -151,6 +181,7 @@ def main(argv):
     score_apply, params, sde, shape, step = ru.load_ema_model(config, workdir, args.step)
     score_fn = lambda x, t, params=params: score_apply(params, x, t)
     row = results["models"].setdefault(name, {"config": CONFIGS[name], "rows": {}})
+    row["overrides"] = overrides
     row.update(step=step, workdir=workdir)
     image_size = shape[0]
     # The bar at the model's size: at 16 x 16 the samples and the reference both go through the
