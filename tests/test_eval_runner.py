@@ -171,6 +171,20 @@ def test_digits_held_out_digits_as_samples_score_far_below_noise():
     # 180 images, ~18 a class: the class fractions fluctuate by ~0.2 / sqrt(18) each.
     assert q["coverage"] > 0.8
     assert "digits FD" in quality_line(q)
+  # The bar is at the samples' count (FD is biased upward at small n): 64 held-out digits as
+  # samples score exactly the bar, which is far above the bar at 180.
+  config.data.image_size = 8
+  held_out = 2.0 * dm.digits_splits(8)["test_x"] - 1.0
+  q64 = quality_metrics(config, held_out[:64])[0]
+  assert q64["digits_fd_held_out_n"] == q64["digits_fd_n"] == 64
+  assert q64["digits_fd"] == pytest.approx(q64["digits_fd_held_out"], rel=1e-6)
+  # More samples than held-out digits: also scored on their first 180, against the bar at 180.
+  more = np.concatenate([held_out, held_out[:20]])
+  q200 = quality_metrics(config, more)[0]
+  assert (q200["digits_fd_n"], q200["digits_fd_held_out_n"]) == (200, 180)
+  assert q200["digits_fd_at_held_out_n"] == pytest.approx(q200["digits_fd_held_out"], rel=1e-6)
+  assert "at n = 180" in quality_line(q200)
+  assert q64["digits_fd_held_out"] > 2.0 * q200["digits_fd_held_out"]  # 25.8 against 7.82
 
 
 @pytest.mark.slow
