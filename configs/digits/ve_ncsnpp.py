@@ -24,7 +24,7 @@ Departures from the 2021 release's VE NCSN++ (configs/ve/cifar10_ncsnpp_continuo
    second measurement; experiments/results/benchmark_train_cpu_quiet.json).
 
 Digits FD of 180 samples, mean over sampling seeds 0-7 (held-out digits: 7.82; their mean over
-20 redrawn splits 7.14, experiments/heldout_fd_spread.py): ODE Heun 25 8.12, EDM Heun 18 8.01,
+20 redrawn splits 7.14, experiments/heldout_fd_spread.py): ODE Heun 25 8.12 (uniform t grid), EDM Heun 18 8.01,
 DDIM 50 8.04, reverse diffusion + Langevin 500 (default) 7.28; seed 5 alone gives 14.3-14.6
 (a draw with 29 zeros and 9 sixes among 180), the median over seeds is 7.5-7.7. The default is
 below the held-out digits, the deterministic samplers are not after 15 minutes

@@ -5,10 +5,10 @@ embedding of 999 t) at width 16 on scikit-learn's 8x8 digits, VP SDE, continuous
 EMA warm-up on: 11.5 minutes on 2 quiet cores at 0.035 s/step (0.032 in a second measurement)
 (experiments/results/benchmark_train_cpu_quiet.json). Digits FD of 180 samples, mean over sampling
 seeds 0-7 (held-out digits: 7.82; their mean over 20 redrawn splits 7.14,
-experiments/heldout_fd_spread.py): Euler-Maruyama 500 (default) 7.76, ODE Heun 25 7.89, EDM Heun
-18 6.96, DDIM 50 7.06 (6000 steps at a constant rate: ODE Heun 25 8.20, EDM Heun 18 7.64, DDIM
-50 7.62). ODE Heun 25 uses the release's uniform t grid, which spends few steps at small t;
-experiments/results/reproduce_digits.md.
+experiments/heldout_fd_spread.py): Euler-Maruyama 500 (default) 7.76, ODE Heun 25 7.05 (on EDM's
+grid, the fixed-step ODE's default; 7.89 on the release's uniform t grid, which spends few steps
+at small t), EDM Heun 18 6.96, DDIM 50 7.06 (6000 steps at a constant rate: ODE Heun 25 on the
+uniform grid 8.20, EDM Heun 18 7.64, DDIM 50 7.62); experiments/results/reproduce_digits.md.
 
     python -m score_sde.main --config configs/digits/vp_ddpmpp.py --workdir runs/digits_vp_ddpmpp
 """
