@@ -28,11 +28,13 @@ VP_DDPMPP = os.path.join(REPO, "configs", "digits", "vp_ddpmpp.py")
 SUBVP_DDPM = os.path.join(REPO, "configs", "digits", "subvp_ddpm.py")
 # The digits VE config trains NCSN++ under EDM's preconditioning with EDM's loss; the release's VE
 # NCSN++ (Fourier embedding of log sigma, output / sigma, inputs mapped to [-1, 1]) is that config
-# with these model fields and the release's objective (RELEASE_VE_LOSS).
+# with these model fields, the release's objective (RELEASE_VE_LOSS) and its data in [0, 1] with
+# sigma_max 8 (the digits config centres them, with sigma_max 16).
 RELEASE_VE = dict(
   preconditioning="none", embedding_type="fourier", scale_by_sigma=True, centered=False
 )
 RELEASE_VE_LOSS = "dsm"
+RELEASE_VE_FLAGS = ("--config.data.centered=False", "--config.sde.sigma_max=8.0")
 NCSN = os.path.join(REPO, "configs", "ve", "ncsn", "cifar10.py")
 NCSNV2 = os.path.join(REPO, "configs", "ve", "ncsnv2", "cifar10.py")
 NCSNV2_BEDROOM = os.path.join(REPO, "configs", "ve", "ncsnv2", "bedroom.py")
@@ -78,6 +80,7 @@ def _config(path, image_size=None, **model):
   if path == VE_NCSNPP:
     model = dict(RELEASE_VE, **model)
     config.training.loss = RELEASE_VE_LOSS
+    config.data.centered, config.sde.sigma_max = False, 8.0
   for k, v in model.items():
     setattr(config.model, k, v)
   return config
@@ -414,6 +417,7 @@ def test_pth_without_torch_says_how_to_install(tmp_path):
 SMALL = [
   *(f"--config.model.{k}={v}" for k, v in RELEASE_VE.items()),
   f"--config.training.loss={RELEASE_VE_LOSS}",
+  *RELEASE_VE_FLAGS,
   "--config.model.nf=8",
   "--config.sampling.corrector=none",
   "--config.sampling.num_steps=3",
