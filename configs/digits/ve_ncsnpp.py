@@ -31,8 +31,9 @@ Departures from the 2021 release's VE NCSN++ (configs/ve/cifar10_ncsnpp_continuo
 
 Digits FD of 180 samples, mean over sampling seeds 0-7 (held-out digits: 7.82; their mean over
 20 redrawn splits 7.14, experiments/heldout_fd_spread.py): ODE Heun 25 (EDM's grid) 7.49, EDM
-Heun 18 7.45, DDIM 50 7.43, reverse diffusion + Langevin 500 (default) VE_DEFAULT
-(experiments/results/digits_item7_ve14000_centred.json; in [0, 1] the default gave 7.28).
+Heun 18 7.45, DDIM 50 7.43, reverse diffusion + Langevin 500 (default) 7.74: all below
+the held-out digits (experiments/results/digits_item7_ve14000_centred{,_default}.json; in [0, 1]
+the default gave 7.28, the deterministic samplers 8.0-8.1).
 
     python -m score_sde.main --config configs/digits/ve_ncsnpp.py --workdir runs/digits_ve_ncsnpp
 """
