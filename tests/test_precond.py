@@ -325,11 +325,13 @@ def test_tiny_edm_training_run(tmp_path):
       jax.random.key(13), P.denoiser_fn(net, pre), y, preconditioning=pre, reduce_mean=True
     )[0]
 
-  # One compiled program for the initial parameters and both losses.
-  first, last = jax.jit(
-    lambda k, p: (held_out_loss(ru.init_params(config, network, k, shape)), held_out_loss(p))
-  )(jax.random.split(jax.random.key(config.seed))[0], params)
-  first, last = float(first), float(last)
+  # The initial parameters are drawn by their own program, as the runner draws them: in one
+  # program with both losses, CI's slow stage (xdist worker, 8 host devices) got a NaN initial
+  # loss on 2026-12-02 while the test passed alone; not yet diagnosed.
+  init = ru.init_params(config, network, jax.random.split(jax.random.key(config.seed))[0], shape)
+  loss_fn = jax.jit(held_out_loss)
+  first, last = float(loss_fn(init)), float(loss_fn(params))
+  assert np.isfinite(first), first
   assert last < 0.85 * first, (first, last)
   sigma = jnp.full((y.shape[0],), 0.5)
 
