@@ -2,6 +2,7 @@
 small toy model trained once per session for the tests that need a checkpoint."""
 
 import atexit
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -53,6 +54,16 @@ def toy_config(extra=None):
     section, field = path.split(".")
     setattr(config[section], field, value)
   return config
+
+
+def load_experiment(name: str):
+  """The script experiments/<name>.py as a module (experiments/ is not a package), for tests of
+  its helpers that run no experiment."""
+  path = os.path.join(REPO, "experiments", f"{name}.py")
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 class ToyRun(NamedTuple):

@@ -1,12 +1,12 @@
 """experiments/design_space.py: every (formulation, sampler) pair of its table is a valid run, and
 its reference set holds each held-out digit once (no compilation, no training)."""
 
-import importlib.util
 import os
 
 import jax
 import numpy as np
 import pytest
+from conftest import load_experiment
 
 from score_sde import digits_metric, runner_utils as ru
 from score_sde.sampling import dispatch
@@ -14,17 +14,9 @@ from score_sde.sampling import dispatch
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _script():
-  path = os.path.join(REPO, "experiments", "design_space.py")
-  spec = importlib.util.spec_from_file_location("design_space", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 @pytest.mark.parametrize("setup", ["vp_dsm", "edm", "cosine_v", "linear_v"])
 def test_every_setup_and_sampler_is_a_valid_run(setup):
-  ds = _script()
+  ds = load_experiment("design_space")
   config = ds.make_config(setup, n_iters=100, seed=0)
   ru.validate_config(config, jax.device_count())
   sde = ru.build_sde(config)
@@ -42,7 +34,7 @@ def test_held_out_set_is_the_test_split_once():
   # The reference set is the 180 test digits, each once and in order (the training stream would
   # draw with replacement): dequantized pixels x = (k + u) / 256, u in [0, 1), with k = 255 p the
   # integer level of the test pixel p in [0, 1]; 1e-4 absorbs float32 centring round-off.
-  ds = _script()
+  ds = load_experiment("design_space")
   config = ds.make_config("vp_dsm", 100, 0)
   held_out = ds._held_out(config, 180)
   levels = np.round(digits_metric.digits_splits(8)["test_x"] * 255.0)

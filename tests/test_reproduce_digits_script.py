@@ -1,27 +1,19 @@
 """experiments/reproduce_digits.py: its `--set` overrides reach the config with their types, an
 unknown field fails, and every config it names loads and validates (no compilation, no training)."""
 
-import importlib.util
 import os
 
 import jax
 import pytest
+from conftest import load_experiment
 
 from score_sde import runner_utils as ru
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _script():
-  path = os.path.join(REPO, "experiments", "reproduce_digits.py")
-  spec = importlib.util.spec_from_file_location("reproduce_digits", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def test_overrides_are_typed_and_checked():
-  rd = _script()
+  rd = load_experiment("reproduce_digits")
   config = ru.load_config(os.path.join(REPO, rd.CONFIGS["subvp"]))
   rd.apply_overrides(
     config,
@@ -35,5 +27,5 @@ def test_overrides_are_typed_and_checked():
 
 @pytest.mark.parametrize("name", ["vp", "subvp", "ve", "vp_small_unet"])
 def test_every_config_validates(name):
-  rd = _script()
+  rd = load_experiment("reproduce_digits")
   ru.validate_config(ru.load_config(os.path.join(REPO, rd.CONFIGS[name])), jax.device_count())
