@@ -151,11 +151,31 @@ def _config_path(argv):
   return None
 
 
-def _unknown_override(argv):
-  """The first --config.<a>.<b> override naming no field of the defaults: a one-line message."""
+def _base_config(argv):
+  """The config the overrides apply to: --config's file (with its `:args`) when it loads, else
+  the defaults. Config files add fields of their own (a model's hyperparameters), so checking an
+  override against the defaults alone would blame a field that exists."""
+  import importlib.util
+
   from score_sde.config_defaults import get_default_config
 
-  default = get_default_config()
+  path = _config_path(argv)
+  arg = next((a for a in argv if a.startswith("--config=")), None)
+  if arg is None and "--config" in argv[:-1]:
+    arg = argv[argv.index("--config") + 1]
+  suffix = arg.split("=", 1)[-1].split(":", 1)[1:] if arg else []
+  try:
+    spec = importlib.util.spec_from_file_location("_score_sde_config_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(*suffix)
+  except Exception:  # noqa: BLE001  (no loadable file: the defaults are the best guess)
+    return get_default_config()
+
+
+def _unknown_override(argv):
+  """The first --config.<a>.<b> override naming no field of the config: a one-line message."""
+  default = _base_config(argv)
   for arg in argv:
     if not arg.startswith("--config."):
       continue

@@ -196,6 +196,12 @@ def test_cli_config_file_errors_are_one_line_with_exit_code_2(tmp_path):
       r"config.training has no field 'batchsize'; did you mean 'batch_size'\?",
     ),
     ([f"--config={TOY}", "--config.sampling.num_steps=None"], "num_steps=None"),
+    # `hidden` is a field of the toy config's model, not of the defaults: the message names the
+    # override that is unknown, not the first one absent from the defaults.
+    (
+      [f"--config={TOY}", "--config.model.hidden=8", "--config.model.dropout=0.1"],
+      r"--config.model.dropout=0.1: the config's model has no field 'dropout'",
+    ),
   ]
   for args, message in cases:
     out = _cli(*args, f"--workdir={tmp_path}/w")
