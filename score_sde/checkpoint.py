@@ -299,16 +299,32 @@ def read_run_record(workdir: str) -> Optional[dict]:
     return json.load(f)
 
 
-def _with_added_model_fields(old: dict, record: dict) -> dict:
-  """`old` with the model fields added to the defaults since it was written (absent from it)
-  filled in from `record` when `record` holds the field's default: a run recorded by an earlier
-  version still resumes and samples when those fields keep their old behaviour."""
-  from score_sde.config_defaults import get_default_config
+def _model_field_defaults(name) -> dict:
+  """The defaults of config.model's fields and of network `name`'s hyperparameters, as stored."""
+  import dataclasses
 
-  defaults = json.loads(json.dumps(get_default_config().model.to_dict()))
+  from score_sde.config_defaults import get_default_config
+  from score_sde.models.registry import MODELS
+
+  defaults = {}
+  cls = MODELS.get(name) if isinstance(name, str) else None
+  if cls is not None and dataclasses.is_dataclass(cls):
+    for f in dataclasses.fields(cls):
+      if f.init and f.default is not dataclasses.MISSING:
+        defaults[f.name] = f.default
+  defaults.update(get_default_config().model.to_dict())
+  return json.loads(json.dumps(defaults, default=repr))
+
+
+def _with_added_model_fields(old: dict, record: dict) -> dict:
+  """`old` with the model fields it lacks filled in from `record` when `record` holds the field's
+  default (config.model's, or the network's own, such as a small U-Net config that newly sets
+  `dropout = 0.0`): a run recorded by an earlier version or config still resumes and samples
+  when those fields keep their old behaviour."""
   old_model, new_model = old.get("model"), record.get("model")
   if not isinstance(old_model, dict) or not isinstance(new_model, dict):
     return old
+  defaults = _model_field_defaults(new_model.get("name"))
   added = {
     k: v for k, v in new_model.items() if k not in old_model and k in defaults and defaults[k] == v
   }

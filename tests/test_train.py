@@ -408,3 +408,19 @@ def test_a_run_recorded_before_a_model_field_existed_still_loads(tmp_path):
   edm.model.preconditioning = "edm"
   with pytest.raises(IncompatibleCheckpointError, match="preconditioning"):
     check_run_record(str(tmp_path), ru.run_record(edm, (2,)), write=False)
+
+
+def test_a_network_field_newly_set_to_its_default_still_loads(tmp_path):
+  # A small U-Net run recorded before its config set `dropout` (a field of the network, not of
+  # config.model's defaults): the network's own default keeps that model; 0.1 is another model.
+  from score_sde.checkpoint import check_run_record
+
+  config = tiny_config()
+  config.model.name = "small_unet"
+  config.model.nf = 8
+  (tmp_path / "run.json").write_text(json.dumps(ru.run_record(config, (8, 8, 1))))
+  config.model.dropout = 0.0
+  check_run_record(str(tmp_path), ru.run_record(config, (8, 8, 1)), write=False)
+  config.model.dropout = 0.1
+  with pytest.raises(IncompatibleCheckpointError, match="dropout"):
+    check_run_record(str(tmp_path), ru.run_record(config, (8, 8, 1)), write=False)
