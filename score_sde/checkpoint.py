@@ -17,6 +17,7 @@ first checkpoint exists) so that restarting with an incompatible config fails wi
 instead of an opaque shape error.
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -301,8 +302,6 @@ def read_run_record(workdir: str) -> Optional[dict]:
 
 def _model_field_defaults(name) -> dict:
   """The defaults of config.model's fields and of network `name`'s hyperparameters, as stored."""
-  import dataclasses
-
   from score_sde.config_defaults import get_default_config
   from score_sde.models.registry import MODELS
 
