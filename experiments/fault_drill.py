@@ -112,6 +112,20 @@ def _bpd_values(workdir):
   return [recs[k] for k in sorted(recs)]
 
 
+def load_corruptions():
+  """{name: damage(checkpoint_dir)}: the same damage tests/test_checkpoint_recovery.py inflicts.
+
+  That module imports its helpers from tests/conftest.py as pytest puts them on the path, so the
+  tests folder goes on sys.path here too.
+  """
+  for path in (REPO, os.path.join(REPO, "tests")):
+    if path not in sys.path:
+      sys.path.insert(0, path)
+  from tests.test_checkpoint_recovery import CORRUPTIONS
+
+  return CORRUPTIONS
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--kills", type=int, default=5)
@@ -120,8 +134,7 @@ def main():
     "--out", default=os.path.join(REPO, "experiments", "results", "fault_drill.json")
   )
   args = parser.parse_args()
-  sys.path.insert(0, REPO)
-  from tests.test_checkpoint_recovery import CORRUPTIONS  # the same damage the tests inflict
+  corruptions = load_corruptions()
 
   rng = random.Random(args.seed)
   root = tempfile.mkdtemp(prefix="fault_drill_")
@@ -155,7 +168,7 @@ def main():
     )
   )
 
-  for kind, damage in CORRUPTIONS.items():
+  for kind, damage in corruptions.items():
     from pathlib import Path
 
     work = os.path.join(root, f"corrupt_{kind}")

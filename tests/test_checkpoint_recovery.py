@@ -128,3 +128,22 @@ def test_sampling_restores_ema_only_and_falls_back(trained, tmp_path):
   for u, v in zip(jax.tree.leaves(params), jax.tree.leaves(good)):
     np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
   assert os.path.isdir(workdir / "checkpoints_corrupt" / "40")
+
+
+def test_fault_drill_finds_these_corruptions_outside_pytest():
+  """experiments/fault_drill.py inflicts this module's CORRUPTIONS; run as a plain script (no
+  pytest, so no tests/ folder on the path for `from conftest import ...`) it must still load them."""
+  import subprocess
+  import sys
+
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  code = (
+    "import sys; sys.path.insert(0, 'experiments'); import fault_drill; "
+    "print(sorted(fault_drill.load_corruptions()))"
+  )
+  env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+  out = subprocess.run(
+    [sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True, check=False
+  )
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.strip() == str(sorted(CORRUPTIONS))
