@@ -4,8 +4,9 @@ newest checkpoints; every interrupted run must end bit-identical to an uninterru
     PYTHONPATH=$PWD python experiments/fault_drill.py --kills 3
 
 1. train: an uninterrupted reference run of a small toy model; then the same run SIGKILLed `--kills`
-   times at uniformly random moments (between start-up and the reference's wall time) and rerun
-   until it finishes. Final train states (params, EMA, Adam moments, step) compared bit for bit.
+   times, each at a uniformly random moment in 15-60% of the reference's wall time (a rerun
+   resumes, so has less to do; one that finishes first ends the kills), and rerun until it
+   finishes. Final train states (params, EMA, Adam moments, step) compared bit for bit.
 2. eval: bits/dim (nats/dim on toys) of the reference checkpoint, uninterrupted vs killed `--kills`
    times and rerun; the per-example values compared bit for bit.
 3. corrupt: for each way of damaging the newest checkpoint (truncated data file, deleted
@@ -70,10 +71,14 @@ def _killed_then_finished(workdir, extra, kills, duration, rng):
     proc = subprocess.Popen(
       _cmd(workdir, extra), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    delay = rng.uniform(0.2, 1.0) * duration
+    # Each rerun resumes, so it has less left to do than the reference: the moments are drawn in
+    # the first 60% of the reference's wall time, and a run that ends first ends the drill's kills
+    # (the ones after it would hit a finished run).
+    delay = rng.uniform(0.15, 0.6) * duration
     try:
       proc.wait(timeout=delay)
       moments.append(f"{delay:.1f}s (finished first)")
+      break
     except subprocess.TimeoutExpired:
       proc.send_signal(signal.SIGKILL)
       proc.wait()
