@@ -7,7 +7,7 @@ import shutil
 import jax
 import numpy as np
 import pytest
-from conftest import toy_config
+from conftest import REPO, toy_config
 
 from score_sde import runner_utils as ru
 from score_sde.checkpoint import Checkpointer
@@ -136,14 +136,13 @@ def test_fault_drill_finds_these_corruptions_outside_pytest():
   import subprocess
   import sys
 
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   code = (
     "import sys; sys.path.insert(0, 'experiments'); import fault_drill; "
     "print(sorted(fault_drill.load_corruptions()))"
   )
   env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
   out = subprocess.run(
-    [sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True, check=False
+    [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=False
   )
   assert out.returncode == 0, out.stderr[-2000:]
   assert out.stdout.strip() == str(sorted(CORRUPTIONS))
