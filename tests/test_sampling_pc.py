@@ -107,7 +107,8 @@ def sample(sde_name, predictor, corrector, *, dim=2, key=1, **opts):
 
 
 # (sde, predictor, corrector, options): every predictor, corrector and SDE at least once, and the
-# probability-flow forms; the full grid (every valid combination, 2-D and 4-D) is marked slow.
+# probability-flow forms, in 2-D; the full grid (every valid combination, 2-D and 4-D) is marked
+# slow.
 FAST = [
   ("vp", "euler_maruyama", "none", {}),
   ("vp", "reverse_diffusion", "langevin", {}),
@@ -119,8 +120,6 @@ FAST = [
   ("vp", "none", "langevin", dict(snr=0.2, n_steps=5)),  # corrector only
   ("vp", "euler_maruyama", "none", dict(probability_flow=True)),
   ("ve", "reverse_diffusion", "none", dict(probability_flow=True)),
-  ("subvp", "euler_maruyama", "langevin", dict(dim=4)),
-  ("vp", "ancestral_sampling", "none", dict(dim=4)),
 ]
 
 
