@@ -15,8 +15,10 @@ learning rate decaying linearly to 0 (`optim.decay_steps`): about 14.4 minutes o
 (0.100 s/step for the two-level net in experiments/results/benchmark_train_cpu_quiet.json; the
 four levels measured 8% slower beside it). Digits FD of 180 samples, mean over sampling seeds
 0-7: Euler-Maruyama 500 (default) 4.12, ODE Heun 25 (EDM's grid) 4.94, EDM Heun 18 5.08 (above
-the bar), DDIM 50 4.86; with two levels and no dropout 4.62 / 5.47 / 5.59 / 5.35
-(experiments/results/digits_item7_small_unet16_*.json, experiments/results/reproduce_digits.md).
+the bar), DDIM 50 4.86 (training seed 42, the best of three: over seeds 42, 1, 2 the three
+deterministic samplers average 5.09 / 5.23 / 5.01, sd ~0.2); with two levels and no dropout 4.62 /
+5.47 / 5.59 / 5.35 (experiments/results/digits_item7_small_unet16_*.json,
+experiments/results/reproduce_digits.md).
 The bar at this size is 4.96, not 7.82: samples and reference both go through the 16 -> 8
 shrinking, whose blur brings held-out digits taken the same way to 4.96. The controllable configs
 that train their own model (cfg_small_unet.py, colorize.py) keep two levels, no dropout, width
