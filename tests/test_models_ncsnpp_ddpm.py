@@ -49,7 +49,23 @@ def _preset_init(name):
 
 
 # bedroom_ddpm is church_ddpm's network (both LSUN 256 x 256), asserted below without a trace.
-@pytest.mark.parametrize("name", sorted(set(PRESETS) - {"bedroom_ddpm"}))
+# The CIFAR-10 networks run fast; the deep and high-resolution ones (whose paper configs'
+# parameter counts test_configs checks fast) in the slow stage.
+_FAST_PRESETS = {
+  "cifar10_ddpm",
+  "cifar10_ddpmpp_continuous",
+  "cifar10_ncsnpp_continuous",
+  "cifar10_ncsnpp_continuous_vp",
+}
+
+
+@pytest.mark.parametrize(
+  "name",
+  [
+    n if n in _FAST_PRESETS else pytest.param(n, marks=pytest.mark.slow)
+    for n in sorted(set(PRESETS) - {"bedroom_ddpm"})
+  ],
+)
 def test_preset_parameter_count_matches_reference(name):
   variables = _preset_init(name)
   assert set(variables) == {"params"}
