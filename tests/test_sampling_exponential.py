@@ -57,8 +57,8 @@ SOLVERS = {
   "unipc_2": (ex.unipc_sample, dict(order=2), 3),  # UniC raises the order by one
   "lms_3": (ex.lms_sample, dict(order=3), 3),
 }
-# The rest of the sweep (same families at other orders; one compilation each) runs in the slow
-# stage.
+# The rest of the sweep (the same families at other orders or step kinds; one compilation each)
+# runs in the slow stage.
 SLOW_SOLVERS = {
   "dpm_solver_3M": (ex.dpm_solver_sample, dict(order=3), 3),
   "unipc_3": (ex.unipc_sample, dict(order=3), 3),  # (4 asymptotically; 3 claimed)

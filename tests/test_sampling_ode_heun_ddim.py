@@ -48,16 +48,14 @@ SLOW_PAIRS = tuple(
 
 def _mixture_runs(pairs, ode_half=False):
   """{(sampler, sde): (x, nfe)} and, with ode_half, the ODE stopped halfway (t_eps = 0.3, VP)
-  under ('ode_half', 'vp'): one compilation for all (less compile time than one per pair)."""
+  under ("ode_half", "vp"): one compilation for all (less compile time than one per pair)."""
   g = separated_mixture(2)
   scores = {n: G.marginal_score_fn(g, sde) for n, sde in SDES.items()}
 
   def runs(k):
-    out = {
-      f"{name}/{n}": SAMPLERS[name](k, SDES[n], scores[n], (N_SAMPLES, 2)) for name, n in pairs
-    }
+    out = {(name, n): SAMPLERS[name](k, SDES[n], scores[n], (N_SAMPLES, 2)) for name, n in pairs}
     if ode_half:
-      out["ode_half/vp"] = ode_sample(k, SDES["vp"], scores["vp"], (N_SAMPLES, 2), eps=0.3)
+      out["ode_half", "vp"] = ode_sample(k, SDES["vp"], scores["vp"], (N_SAMPLES, 2), eps=0.3)
     return out
 
   return g, jax.tree.map(np.asarray, jax.jit(runs)(jax.random.key(3)))
@@ -74,7 +72,7 @@ def slow_mixture_samples():
 
 
 def _check_pair(sampler, sde_name, runs, g):
-  x, nfe = runs[f"{sampler}/{sde_name}"]
+  x, nfe = runs[sampler, sde_name]
   assert int(nfe) > 0
   try:
     assert_reproduces(g, x)
@@ -99,7 +97,7 @@ def test_sampler_check_can_fail(mixture_samples):
   """Stopping the ODE halfway leaves visibly noisier samples: the mixture check must reject them."""
   g, runs = mixture_samples
   with pytest.raises(AssertionError):
-    assert_reproduces(g, runs["ode_half/vp"][0])
+    assert_reproduces(g, runs["ode_half", "vp"][0])
 
 
 def _order(errors, step_sizes):
